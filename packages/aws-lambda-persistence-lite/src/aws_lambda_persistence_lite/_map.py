@@ -1,0 +1,339 @@
+"""PersistentMap: a dict whose every change is committed to DynamoDB, safely under concurrency.
+
+Owns the in-memory view and the optimistic-concurrency loop. Every write is a function applied to a
+copy of the map; it is committed conditionally on the stored version this container last saw. When
+another container won in between, the map reloads the stored state, re-applies this container's own
+changes (its unsaved edits per top-level key, then the function again) and retries. The view changes
+only when a commit succeeds, so a failed write leaves memory as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any, ClassVar, TypeVar
+
+from ._client import default_client
+from ._codec import Codec, codec_for
+from ._config import Settings, split_arguments
+from ._errors import ConflictError, CorruptDataError, StoredDataError
+from ._format import LEGACY_CODEC, Head
+from ._pickle import default_codec, loads_restricted
+from ._store import Conflict, Store, Usage
+
+T = TypeVar("T")
+Digests = dict[Any, bytes]
+_MISSING = object()
+
+
+def _entry_digest(entry: bytes) -> bytes:
+    return hashlib.blake2b(entry, digest_size=16).digest()
+
+
+class PersistentMap(MutableMapping[Any, Any]):
+    """A dict persisted in DynamoDB. ``PersistentMap()`` loads this function's map (one GetItem).
+
+    Positional data or keyword data (``PersistentMap({'a': 1})``, ``PersistentMap(a=1)``) is merged into
+    the stored map with one write. The keywords ``table_name``, ``table_key``, ``key_field_name`` and
+    ``value_field_name`` configure the map instead (env ``PERSISTENCE_<NAME>`` wins); use
+    :meth:`open` for the other settings and to pass a boto3 client.
+    """
+
+    #: The codec new commits are written with; the full package overrides it with msgpack+zstd.
+    codec_factory: ClassVar[Callable[[], Codec]] = staticmethod(default_codec)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if len(args) > 1:
+            raise TypeError(f"PersistentMap expected at most 1 positional argument, got {len(args)}")
+        config, data = split_arguments(kwargs)
+        self._setup(Settings.resolve(config), None, dict(*args, **data) if args or data else None)
+
+    @classmethod
+    def open(cls: type[M], initial: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None = None, /, *,
+             client: Any = None, **settings: Any) -> M:
+        """Open a map with any setting (see ``Settings``) and an optional boto3 DynamoDB client."""
+        self = cls.__new__(cls)
+        self._setup(Settings.resolve(settings), client, dict(initial) if initial is not None else None)
+        return self
+
+    def _setup(self, settings: Settings, client: Any, initial: dict[Any, Any] | None) -> None:
+        self.settings = settings
+        self._codec = type(self).codec_factory()
+        self._store = Store(client if client is not None else default_client(), settings)
+        self._lock = threading.RLock()
+        self._batch: list[Callable[[dict[Any, Any]], Any]] | None = None
+        self._before_batch: dict[Any, Any] = {}
+        self._data: dict[Any, Any] = {}
+        self._digests: Digests = {}
+        self._head: Head | None = None
+        self._synced_at = 0.0
+        self.refresh()
+        if initial:
+            self.update(initial)
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def _view(self) -> dict[Any, Any]:
+        max_age = self.settings.max_age
+        if max_age is not None and self._batch is None and time.monotonic() - self._synced_at > max_age:
+            self.refresh()
+        return self._data
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._view()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._view()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._view())
+
+    def __len__(self) -> int:
+        return len(self._view())
+
+    def __repr__(self) -> str:
+        return repr(self._view())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PersistentMap):
+            other = other._view()
+        return self._view() == other if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __or__(self, other: Mapping[Any, Any]) -> dict[Any, Any]:
+        return {**self._view(), **other} if isinstance(other, Mapping) else NotImplemented
+
+    def __ror__(self, other: Mapping[Any, Any]) -> dict[Any, Any]:
+        return {**other, **self._view()} if isinstance(other, Mapping) else NotImplemented
+
+    def __ior__(self, other: Any) -> PersistentMap:  # type: ignore[misc]
+        self.update(other)
+        return self
+
+    def to_dict(self) -> dict[Any, Any]:
+        """A plain dict with the map's current contents (a shallow copy)."""
+        return dict(self._view())
+
+    @property
+    def version(self) -> int:
+        """The stored version this container last read or wrote (0: nothing stored yet, or a 1.0.0 item)."""
+        return self._head.version if self._head else 0
+
+    @property
+    def last_load(self) -> Usage:
+        """DynamoDB calls, items, bytes and capacity units of the last load or refresh."""
+        return self._store.last_load
+
+    @property
+    def last_commit(self) -> Usage:
+        """DynamoDB calls, items, bytes and capacity units of the last commit."""
+        return self._store.last_commit
+
+    def refresh(self) -> None:
+        """Re-read the stored map. Costs one GetItem; shards are read only if the stored version changed.
+
+        Unsaved in-place edits of nested values are discarded: call :meth:`save` first to keep them.
+        """
+        with self._lock:
+            head, blob = self._store.load(unless_version=self._head)
+            if head is None or blob is not None or head.empty:
+                self._adopt(head, blob)
+            self._synced_at = time.monotonic()
+
+    # -- writing ------------------------------------------------------------------------------------------
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        with self._lock:
+            if self._batch is None and key in self._digests:
+                entry = self._codec.encode_entry(key, value)  # also validates before anything is sent
+                if _entry_digest(entry) == self._digests[key]:
+                    self._data[key] = value  # identical to what is stored (same value, same type): no write
+                    return
+            self._apply(lambda d: d.__setitem__(key, value))
+
+    def __delitem__(self, key: Any) -> None:
+        with self._lock:
+            if key not in self._data:
+                raise KeyError(key)
+            self._apply(lambda d: d.pop(key, None))
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Set many keys with one write."""
+        items = dict(other, **kwargs)
+        if items:
+            self._apply(lambda d: d.update(items))
+
+    def clear(self) -> None:
+        """Remove every key with one write (also keys that other containers added meanwhile)."""
+        self._apply(dict.clear)
+
+    def popitem(self) -> tuple[Any, Any]:
+        """Remove and return the last inserted (key, value) pair, like dict.popitem()."""
+        with self._lock:
+            if not self._data:
+                raise KeyError("popitem(): map is empty")
+            key = next(reversed(self._data))
+            value = self._data[key]
+            del self[key]
+            return key, value
+
+    def save(self) -> None:
+        """Commit in-place changes to nested values (``data['list'].append(x)``), if there are any."""
+        self._apply(lambda d: None)
+
+    def increment(self, key: Any, delta: int | float = 1) -> Any:
+        """Atomically add ``delta`` to the number at ``key`` (missing counts as 0); return the new value.
+
+        Atomic across containers: on a concurrent write the addition is redone on the fresh value.
+        """
+        if isinstance(delta, bool) or not isinstance(delta, (int, float)):
+            raise TypeError(f"increment() delta must be an int or float, not {type(delta).__name__}")
+
+        def add(d: dict[Any, Any]) -> Any:
+            current = d.get(key, 0)
+            if isinstance(current, bool) or not isinstance(current, (int, float)):
+                raise TypeError(f"cannot increment {key!r}: it holds a {type(current).__name__}, not a number")
+            d[key] = current + delta
+            return d[key]
+
+        return self._apply(add)
+
+    def mutate(self, function: Callable[[dict[Any, Any]], T]) -> T:
+        """Run ``function(d)`` on a private copy of the map and commit what it changed, atomically.
+
+        On a concurrent write, ``function`` runs again on the fresh state, so read-modify-write code such as
+        ``d['n'] = d.get('n', 0) + 1`` or popping from a queue is correct across containers. It must have no
+        side effects besides changing ``d``. Returns what ``function`` returned on the attempt that committed.
+        """
+        return self._apply(lambda d: function(_deep_copy_into(d)))
+
+    @contextmanager
+    def batch(self) -> Iterator[PersistentMap]:
+        """Group changes: inside, writes only change memory; at exit they are committed with one write.
+
+        If the block raises, its changes are discarded and nothing is written.
+        """
+        with self._lock:
+            if self._batch is not None:  # nested: the outermost batch commits
+                yield self
+                return
+            self._batch, self._before_batch = [], dict(self._data)
+            try:
+                yield self
+            except BaseException:
+                self._data = self._before_batch
+                raise
+            finally:
+                operations, self._batch = self._batch, None
+            self._data = self._before_batch
+
+            def replay(d: dict[Any, Any]) -> None:
+                for operation in operations:
+                    operation(d)
+
+            self._apply(replay)
+
+    # -- the commit loop ----------------------------------------------------------------------------------
+
+    def _apply(self, operation: Callable[[dict[Any, Any]], T]) -> T:
+        with self._lock:
+            if self._batch is not None:
+                result = operation(self._data)
+                self._batch.append(operation)
+                return result
+            return self._commit(operation)
+
+    def _commit(self, operation: Callable[[dict[Any, Any]], T]) -> T:
+        head, base = self._head, self._digests
+        work = dict(self._data)
+        result = operation(work)
+        unsaved: tuple[dict[Any, Any], set[Any]] | None = None
+        for attempt in range(self.settings.max_attempts):
+            digests, body = self._encode(work)
+            if list(digests.items()) == list(base.items()):
+                self._data, self._digests, self._head = work, digests, head  # nothing to write
+                return result
+            blob = self._codec.compress(body)
+            try:
+                new_head = self._store.commit(blob, self._codec.name, len(body), head)
+            except Conflict as conflict:
+                if unsaved is None:
+                    unsaved = self._unsaved()
+                head, fresh = self._fetch(conflict.current)
+                base = self._encode(fresh)[0]
+                if attempt + 1 == self.settings.max_attempts:
+                    self._data, self._digests, self._head = fresh, base, head
+                    break
+                work = dict(fresh)
+                work.update(unsaved[0])
+                for key in unsaved[1]:
+                    work.pop(key, None)
+                result = operation(work)
+                time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
+                continue
+            self._data, self._digests, self._head = work, digests, new_head
+            self._synced_at = time.monotonic()
+            return result
+        raise ConflictError(
+            f"map {self.settings.table_key!r} was changed by other writers on each of {self.settings.max_attempts} "
+            "attempts; nothing of this call was written, and the map now shows the newest stored state"
+        )
+
+    def _encode(self, data: dict[Any, Any]) -> tuple[Digests, bytes]:
+        entries = [self._codec.encode_entry(k, v) for k, v in data.items()]
+        return dict(zip(data, map(_entry_digest, entries))), self._codec.join(entries)
+
+    def _unsaved(self) -> tuple[dict[Any, Any], set[Any]]:
+        """This container's edits not yet stored (in-place edits of nested values), per top-level key."""
+        digests = self._encode(self._data)[0]
+        changed = {k: self._data[k] for k, d in digests.items() if self._digests.get(k) != d}
+        return changed, set(self._digests) - set(digests)
+
+    def _fetch(self, current: Head | None) -> tuple[Head | None, dict[Any, Any]]:
+        if current is None or current.blob is None:
+            current, blob = self._store.load()
+        else:
+            blob = current.blob
+        return current, self._decode(current, blob)
+
+    def _adopt(self, head: Head | None, blob: bytes | None) -> None:
+        data = self._decode(head, blob)
+        self._data, self._digests, self._head = data, self._encode(data)[0], head
+
+    def _decode(self, head: Head | None, blob: bytes | None) -> dict[Any, Any]:
+        if head is None or head.empty or blob is None:
+            return {}
+        s = self.settings
+        try:
+            if head.codec == LEGACY_CODEC:
+                data = loads_restricted(blob)
+                if type(data) is not dict:
+                    raise StoredDataError(f"a 1.0.0 item must hold a pickled dict, not {type(data).__name__}")
+                return data
+            assert head.codec is not None
+            return codec_for(head.codec).decode(blob, head.raw_size)
+        except StoredDataError as exc:
+            raise type(exc)(f"map in table {s.table_name!r} under key {s.table_key!r}: {exc}",
+                            table=s.table_name, key=s.table_key) from exc
+        except Exception as exc:  # a 1.0.0 pickle that is damaged
+            raise CorruptDataError(
+                f"map in table {s.table_name!r} under key {s.table_key!r} cannot be decoded: {exc}",
+                table=s.table_name, key=s.table_key) from exc
+
+
+M = TypeVar("M", bound=PersistentMap)
+
+
+def _deep_copy_into(d: dict[Any, Any]) -> dict[Any, Any]:
+    # mutate() functions may edit nested values in place; they must edit private copies, or a retry after a
+    # conflict would see (and repeat) the edits of the attempt that lost.
+    fresh = copy.deepcopy(d)
+    d.clear()
+    d.update(fresh)
+    return d

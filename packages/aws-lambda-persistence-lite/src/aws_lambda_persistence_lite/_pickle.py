@@ -1,0 +1,207 @@
+"""The lite codec: pickle protocol 5, compressed, read back only through an allow-listed unpickler.
+
+Pickle is what 1.0.0 stored, and it is in every Python; but a pickle can name any callable, so a map
+from a table that someone else can write to could run code. The unpickler here resolves only the
+classes of the shared value model (``_values``) and refuses everything else with UnsafeDataError;
+the pickler refuses, before anything is sent, any value the unpickler would later refuse.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import io
+import pickle
+import uuid
+import zlib
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from ._codec import Codec, register
+from ._errors import CorruptDataError, UnsafeDataError, UnsupportedFormatError
+from ._limits import MAX_DECODED_BYTES
+from ._values import SUPPORTED_TYPES, unsupported_error
+
+PROTOCOL = 5
+
+
+def _bytearray(*args: Any) -> bytearray:
+    # bytearray(n) would allocate n bytes; a stored pickle may only rebuild one from its contents.
+    if len(args) > 2 or (args and not isinstance(args[0], (bytes, str))):
+        raise UnsafeDataError("stored pickle calls bytearray() with something other than its contents")
+    return bytearray(*args)
+
+
+def _zoneinfo(key: str) -> _dt.tzinfo:
+    import zoneinfo  # only maps that hold zone-aware datetimes pay for this import
+
+    return zoneinfo.ZoneInfo(key)
+
+
+#: (module, name) -> what the unpickler may resolve it to. Nothing else is ever imported or called.
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "bytearray"): _bytearray,
+    ("builtins", "complex"): complex,
+    ("datetime", "datetime"): _dt.datetime,
+    ("datetime", "date"): _dt.date,
+    ("datetime", "time"): _dt.time,
+    ("datetime", "timedelta"): _dt.timedelta,
+    ("datetime", "timezone"): _dt.timezone,
+    ("decimal", "Decimal"): decimal.Decimal,
+    ("uuid", "UUID"): uuid.UUID,
+    ("uuid", "SafeUUID"): uuid.SafeUUID,
+    ("zoneinfo", "ZoneInfo"): _zoneinfo,
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise UnsafeDataError(
+                f"refused to load {module}.{name} from a stored pickle: only plain data types are allowed, "
+                "and a pickle naming anything else could run code"
+            ) from None
+
+
+class _Refused(Exception):
+    pass
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind.__module__ == "zoneinfo" and kind.__name__ == "ZoneInfo":
+            return _zoneinfo_reduce(obj)
+        if kind in SUPPORTED_TYPES or kind is _dt.timezone:
+            return NotImplemented
+        if isinstance(obj, type) and (obj.__module__, obj.__qualname__) in _ALLOWED:
+            return NotImplemented  # a class named by a reduce tuple above; the unpickler resolves only these
+        raise _Refused(kind)
+
+
+def _zoneinfo_reduce(obj: Any) -> tuple[Any, tuple[str]]:
+    # The stdlib reduces ZoneInfo through getattr(), which the unpickler must never allow; store the key.
+    import zoneinfo
+
+    return zoneinfo.ZoneInfo, (obj.key,)
+
+
+def loads_restricted(data: bytes) -> Any:
+    """Unpickle one object through the allow-list (used for 1.0.0 items)."""
+    return _Unpickler(io.BytesIO(data)).load()
+
+
+def decompress_bounded(decompress: Callable[[bytes, int], bytes], blob: bytes, raw_size: int) -> bytes:
+    """Decompress to exactly ``raw_size`` bytes, refusing anything larger (a hostile size claim included)."""
+    if not 0 <= raw_size <= MAX_DECODED_BYTES:
+        raise CorruptDataError(f"declared decoded size {raw_size} is outside 0..{MAX_DECODED_BYTES}")
+    try:
+        body = decompress(blob, raw_size)
+    except CorruptDataError:
+        raise
+    except Exception as exc:
+        raise CorruptDataError(f"stored blob does not decompress: {exc}") from exc
+    if len(body) != raw_size:
+        raise CorruptDataError(f"stored blob decompresses to {len(body)} bytes, the head says {raw_size}")
+    return body
+
+
+def _zlib_decompress(blob: bytes, limit: int) -> bytes:
+    d = zlib.decompressobj()
+    body = d.decompress(blob, limit + 1)
+    if len(body) > limit or not d.eof:
+        raise CorruptDataError("stored blob is larger than declared, or truncated")
+    return body
+
+
+class PickleCodec(Codec):
+    """pickle protocol 5 entries, compressed with zlib (or zstd where the interpreter has compression.zstd)."""
+
+    name: ClassVar[str] = "pickle5+zlib"
+
+    def encode_entry(self, key: Any, value: Any) -> bytes:
+        buffer = io.BytesIO()
+        try:
+            _Pickler(buffer, PROTOCOL).dump((key, value))
+        except (_Refused, pickle.PicklingError, TypeError, RecursionError) as exc:
+            raise unsupported_error(key, value, exc) from None
+        return buffer.getvalue()
+
+    def join(self, entries: list[bytes]) -> bytes:
+        return b"".join(entries)
+
+    def compress(self, body: bytes) -> bytes:
+        return zlib.compress(body, 6)
+
+    def _decompress(self, blob: bytes, limit: int) -> bytes:
+        return _zlib_decompress(blob, limit)
+
+    def decode(self, blob: bytes, raw_size: int) -> dict[Any, Any]:
+        body = decompress_bounded(self._decompress, blob, raw_size)
+        stream = io.BytesIO(body)
+        result: dict[Any, Any] = {}
+        try:
+            while stream.tell() < len(body):
+                entry = _Unpickler(stream).load()  # one unpickler per entry: each pickle numbers its memo from 0
+                if type(entry) is not tuple or len(entry) != 2:
+                    raise CorruptDataError("stored pickle entry is not a (key, value) pair")
+                result[entry[0]] = entry[1]
+        except (UnsafeDataError, CorruptDataError):
+            raise
+        except Exception as exc:
+            raise CorruptDataError(f"stored pickle does not decode: {type(exc).__name__}: {exc}") from exc
+        return result
+
+
+class _StdlibZstdPickleCodec(PickleCodec):
+    """Python 3.14+: the same entries compressed with the standard library's zstd."""
+
+    name: ClassVar[str] = "pickle5+zstd"
+
+    def compress(self, body: bytes) -> bytes:
+        from compression import zstd  # type: ignore[import-not-found,unused-ignore]
+
+        return bytes(zstd.compress(body))
+
+    def _decompress(self, blob: bytes, limit: int) -> bytes:
+        from compression import zstd  # type: ignore[import-not-found,unused-ignore]
+
+        d = zstd.ZstdDecompressor()
+        body = bytes(d.decompress(blob, max_length=limit + 1))
+        if len(body) > limit or not d.eof:
+            raise CorruptDataError("stored blob is larger than declared, or truncated")
+        return body
+
+
+def _has_stdlib_zstd() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("compression.zstd") is not None
+    except ImportError:
+        return False
+
+
+HAS_STDLIB_ZSTD = _has_stdlib_zstd()
+
+
+def _stdlib_zstd_codec() -> Codec:
+    if not HAS_STDLIB_ZSTD:
+        raise UnsupportedFormatError(
+            "this map was written with zstd compression on Python 3.14+; run on Python 3.14+ "
+            "or install the full package: pip install aws-lambda-persistence"
+        )
+    return _StdlibZstdPickleCodec()
+
+
+def default_codec() -> Codec:
+    """The codec the lite package writes with on this interpreter."""
+    return _StdlibZstdPickleCodec() if HAS_STDLIB_ZSTD else PickleCodec()
+
+
+register(PickleCodec.name, PickleCodec)
+register(_StdlibZstdPickleCodec.name, _stdlib_zstd_codec)

@@ -1,0 +1,387 @@
+"""The DynamoDB store: reads and commits one map's blob, inline or sharded, never torn (FORMAT.md).
+
+Owns every DynamoDB call the library makes and translates AWS error codes into this library's errors at
+that one boundary. It knows nothing of Python values: it moves opaque, compressed blobs. Every commit is
+conditional on the version the caller last read, so a concurrent writer is reported (Conflict), never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ._config import Settings
+from ._errors import ConflictError, CorruptDataError, MissingAWSIAMPermissions, PersistenceError
+from ._format import (
+    GARBAGE,
+    VER,
+    Head,
+    Item,
+    digest,
+    garbage_keys,
+    head_item,
+    item_size,
+    parse_head,
+    shard_digest,
+    shard_item,
+    shard_key,
+)
+from ._iam import permission_message
+from ._limits import (
+    BATCH_GET_MAX_KEYS,
+    BATCH_WRITE_MAX_ITEMS,
+    FREE_TIER_UNITS,
+    ITEM_BUDGET,
+    READ_UNIT_BYTES,
+    TRANSACT_BUDGET,
+    TRANSACT_MAX_ACTIONS,
+    WRITE_UNIT_BYTES,
+)
+from ._table import create_table
+
+log = logging.getLogger("aws_lambda_persistence")
+
+#: Times a reader re-reads the head when a commit replaced the shards it was reading.
+READ_ATTEMPTS = 8
+#: Rounds of BatchGetItem/BatchWriteItem for keys DynamoDB left unprocessed (throttling) before giving up.
+BATCH_ROUNDS = 12
+
+
+class Conflict(Exception):
+    """Another writer committed first. ``current`` is the winner's head when DynamoDB returned it."""
+
+    def __init__(self, current: Head | None = None) -> None:
+        super().__init__("conditional write lost to a concurrent commit")
+        self.current = current
+
+
+class _TableMissing(Exception):
+    pass
+
+
+@dataclass
+class Usage:
+    """What one load or commit cost: DynamoDB calls, items and bytes moved, capacity units.
+
+    ``capacity_units`` is computed from item sizes by DynamoDB's published rules (a transactional write costs
+    double); ``reported_units`` is what DynamoDB itself returned (ReturnConsumedCapacity), where it did.
+    """
+
+    calls: int = 0
+    items: int = 0
+    bytes: int = 0
+    capacity_units: float = 0.0
+    reported_units: float | None = None
+
+
+def _write_units(size: int, transactional: bool) -> float:
+    return max(1, math.ceil(size / WRITE_UNIT_BYTES)) * (2 if transactional else 1)
+
+
+def _read_units(size: int) -> float:
+    return max(1, math.ceil(size / READ_UNIT_BYTES))
+
+
+def _error_code(exc: Exception) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return code if isinstance(code, str) else None
+    return None
+
+
+_DENIED_ACTION = re.compile(r"perform: (dynamodb:\w+)")
+
+
+class Store:
+    """One map's items in one table, read and written through one low-level boto3 client."""
+
+    def __init__(self, client: Any, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.key = {settings.key_field_name: {"S": settings.table_key}}
+        self.last_load = Usage()
+        self.last_commit = Usage()
+
+    # -- the boundary: every call goes through here -------------------------------------------------------
+
+    def _call(self, usage: Usage, operation: str, **arguments: Any) -> dict[str, Any]:
+        arguments.setdefault("ReturnConsumedCapacity", "TOTAL")
+        usage.calls += 1
+        try:
+            response: dict[str, Any] = getattr(self.client, operation)(**arguments)
+        except Exception as exc:
+            raise self._translate(exc, operation) from exc
+        consumed = response.get("ConsumedCapacity")
+        for entry in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
+            if "CapacityUnits" in entry:
+                usage.reported_units = (usage.reported_units or 0.0) + float(entry["CapacityUnits"])
+        return response
+
+    def _translate(self, exc: Exception, operation: str) -> Exception:
+        code = _error_code(exc)
+        if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
+            match = _DENIED_ACTION.search(str(exc))
+            action = match.group(1) if match else "dynamodb:" + "".join(p.title() for p in operation.split("_"))
+            return MissingAWSIAMPermissions(permission_message(self.settings, action), action=action)
+        if code == "ResourceNotFoundException":
+            return _TableMissing()
+        if code == "ConditionalCheckFailedException":
+            item = getattr(exc, "response", {}).get("Item")
+            return Conflict(self._parse_quietly(item))
+        if code == "TransactionCanceledException":
+            reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+            codes = {r.get("Code") for r in reasons}
+            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+                current = next((self._parse_quietly(r.get("Item")) for r in reasons if r.get("Item")), None)
+                return Conflict(current)
+        return exc
+
+    def _parse_quietly(self, item: Item | None) -> Head | None:
+        if not item:
+            return None
+        try:
+            return parse_head(item, self.settings)
+        except PersistenceError:
+            return None
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def load(self, unless_version: Head | None = None) -> tuple[Head | None, bytes | None]:
+        """Read the map: (head, blob), (None, None) when nothing is stored, or (head, None) when the
+        stored head is ``unless_version`` (nothing changed, so no shard is read)."""
+        usage = self.last_load = Usage()
+        seen_version = None
+        for _ in range(READ_ATTEMPTS):
+            try:
+                response = self._call(usage, "get_item", TableName=self.settings.table_name, Key=self.key,
+                                       ConsistentRead=True)
+            except _TableMissing:
+                return None, None
+            item = response.get("Item")
+            if item is None:
+                usage.capacity_units += 1
+                return None, None
+            size = item_size(item)
+            usage.items += 1
+            usage.bytes += size
+            usage.capacity_units += _read_units(size)
+            head = parse_head(item, self.settings)
+            if unless_version is not None and (head.version, head.digest) == (
+                    unless_version.version, unless_version.digest):
+                return head, None
+            if head.empty or head.blob is not None:
+                if head.blob is not None and digest(head.blob) != head.digest:
+                    raise self._corrupt("the inline blob fails its integrity check")
+                return head, head.blob
+            blob = self._read_shards(usage, head)
+            if blob is not None:
+                return head, blob
+            if seen_version == head.version:
+                raise self._corrupt(f"shards of generation {head.gen} are missing or damaged")
+            seen_version = head.version  # a commit may have replaced the shards under us: read the head again
+        raise ConflictError(f"the map changed {READ_ATTEMPTS} times while it was being read; try again")
+
+    def _read_shards(self, usage: Usage, head: Head) -> bytes | None:
+        keys = head.shard_keys(self.settings.table_key)
+        chunks: dict[str, bytes] = {}
+        field, name = self.settings.key_field_name, self.settings.value_field_name
+        for start in range(0, len(keys), BATCH_GET_MAX_KEYS):
+            pending: dict[str, Any] | None = {self.settings.table_name: {
+                "Keys": [{field: {"S": k}} for k in keys[start:start + BATCH_GET_MAX_KEYS]],
+                "ConsistentRead": True,
+            }}
+            for round_ in range(BATCH_ROUNDS):
+                if not pending:
+                    break
+                response = self._call(usage, "batch_get_item", RequestItems=pending)
+                for item in response.get("Responses", {}).get(self.settings.table_name, []):
+                    size = item_size(item)
+                    usage.items += 1
+                    usage.bytes += size
+                    usage.capacity_units += _read_units(size)
+                    chunks[item[field]["S"]] = bytes(item[name]["B"])
+                pending = response.get("UnprocessedKeys") or None
+                if pending:
+                    _backoff(round_)
+            if pending:
+                raise PersistenceError("DynamoDB kept shard reads unprocessed (throttled); try again later")
+        ordered = []
+        for key, expected in zip(keys, head.shard_digests):
+            chunk = chunks.get(key)
+            if chunk is None or shard_digest(chunk) != expected:
+                return None
+            ordered.append(chunk)
+        blob = b"".join(ordered)
+        return blob if digest(blob) == head.digest else None
+
+    def _corrupt(self, why: str) -> CorruptDataError:
+        s = self.settings
+        return CorruptDataError(f"the map stored in table {s.table_name!r} under key {s.table_key!r} is "
+                                f"unreadable: {why}", table=s.table_name, key=s.table_key)
+
+    # -- writing ------------------------------------------------------------------------------------------
+
+    def commit(self, blob: bytes, codec: str, raw_size: int, expected: Head | None) -> Head:
+        """Store ``blob`` as the next version after ``expected`` (None: nothing stored yet).
+
+        Raises Conflict when the stored version is no longer ``expected``; nothing is changed then.
+        """
+        usage = self.last_commit = Usage()
+        try:
+            try:
+                return self._commit(usage, blob, codec, raw_size, expected)
+            except _TableMissing:
+                create_table(self.client, self.settings)
+                usage.calls += 2
+                return self._commit(usage, blob, codec, raw_size, expected)
+        finally:
+            if usage.capacity_units > FREE_TIER_UNITS:
+                log.warning(
+                    "committing map %r used %.0f write capacity units; a provisioned table within the free tier "
+                    "has %d per second in total, so commits this large will be throttled. See the README's "
+                    "capacity section.", self.settings.table_key, usage.capacity_units, FREE_TIER_UNITS)
+
+    def _commit(self, usage: Usage, blob: bytes, codec: str, raw_size: int, expected: Head | None) -> Head:
+        table_key = self.settings.table_key
+        stale = set(expected.garbage) if expected else set()
+        if expected is not None and expected.own_garbage():
+            stale.add(expected.own_garbage())  # type: ignore[arg-type]
+        stale_keys = garbage_keys(table_key, frozenset(stale))
+        head = Head(version=(expected.version if expected else 0) + 1, codec=codec, raw_size=raw_size,
+                    digest=digest(blob), blob=blob)
+        shards: list[Item] = []
+        if item_size(head_item(self.settings, head)) > ITEM_BUDGET:
+            chunks = self._split(blob)
+            gen = secrets.token_hex(6)
+            head = replace(head, blob=None, gen=gen, shard_digests=tuple(shard_digest(c) for c in chunks))
+            shards = [shard_item(self.settings, shard_key(table_key, gen, i), c) for i, c in enumerate(chunks)]
+        head_size = item_size(head_item(self.settings, head))
+        total = head_size + sum(item_size(s) for s in shards) + 64 * len(stale_keys)
+        condition = self._condition(expected)
+        if not shards and not stale_keys:
+            self._put_head(usage, head, condition)
+        elif 1 + len(shards) + len(stale_keys) <= TRANSACT_MAX_ACTIONS and total <= TRANSACT_BUDGET:
+            self._transact(usage, head, condition, shards, stale_keys)
+        else:
+            head = self._commit_in_steps(usage, head, condition, shards, frozenset(stale))
+        usage.items += 1 + len(shards)
+        usage.bytes += total
+        return head
+
+    def _split(self, blob: bytes) -> list[bytes]:
+        overhead = item_size(shard_item(self.settings, shard_key(self.settings.table_key, "x" * 12, 9999), b""))
+        size = ITEM_BUDGET - overhead
+        return [blob[i:i + size] for i in range(0, len(blob), size)]
+
+    def _condition(self, expected: Head | None) -> dict[str, Any]:
+        if expected is None:
+            return {"ConditionExpression": "attribute_not_exists(#k)",
+                    "ExpressionAttributeNames": {"#k": self.settings.key_field_name}}
+        if expected.version == 0:  # a 1.0.0 item never touched by this version
+            return {"ConditionExpression": "attribute_not_exists(#v)", "ExpressionAttributeNames": {"#v": VER}}
+        return {"ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": VER},
+                "ExpressionAttributeValues": {":v": {"N": str(expected.version)}}}
+
+    def _put_head(self, usage: Usage, head: Head, condition: dict[str, Any]) -> None:
+        item = head_item(self.settings, head)
+        usage.capacity_units += _write_units(item_size(item), False)
+        try:
+            self._call(usage, "put_item", TableName=self.settings.table_name, Item=item,
+                       ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition)
+        except Conflict as conflict:
+            # botocore retries a call whose response was lost; if the first try was applied, the stored head
+            # is ours, and that is a success, not a conflict.
+            current = conflict.current
+            if current is None or (current.version, current.digest, current.gen) != (
+                    head.version, head.digest, head.gen):
+                raise
+
+    def _transact(self, usage: Usage, head: Head, condition: dict[str, Any], shards: list[Item],
+                  stale_keys: list[str]) -> None:
+        table = self.settings.table_name
+        actions: list[dict[str, Any]] = [{"Put": {"TableName": table, "Item": s}} for s in shards]
+        actions.append({"Put": {"TableName": table, "Item": head_item(self.settings, head),
+                                "ReturnValuesOnConditionCheckFailure": "ALL_OLD", **condition}})
+        actions.extend({"Delete": {"TableName": table, "Key": {self.settings.key_field_name: {"S": k}}}}
+                       for k in stale_keys)
+        for s in shards:
+            usage.capacity_units += _write_units(item_size(s), True)
+        usage.capacity_units += _write_units(item_size(head_item(self.settings, head)), True) + 2 * len(stale_keys)
+        # The token makes botocore's retry of a commit whose response was lost idempotent (10 minutes).
+        self._call(usage, "transact_write_items", TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
+
+    def _commit_in_steps(self, usage: Usage, head: Head, condition: dict[str, Any], shards: list[Item],
+                         stale: frozenset[str]) -> Head:
+        """Commit a map too large for one transaction without ever exposing a torn map (FORMAT.md, "Large
+        commits"): claim the version, write new shards under new keys, flip the head, then delete the old."""
+        claim = head.version
+        names = dict(condition.get("ExpressionAttributeNames", {}), **{"#v": VER, "#g": GARBAGE})
+        values = dict(condition.get("ExpressionAttributeValues", {}), **{":claim": {"N": str(claim)}})
+        update = "SET #v = :claim"
+        own = head.own_garbage()
+        if own:
+            update += " ADD #g :g"
+            values[":g"] = {"SS": [own]}
+        self._call(usage, "update_item", TableName=self.settings.table_name, Key=self.key, UpdateExpression=update,
+                   ConditionExpression=condition["ConditionExpression"], ExpressionAttributeNames=names,
+                   ExpressionAttributeValues=values, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        usage.capacity_units += 1
+        self._batch_write(usage, [{"PutRequest": {"Item": s}} for s in shards])
+        final = replace(head, version=claim + 1, garbage=stale)
+        flip = {"ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": VER},
+                "ExpressionAttributeValues": {":v": {"N": str(claim)}}}
+        try:
+            self._put_head(usage, final, flip)
+        except Conflict:
+            if own:  # nobody will ever point at these shards: remove them now
+                self._delete_quietly(usage, garbage_keys(self.settings.table_key, frozenset({own})))
+            raise
+        self.collect_garbage(usage, final)
+        return replace(final, garbage=frozenset())
+
+    def collect_garbage(self, usage: Usage, head: Head) -> None:
+        """Delete the shards ``head`` lists as garbage, then drop them from its list (order-independent)."""
+        if not head.garbage:
+            return
+        self._batch_write(usage, [{"DeleteRequest": {"Key": {self.settings.key_field_name: {"S": k}}}}
+                                  for k in garbage_keys(self.settings.table_key, head.garbage)])
+        self._call(usage, "update_item", TableName=self.settings.table_name, Key=self.key,
+                   UpdateExpression="DELETE #g :g", ExpressionAttributeNames={"#g": GARBAGE},
+                   ExpressionAttributeValues={":g": {"SS": sorted(head.garbage)}})
+
+    def _delete_quietly(self, usage: Usage, keys: list[str]) -> None:
+        try:
+            self._batch_write(usage, [{"DeleteRequest": {"Key": {self.settings.key_field_name: {"S": k}}}}
+                                      for k in keys])
+        except Exception:  # best effort: a later commit cannot find these, but they are never read either
+            log.warning("could not delete %d orphaned shard(s) of map %r", len(keys), self.settings.table_key)
+
+    def _batch_write(self, usage: Usage, requests: list[dict[str, Any]]) -> None:
+        table = self.settings.table_name
+        for start in range(0, len(requests), BATCH_WRITE_MAX_ITEMS):
+            pending: dict[str, Any] | None = {table: requests[start:start + BATCH_WRITE_MAX_ITEMS]}
+            for request in requests[start:start + BATCH_WRITE_MAX_ITEMS]:
+                item = request.get("PutRequest", {}).get("Item")
+                usage.capacity_units += _write_units(item_size(item), False) if item else 1
+            for round_ in range(BATCH_ROUNDS):
+                if not pending:
+                    break
+                response = self._call(usage, "batch_write_item", RequestItems=pending)
+                pending = response.get("UnprocessedItems") or None
+                if pending:
+                    _backoff(round_)
+            if pending:
+                raise PersistenceError("DynamoDB kept writes unprocessed (throttled); the stored map is unchanged")
+
+
+def _backoff(round_: int) -> None:
+    time.sleep(random.uniform(0, min(2.0, 0.05 * 2**round_)))

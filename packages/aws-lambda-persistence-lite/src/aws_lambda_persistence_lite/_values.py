@@ -1,0 +1,92 @@
+"""The value model both codecs share: which Python types a map may hold, and where a bad one sits.
+
+A value round-trips through a cold load with equal value *and* the same type, so only exact types are
+allowed (a subclass such as ``OrderedDict`` or an ``IntEnum`` would come back as its base type).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from ._errors import UnsupportedValueError
+
+ATOMIC_TYPES: frozenset[type] = frozenset(
+    {
+        type(None),
+        bool,
+        int,
+        float,
+        complex,
+        str,
+        bytes,
+        bytearray,
+        decimal.Decimal,
+        uuid.UUID,
+        _dt.datetime,
+        _dt.date,
+        _dt.time,
+        _dt.timedelta,
+    }
+)
+CONTAINER_TYPES: frozenset[type] = frozenset({list, tuple, dict, set, frozenset})
+SUPPORTED_TYPES = ATOMIC_TYPES | CONTAINER_TYPES
+
+SUPPORTED_TEXT = (
+    "None, bool, int, float, complex, str, bytes, bytearray, Decimal, UUID, datetime/date/time "
+    "(naive, datetime.timezone or zoneinfo.ZoneInfo), timedelta, and list/tuple/dict/set/frozenset of these"
+)
+
+
+def _tz_supported(tz: object) -> bool:
+    if tz is None or type(tz) is _dt.timezone:
+        return True
+    return type(tz).__module__ == "zoneinfo" and type(tz).__name__ == "ZoneInfo"
+
+
+def _children(value: Any) -> Iterator[tuple[str, Any]]:
+    kind = type(value)
+    if kind is dict:
+        for k, v in value.items():
+            yield " (a key of the dict)", k
+            yield f"[{k!r}]", v
+    elif kind in (list, tuple):
+        for i, v in enumerate(value):
+            yield f"[{i}]", v
+    elif kind in (set, frozenset):
+        for v in value:
+            yield f" (an element {v!r} of the {kind.__name__})", v
+
+
+def find_unsupported(value: Any, path: str) -> tuple[str, str] | None:
+    """Return (key path, type name) of the first value that cannot be stored, or None if all can."""
+    stack = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        kind = type(item)
+        if kind not in SUPPORTED_TYPES:
+            return where, f"{kind.__module__}.{kind.__qualname__}"
+        if kind in (_dt.datetime, _dt.time) and not _tz_supported(item.tzinfo):
+            tz = type(item.tzinfo)
+            return where, f"{kind.__name__} with tzinfo {tz.__module__}.{tz.__qualname__}"
+        if kind in CONTAINER_TYPES:
+            stack.extend((where + suffix, child) for suffix, child in reversed(list(_children(item))))
+    return None
+
+
+def unsupported_error(key: Any, value: Any, cause: BaseException | None = None) -> UnsupportedValueError:
+    """Build the error for ``data[key] = value``, naming the path and type of the offending part."""
+    found = find_unsupported(value, f"[{key!r}]") or find_unsupported(key, f"the key {key!r}")
+    if found is None:
+        detail = f"{type(cause).__name__}: {cause}" if cause else "it could not be encoded"
+        return UnsupportedValueError(f"cannot store the value at [{key!r}]: {detail}", path=f"[{key!r}]")
+    path, type_name = found
+    return UnsupportedValueError(
+        f"cannot store the value at {path}: type {type_name} is not supported. Supported: {SUPPORTED_TEXT}. "
+        "Convert it first (for example to a str, dict or tuple).",
+        path=path,
+        type_name=type_name,
+    )

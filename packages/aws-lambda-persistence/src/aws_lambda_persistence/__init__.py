@@ -1,0 +1,58 @@
+"""aws-lambda-persistence: a dict for AWS Lambda functions that survives cold starts, stored in DynamoDB.
+
+``data = PersistentMap()`` loads the function's map; every change is committed at once. This package is the
+engine of ``aws_lambda_persistence_lite`` with the msgpack + zstandard codec: exact types, compact and fast.
+It reads everything the lite package and 1.0.0 wrote. Stored format: FORMAT.md in the lite package.
+"""
+
+from typing import ClassVar
+
+from aws_lambda_persistence_lite import (
+    FORMAT_VERSION,
+    RESERVED_WORDS,
+    ConfigurationError,
+    ConflictError,
+    CorruptDataError,
+    MissingAWSIAMPermissions,
+    MixOfConfigAndMapArgsPassed,
+    PersistenceError,
+    Settings,
+    StoredDataError,
+    UnsafeDataError,
+    UnsupportedFormatError,
+    UnsupportedValueError,
+    Usage,
+    policy,
+)
+from aws_lambda_persistence_lite import PersistentMap as _LitePersistentMap
+from aws_lambda_persistence_lite._codec import Codec
+
+from ._msgpack import MsgpackZstdCodec
+
+__version__ = "2.0.0"
+
+
+class PersistentMap(_LitePersistentMap):
+    __doc__ = _LitePersistentMap.__doc__
+    codec_factory: ClassVar[type[Codec]] = MsgpackZstdCodec  # type: ignore[misc,assignment]
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "RESERVED_WORDS",
+    "ConfigurationError",
+    "ConflictError",
+    "CorruptDataError",
+    "MissingAWSIAMPermissions",
+    "MixOfConfigAndMapArgsPassed",
+    "PersistenceError",
+    "PersistentMap",
+    "Settings",
+    "StoredDataError",
+    "UnsafeDataError",
+    "UnsupportedFormatError",
+    "UnsupportedValueError",
+    "Usage",
+    "__version__",
+    "policy",
+]
