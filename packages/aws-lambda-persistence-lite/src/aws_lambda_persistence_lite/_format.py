@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._config import Settings
-from ._errors import CorruptDataError, UnsupportedFormatError
+from ._errors import CorruptDataError, StoredDataError, UnsupportedFormatError
 
 #: The version of the stored format this package writes (FORMAT.md). 1.0.0's items are format 1.
 FORMAT_VERSION = 2
@@ -130,6 +130,8 @@ def parse_head(item: Item, settings: Settings) -> Head:
             shard_digests=shards,
             garbage=frozenset(item.get(GARBAGE, {}).get("SS", ())),
         )
+    except StoredDataError:
+        raise
     except (KeyError, TypeError, ValueError) as exc:
         raise _bad(settings, f"malformed head item ({type(exc).__name__}: {exc})") from None
     if (head.blob is None) == (head.gen is None) or (head.gen is not None and not shards):

@@ -32,6 +32,13 @@ def _bytearray(*args: Any) -> bytearray:
     return bytearray(*args)
 
 
+def _latin1(text: str, encoding: str = "") -> bytes:
+    # Protocols 0-2 store bytes as _codecs.encode(text, 'latin1'); other codecs (zlib_codec...) are refused.
+    if type(text) is not str or encoding != "latin1":
+        raise UnsafeDataError("stored pickle calls _codecs.encode() with something other than latin1 text")
+    return text.encode("latin1")
+
+
 def _zoneinfo(key: str) -> _dt.tzinfo:
     import zoneinfo  # only maps that hold zone-aware datetimes pay for this import
 
@@ -44,6 +51,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "frozenset"): frozenset,
     ("builtins", "bytearray"): _bytearray,
     ("builtins", "complex"): complex,
+    ("_codecs", "encode"): _latin1,
     ("datetime", "datetime"): _dt.datetime,
     ("datetime", "date"): _dt.date,
     ("datetime", "time"): _dt.time,
@@ -58,6 +66,8 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
+        if module == "__builtin__":  # protocol 0-2 pickles name Python 2's module
+            module = "builtins"
         try:
             return _ALLOWED[(module, name)]
         except KeyError:

@@ -1,0 +1,198 @@
+"""Fixtures shared by every test: a clean environment, the two packages, DynamoDB backends, call counting
+and fault injection.
+
+Backends: moto in-process (the default, fast), moto's HTTP server on 127.0.0.1, and AWS's DynamoDB Local
+(Java, installed from npm by tools/dev.py) when present. ``backend`` runs a test against each of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests import servers
+
+HAS_CORE = importlib.util.find_spec("aws_lambda_persistence") is not None
+PACKAGES = ["core", "lite"] if HAS_CORE else ["lite"]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts with no PERSISTENCE_* settings, no endpoint, dummy credentials, a fresh client."""
+    for name in list(os.environ):
+        if name.startswith(("PERSISTENCE_", "AWS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "test-function")
+    from aws_lambda_persistence_lite import _client
+
+    _client._clients.clear()
+    yield
+    _client._clients.clear()
+
+
+@pytest.fixture(params=PACKAGES)
+def pkg(request: pytest.FixtureRequest) -> Any:
+    """The package under test: ``aws_lambda_persistence`` (core) or ``aws_lambda_persistence_lite``."""
+    return importlib.import_module("aws_lambda_persistence" if request.param == "core" else "aws_lambda_persistence_lite")
+
+
+@pytest.fixture
+def core() -> Any:
+    if not HAS_CORE:
+        pytest.skip("the full package (msgpack + zstandard) is not installed in this environment")
+    return importlib.import_module("aws_lambda_persistence")
+
+
+@pytest.fixture
+def lite() -> Any:
+    return importlib.import_module("aws_lambda_persistence_lite")
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    """moto in-process: every AWS call of the test goes to moto's in-memory backend."""
+    with mock_aws():
+        yield boto3.client("dynamodb")
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str | None
+
+    def client(self) -> Any:
+        return boto3.client("dynamodb", endpoint_url=self.url) if self.url else boto3.client("dynamodb")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    with servers.moto_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local() -> Iterator[str]:
+    with servers.dynamodb_local() as url:
+        yield url
+
+
+@pytest.fixture(params=["moto", "moto-server", "dynamodb-local"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    """Each DynamoDB implementation in turn, reached the way users reach one: AWS_ENDPOINT_URL_DYNAMODB."""
+    if request.param == "moto":
+        with mock_aws():
+            yield Backend("moto", None)
+        return
+    url = request.getfixturevalue("moto_server" if request.param == "moto-server" else "dynamodb_local")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
+    yield Backend(request.param, url)
+
+
+@pytest.fixture
+def table_key() -> str:
+    """A map key of its own for each test, so tests on shared servers never see each other's maps."""
+    key = f"fn-{uuid.uuid4().hex[:12]}"
+    os.environ["AWS_LAMBDA_FUNCTION_NAME"] = key
+    return key
+
+
+@dataclass
+class Calls:
+    """DynamoDB operations made through the shared client, in order (botocore's before-call event)."""
+
+    names: list[str] = field(default_factory=list)
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        self.names.append(model.name)
+
+    def clear(self) -> None:
+        self.names.clear()
+
+    def count(self, name: str) -> int:
+        return self.names.count(name)
+
+
+@pytest.fixture
+def calls() -> Calls:
+    """Counts every DynamoDB call the library makes (the shared default client, wherever it points)."""
+    from aws_lambda_persistence_lite._client import default_client
+
+    recorder = Calls()
+    default_client().meta.events.register("before-call.dynamodb", recorder)
+    return recorder
+
+
+@dataclass
+class Faults:
+    """Make chosen DynamoDB calls fail, as the network or DynamoDB would, before they reach the backend."""
+
+    plan: list[tuple[Callable[[str, int], bool], Callable[[str], Any]]] = field(default_factory=list)
+    seen: int = 0
+
+    def __call__(self, model: Any, **_: Any) -> Any:
+        self.seen += 1
+        for matches, failure in self.plan:
+            if matches(model.name, self.seen):
+                return failure(model.name)
+        return None
+
+    def error(self, operation: str | None, code: str, *, times: int = 1, message: str = "injected",
+              nth: int | None = None, status: int = 400) -> None:
+        """Fail ``operation`` (any operation if None, or the ``nth`` call overall) ``times`` times."""
+        remaining = [times]
+
+        def matches(name: str, seen: int) -> bool:
+            if (operation and name != operation) or (nth is not None and seen != nth) or remaining[0] <= 0:
+                return False
+            remaining[0] -= 1
+            return True
+
+        def failure(name: str) -> Any:
+            parsed = {"Error": {"Code": code, "Message": message},
+                      "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}}}
+            return FakeHTTP(status), parsed
+
+        self.plan.append((matches, failure))
+
+
+class FakeHTTP:
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.headers: dict[str, str] = {}
+        self.content = b""
+        self.raw = None
+
+
+@pytest.fixture
+def faults() -> Faults:
+    from aws_lambda_persistence_lite._client import default_client
+
+    injector = Faults()
+    default_client().meta.events.register("before-call.dynamodb", injector)
+    return injector
+
+
+def stored_item(client: Any, key: str, table: str = "AWSLambdaPersistence") -> dict[str, Any] | None:
+    """The raw head item of a map, as DynamoDB holds it."""
+    item: dict[str, Any] | None = client.get_item(TableName=table, Key={"key": {"S": key}},
+                                                   ConsistentRead=True).get("Item")
+    return item
+
+
+def all_keys(client: Any, table: str = "AWSLambdaPersistence") -> set[str]:
+    """Every hash key in the table (heads and shards)."""
+    pages = client.get_paginator("scan").paginate(TableName=table, ProjectionExpression="#k",
+                                                  ExpressionAttributeNames={"#k": "key"})
+    return {item["key"]["S"] for page in pages for item in page["Items"]}

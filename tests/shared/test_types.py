@@ -1,0 +1,134 @@
+"""Type fidelity: every supported value comes back from a cold load with equal value and the same type."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import uuid
+import zoneinfo
+from typing import Any
+
+import pytest
+
+UTC_PLUS_2 = dt.timezone(dt.timedelta(hours=2), "EET-ish")
+
+VALUES: list[tuple[str, Any]] = [
+    ("str", "héllo ✓"),
+    ("lone surrogate", "a\ud800b"),
+    ("empty str", ""),
+    ("small int", -7),
+    ("int64 edge", 2**63 - 1),
+    ("uint64 edge", 2**64 - 1),
+    ("huge int", 3**200),
+    ("huge negative int", -(2**130)),
+    ("float", 0.1),
+    ("negative zero", -0.0),
+    ("inf", float("inf")),
+    ("-inf", float("-inf")),
+    ("bytes", b"\x00\xff"),
+    ("None", None),
+    ("True", True),
+    ("False", False),
+    ("list", [1, "a", None]),
+    ("tuple", (1, (2, [3]))),
+    ("empty tuple", ()),
+    ("dict with non-str keys", {1: "int", (1, 2): "tuple", b"k": "bytes", None: 0, frozenset({1}): "fs"}),
+    ("set", {1, "two", (3,)}),
+    ("frozenset", frozenset({1.5, "x"})),
+    ("naive datetime", dt.datetime(2024, 2, 29, 23, 59, 59, 999999)),
+    ("aware datetime", dt.datetime(2024, 1, 1, 12, tzinfo=UTC_PLUS_2)),
+    ("utc datetime", dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)),
+    ("zoneinfo datetime fold", dt.datetime(2024, 11, 3, 1, 30, fold=1, tzinfo=zoneinfo.ZoneInfo("America/New_York"))),
+    ("date", dt.date(1, 1, 1)),
+    ("time", dt.time(23, 1, 2, 3)),
+    ("aware time", dt.time(1, 2, tzinfo=dt.timezone(dt.timedelta(minutes=-90)))),
+    ("timedelta", dt.timedelta(days=-3, seconds=5, microseconds=7)),
+    ("decimal", decimal.Decimal("1.10")),
+    ("decimal exact", decimal.Decimal("3.14159265358979323846264338327950288419716939937510")),
+    ("decimal nan", decimal.Decimal("NaN")),
+    ("uuid", uuid.UUID("12345678-1234-5678-1234-567812345678")),
+    ("complex", 1 - 2j),
+    ("nested", {"a": [({"b": {1, 2}}, dt.date(2020, 1, 1))], "c": {"d": (decimal.Decimal("1e-30"), None)}}),
+]
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal value and identical types, recursively (nan equals nan; -0.0 differs from 0.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+    if isinstance(a, decimal.Decimal):
+        return str(a) == str(b)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (dt.datetime, dt.time)):
+        return a == b and a.fold == b.fold and repr(a.tzinfo) == repr(b.tzinfo)
+    return bool(a == b)
+
+
+class TestTypeFidelity:
+    @pytest.mark.parametrize(("name", "value"), VALUES, ids=[n for n, _ in VALUES])
+    def test_round_trip_through_cold_load(self, aws: Any, pkg: Any, table_key: str, name: str, value: Any) -> None:
+        """A value stored by one container is read back by a new one with the same type and value."""
+        pkg.PersistentMap()["v"] = value
+        loaded = pkg.PersistentMap()["v"]
+        assert same(value, loaded), f"{name}: stored {value!r}, loaded {loaded!r}"
+
+    def test_nan_round_trips(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """nan is not equal to itself, yet it is stored and loaded as a float nan."""
+        pkg.PersistentMap()["nan"] = float("nan")
+        loaded = pkg.PersistentMap()["nan"]
+        assert type(loaded) is float and math.isnan(loaded)
+
+    def test_all_types_in_one_map(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """All values together, keyed by name, survive one cold load in insertion order."""
+        values = dict(VALUES)
+        pkg.PersistentMap(values)
+        assert same(values, pkg.PersistentMap().to_dict())
+
+    def test_bytearray(self, aws: Any, pkg: Any, lite: Any, table_key: str) -> None:
+        """lite keeps bytearray; msgpack (core) packs it natively as binary, so it comes back as bytes."""
+        pkg.PersistentMap()["b"] = bytearray(b"xy")
+        loaded = pkg.PersistentMap()["b"]
+        assert loaded == b"xy"
+        assert type(loaded) is (bytearray if pkg is lite else bytes)
+
+
+class UserClass:
+    pass
+
+
+class TestUnsupportedValues:
+    @pytest.mark.parametrize(
+        ("value", "path", "type_name"),
+        [
+            (UserClass(), "['k']", "UserClass"),
+            ({"a": [1, {"b": object()}]}, "['k']['a'][1]['b']", "object"),
+            ([1, 2, lambda: 0], "['k'][2]", "function"),
+            ({"x": dt.datetime(2020, 1, 1, tzinfo=dt.tzinfo())}, "['k']['x']", "tzinfo"),
+            (__import__("collections").OrderedDict(a=1), "['k']", "OrderedDict"),
+        ],
+        ids=["class instance", "deeply nested", "function in list", "custom tzinfo", "dict subclass"],
+    )
+    def test_error_names_path_and_type(self, aws: Any, pkg: Any, table_key: str, value: Any, path: str,
+                                       type_name: str) -> None:
+        """The error is a TypeError naming where the bad value sits and its type; nothing is stored."""
+        data = pkg.PersistentMap(keep=1)
+        with pytest.raises(TypeError) as raised:
+            data["k"] = value
+        assert isinstance(raised.value, pkg.UnsupportedValueError)
+        assert path in str(raised.value)
+        assert type_name in str(raised.value)
+        assert "k" not in data
+        assert pkg.PersistentMap().to_dict() == {"keep": 1}
+
+    def test_bad_key(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """An unsupported key is refused like an unsupported value."""
+        data = pkg.PersistentMap()
+        with pytest.raises(pkg.UnsupportedValueError):
+            data[UserClass()] = 1
+        assert len(data) == 0
