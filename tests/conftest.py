@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -136,21 +137,27 @@ def calls() -> Calls:
 
 @dataclass
 class Faults:
-    """Make chosen DynamoDB calls fail, as the network or DynamoDB would, before they reach the backend."""
+    """Make chosen DynamoDB calls fail as the network or DynamoDB would: the fake response is injected at
+    botocore's before-send event, so botocore parses it and applies its retry policy exactly as for a real one."""
 
     plan: list[tuple[Callable[[str, int], bool], Callable[[str], Any]]] = field(default_factory=list)
     seen: int = 0
 
-    def __call__(self, model: Any, **_: Any) -> Any:
+    def __call__(self, request: Any, **_: Any) -> Any:
         self.seen += 1
+        target = request.headers.get("X-Amz-Target", b"")
+        name = (target.decode() if isinstance(target, bytes) else target).rpartition(".")[2]
         for matches, failure in self.plan:
-            if matches(model.name, self.seen):
-                return failure(model.name)
+            if matches(name, self.seen):
+                # botocore calls every before-send handler; moto's in-process backend is one of them and would
+                # still apply the request unless it no longer looks like an AWS endpoint.
+                request.url = "http://fault.injected/"
+                return failure(name)
         return None
 
     def error(self, operation: str | None, code: str, *, times: int = 1, message: str = "injected",
               nth: int | None = None, status: int = 400) -> None:
-        """Fail ``operation`` (any operation if None, or the ``nth`` call overall) ``times`` times."""
+        """Fail ``operation`` (any operation if None, or the ``nth`` request overall) ``times`` times."""
         remaining = [times]
 
         def matches(name: str, seen: int) -> bool:
@@ -160,27 +167,32 @@ class Faults:
             return True
 
         def failure(name: str) -> Any:
-            parsed = {"Error": {"Code": code, "Message": message},
-                      "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}}}
-            return FakeHTTP(status), parsed
+            from botocore.awsrequest import AWSResponse
+
+            body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}).encode()
+            return AWSResponse("http://fault.injected", status, {"Content-Type": "application/x-amz-json-1.0"},
+                               _Raw(body))
 
         self.plan.append((matches, failure))
 
 
-class FakeHTTP:
-    def __init__(self, status: int) -> None:
-        self.status_code = status
-        self.headers: dict[str, str] = {}
-        self.content = b""
-        self.raw = None
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
 
 
 @pytest.fixture
-def faults() -> Faults:
-    from aws_lambda_persistence_lite._client import default_client
+def faults(monkeypatch: pytest.MonkeyPatch) -> Faults:
+    """Fault injection on the shared client, with botocore retrying twice (not 5 times) to keep tests fast."""
+    from aws_lambda_persistence_lite import _client
 
+    monkeypatch.setattr(_client, "MAX_ATTEMPTS", 2)
+    _client._clients.clear()
     injector = Faults()
-    default_client().meta.events.register("before-call.dynamodb", injector)
+    _client.default_client().meta.events.register_first("before-send.dynamodb", injector)
     return injector
 
 
