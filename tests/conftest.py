@@ -156,8 +156,9 @@ class Faults:
         return None
 
     def error(self, operation: str | None, code: str, *, times: int = 1, message: str = "injected",
-              nth: int | None = None, status: int = 400) -> None:
-        """Fail ``operation`` (any operation if None, or the ``nth`` request overall) ``times`` times."""
+              nth: int | None = None, status: int = 400, extra: dict[str, Any] | None = None) -> None:
+        """Fail ``operation`` (any operation if None, or the ``nth`` request overall) ``times`` times;
+        ``extra`` adds fields to the error body (e.g. CancellationReasons)."""
         remaining = [times]
 
         def matches(name: str, seen: int) -> bool:
@@ -169,7 +170,8 @@ class Faults:
         def failure(name: str) -> Any:
             from botocore.awsrequest import AWSResponse
 
-            body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}).encode()
+            fields = {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message, **(extra or {})}
+            body = json.dumps(fields).encode()
             return AWSResponse("http://fault.injected", status, {"Content-Type": "application/x-amz-json-1.0"},
                                _Raw(body))
 

@@ -88,8 +88,10 @@ class Arch:
         return tags
 
 
-ARCHES = {a.name: a for a in (Arch("x86_64", "x86_64", 62, "x86_64-linux-gnu"),
-                               Arch("arm64", "aarch64", 183, "aarch64-linux-gnu"))}
+ARCHES = {
+    a.name: a
+    for a in (Arch("x86_64", "x86_64", 62, "x86_64-linux-gnu"), Arch("arm64", "aarch64", 183, "aarch64-linux-gnu"))
+}
 
 
 class BuildError(RuntimeError):
@@ -117,8 +119,8 @@ class Staged:
 
 def pinned() -> dict[str, str]:
     pins = {}
-    for line in REQUIREMENTS.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in REQUIREMENTS.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
         if line:
             name, _, version = line.partition("==")
             pins[name.strip()] = version.strip()
@@ -134,9 +136,20 @@ def fetch_native(arch: Arch, python: str, cache: Path) -> list[Path]:
     """The pinned manylinux wheels for one (architecture, Python): from the cache, else from the index."""
     dest = cache / f"{arch.machine}-cp{python.replace('.', '')}"
     dest.mkdir(parents=True, exist_ok=True)
-    base = ["download", "--no-deps", "--only-binary=:all:", "--implementation", "cp", "--python-version", python,
-            *(arg for tag in arch.platforms(python) for arg in ("--platform", tag)),
-            "-r", str(REQUIREMENTS), "-d", str(dest)]
+    base = [
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        python,
+        *(arg for tag in arch.platforms(python) for arg in ("--platform", tag)),
+        "-r",
+        str(REQUIREMENTS),
+        "-d",
+        str(dest),
+    ]
     if _pip(*base, "--no-index", "--find-links", str(dest)).returncode != 0:
         online = _pip(*base)
         if online.returncode != 0:
@@ -225,8 +238,10 @@ class Stripper:
     def candidates(self, arch: Arch) -> Iterable[str]:
         yield f"{arch.triplet}-strip"
         yield "llvm-strip"
-        yield from sorted({p.name for d in os.environ.get("PATH", "").split(os.pathsep) if d
-                           for p in Path(d).glob("llvm-strip-*")}, reverse=True)
+        yield from sorted(
+            {p.name for d in os.environ.get("PATH", "").split(os.pathsep) if d for p in Path(d).glob("llvm-strip-*")},
+            reverse=True,
+        )
         yield "strip"
 
     def _run(self, tool: str, data: bytes) -> bytes | None:
@@ -244,13 +259,19 @@ class Stripper:
             return data
         if arch.name not in self.tools:
             self.tools[arch.name] = None
-            for tool in self.candidates(arch):
-                if shutil.which(tool) and (out := self._run(tool, data)) and elf_machine(out) == arch.e_machine:
-                    self.tools[arch.name] = tool
+            for candidate in self.candidates(arch):
+                if (
+                    shutil.which(candidate)
+                    and (probe := self._run(candidate, data))
+                    and elf_machine(probe) == arch.e_machine
+                ):
+                    self.tools[arch.name] = candidate
                     break
             else:
-                print(f"warning: no strip tool handles {arch.machine}; its shared objects stay unstripped",
-                      file=sys.stderr)
+                print(
+                    f"warning: no strip tool handles {arch.machine}; its shared objects stay unstripped",
+                    file=sys.stderr,
+                )
         tool = self.tools[arch.name]
         if tool is None:
             return data
@@ -310,11 +331,27 @@ class LayerSpec:
 
 def layer_specs(version: str, arches: Iterable[str]) -> list[LayerSpec]:
     runtimes = tuple(f"python{p}" for p in PYTHONS)
-    specs = [LayerSpec(f"aws-lambda-persistence-{a}", f"aws-lambda-persistence-{version}-{a}.zip", "core", (a,),
-                       runtimes, f"aws-lambda-persistence {version} with msgpack and zstandard ({a})")
-             for a in arches]
-    specs.append(LayerSpec("aws-lambda-persistence-lite", f"aws-lambda-persistence-lite-{version}.zip", "lite",
-                           tuple(ARCHES), runtimes, f"aws-lambda-persistence-lite {version} (pure Python)"))
+    specs = [
+        LayerSpec(
+            f"aws-lambda-persistence-{a}",
+            f"aws-lambda-persistence-{version}-{a}.zip",
+            "core",
+            (a,),
+            runtimes,
+            f"aws-lambda-persistence {version} with msgpack and zstandard ({a})",
+        )
+        for a in arches
+    ]
+    specs.append(
+        LayerSpec(
+            "aws-lambda-persistence-lite",
+            f"aws-lambda-persistence-lite-{version}.zip",
+            "lite",
+            tuple(ARCHES),
+            runtimes,
+            f"aws-lambda-persistence-lite {version} (pure Python)",
+        )
+    )
     return specs
 
 
@@ -324,8 +361,7 @@ def stage_core(arch: Arch, own: dict[str, Path], native: dict[str, list[Path]], 
         prefix = f"python/lib/python{python}/site-packages/"
         for wheel in [*own.values(), *native[python]]:
             for name, data in wheel_members(wheel):
-                staged.add(prefix + name, stripper.strip(arch, data) if name.endswith(".so") else data,
-                           file_mode(name))
+                staged.add(prefix + name, stripper.strip(arch, data) if name.endswith(".so") else data, file_mode(name))
     return staged
 
 
@@ -336,8 +372,13 @@ def stage_lite(own: dict[str, Path]) -> Staged:
     return staged
 
 
-def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, arches: Iterable[str] = tuple(ARCHES),
-          strip: bool = True, jobs: int = 4) -> dict[str, Any]:
+def build(
+    out: Path = DEFAULT_OUT,
+    cache: Path = DEFAULT_CACHE,
+    arches: Iterable[str] = tuple(ARCHES),
+    strip: bool = True,
+    jobs: int = 4,
+) -> dict[str, Any]:
     """Build every layer into ``out`` and write ``out/manifest.json``; returns the manifest."""
     arches = list(arches)
     out.mkdir(parents=True, exist_ok=True)
@@ -393,8 +434,9 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, arches: Iterable
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n", 1)[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default build/layers)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="downloaded wheels (default .cache/)")
     parser.add_argument("--arch", action="append", choices=sorted(ARCHES), help="only these architectures")
@@ -408,8 +450,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for layer in manifest["layers"]:
-        print(f"{layer['file']}: {layer['size'] / 1e6:.2f} MB zipped, {layer['unzipped_size'] / 1e6:.2f} MB "
-              f"unzipped, {layer['files']} files, sha256 {layer['sha256']}")
+        print(
+            f"{layer['file']}: {layer['size'] / 1e6:.2f} MB zipped, {layer['unzipped_size'] / 1e6:.2f} MB "
+            f"unzipped, {layer['files']} files, sha256 {layer['sha256']}"
+        )
     if args.no_verify:
         return 0
     import verify  # a sibling module: this directory is on sys.path when run as a script

@@ -110,8 +110,13 @@ def find_python(version: str) -> str | None:
     candidates += sorted(glob.glob(f"{root}/versions/{version}.*/bin/python{version}"), reverse=True)
     for exe in filter(None, candidates):
         try:
-            probe = subprocess.run([exe, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                   capture_output=True, text=True, timeout=30, check=False)
+            probe = subprocess.run(
+                [exe, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired):
             continue
         if probe.returncode == 0 and probe.stdout.strip() == version:
@@ -137,11 +142,19 @@ def check_entries(layer: dict[str, Any], zf: zipfile.ZipFile, pythons: list[str]
         if parts[0] != "python" or ".." in parts or name.startswith("/") or info.is_dir():
             problems.append(f"{where}: {name} is not a file under python/")
             continue
-        if info.date_time != ZIP_EPOCH or info.extra or stat.S_IMODE(mode) not in (0o644, 0o755) \
-                or not stat.S_ISREG(mode):
+        if (
+            info.date_time != ZIP_EPOCH
+            or info.extra
+            or stat.S_IMODE(mode) not in (0o644, 0o755)
+            or not stat.S_ISREG(mode)
+        ):
             problems.append(f"{where}: {name} has a timestamp, mode {oct(mode)} or extra field that varies")
-        if DROPPED_DIRS.intersection(parts) or name.endswith(DROPPED_SUFFIXES) or parts[-1] in DROPPED_DIST_INFO \
-                or any(p.search(name) for p in UNUSED):
+        if (
+            DROPPED_DIRS.intersection(parts)
+            or name.endswith(DROPPED_SUFFIXES)
+            or parts[-1] in DROPPED_DIST_INFO
+            or any(p.search(name) for p in UNUSED)
+        ):
             problems.append(f"{where}: {name} should have been left out")
         if layer["kind"] == "lite":
             if not re.match(r"^python/aws_lambda_persistence_lite(-[^/]+\.dist-info)?/", name):
@@ -177,8 +190,9 @@ def check_entries(layer: dict[str, Any], zf: zipfile.ZipFile, pythons: list[str]
 
 def smoke(exe: str, code: str, path: Path) -> tuple[bool, str]:
     try:
-        done = subprocess.run([exe, "-I", "-S", "-c", code, str(path)], capture_output=True, text=True,
-                              timeout=120, check=False)
+        done = subprocess.run(
+            [exe, "-I", "-S", "-c", code, str(path)], capture_output=True, text=True, timeout=120, check=False
+        )
     except subprocess.TimeoutExpired:
         return False, "timed out"
     return done.returncode == 0, (done.stdout.strip() if done.returncode == 0 else done.stderr.strip())
@@ -198,8 +212,11 @@ def smoke_layer(layer: dict[str, Any], zip_path: Path, report: Report, pythons: 
             if exe is None:
                 report.skipped.append(f"{label}: no python{python} on this machine")
                 continue
-            path = Path(tmp, "python", "lib", f"python{python}", "site-packages") \
-                if layer["kind"] == "core" else Path(tmp, "python")
+            path = (
+                Path(tmp, "python", "lib", f"python{python}", "site-packages")
+                if layer["kind"] == "core"
+                else Path(tmp, "python")
+            )
             runs.append((label, exe, path))
         code = CORE_SMOKE if layer["kind"] == "core" else LITE_SMOKE
         with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:

@@ -24,6 +24,7 @@ DIGEST = "alp_dig"
 GEN = "alp_gen"
 SHARDS = "alp_shards"
 GARBAGE = "alp_garbage"
+COMMIT = "alp_cid"
 
 #: The codec name of 1.0.0's items: a plain pickle of the whole dict, uncompressed.
 LEGACY_CODEC = "pickle-1.0.0"
@@ -72,6 +73,9 @@ class Head:
     shard_digests: tuple[bytes, ...] = ()
     garbage: frozenset[str] = field(default_factory=frozenset)
     legacy: bool = False
+    #: Unique per commit: tells a writer whether the stored head is its own (after a lost response) or another's
+    #: with the same contents.
+    commit_id: str = ""
 
     @property
     def empty(self) -> bool:
@@ -129,6 +133,7 @@ def parse_head(item: Item, settings: Settings) -> Head:
             gen=item[GEN]["S"] if GEN in item else None,
             shard_digests=shards,
             garbage=frozenset(item.get(GARBAGE, {}).get("SS", ())),
+            commit_id=item[COMMIT]["S"] if COMMIT in item else "",
         )
     except StoredDataError:
         raise
@@ -149,6 +154,7 @@ def head_item(settings: Settings, head: Head) -> Item:
         VER: {"N": str(head.version)},
         RAW: {"N": str(head.raw_size)},
         DIGEST: {"B": head.digest},
+        COMMIT: {"S": head.commit_id},
     }
     if head.blob is not None:
         item[settings.value_field_name] = {"B": head.blob}

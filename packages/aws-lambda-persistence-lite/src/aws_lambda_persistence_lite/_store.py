@@ -14,7 +14,6 @@ import random
 import re
 import secrets
 import time
-import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -240,8 +239,10 @@ class Store:
             try:
                 return self._commit(usage, blob, codec, raw_size, expected)
             except _TableMissing:
+                # First write ever: create the table (its CreateTable and DescribeTable polling are not counted)
+                # and commit again; the failed attempt wrote nothing and costs nothing.
                 create_table(self.client, self.settings)
-                usage.calls += 2
+                usage.capacity_units, usage.reported_units = 0.0, None
                 return self._commit(usage, blob, codec, raw_size, expected)
         finally:
             if usage.capacity_units > FREE_TIER_UNITS:
@@ -257,11 +258,11 @@ class Store:
             stale.add(expected.own_garbage())  # type: ignore[arg-type]
         stale_keys = garbage_keys(table_key, frozenset(stale))
         head = Head(version=(expected.version if expected else 0) + 1, codec=codec, raw_size=raw_size,
-                    digest=digest(blob), blob=blob)
+                    digest=digest(blob), blob=blob, commit_id=secrets.token_hex(8))
         shards: list[Item] = []
         if item_size(head_item(self.settings, head)) > ITEM_BUDGET:
             chunks = self._split(blob)
-            gen = secrets.token_hex(6)
+            gen = head.commit_id
             head = replace(head, blob=None, gen=gen, shard_digests=tuple(shard_digest(c) for c in chunks))
             shards = [shard_item(self.settings, shard_key(table_key, gen, i), c) for i, c in enumerate(chunks)]
         head_size = item_size(head_item(self.settings, head))
@@ -278,7 +279,7 @@ class Store:
         return head
 
     def _split(self, blob: bytes) -> list[bytes]:
-        overhead = item_size(shard_item(self.settings, shard_key(self.settings.table_key, "x" * 12, 9999), b""))
+        overhead = item_size(shard_item(self.settings, shard_key(self.settings.table_key, "x" * 16, 9999), b""))
         size = ITEM_BUDGET - overhead
         return [blob[i:i + size] for i in range(0, len(blob), size)]
 
@@ -301,8 +302,7 @@ class Store:
             # botocore retries a call whose response was lost; if the first try was applied, the stored head
             # is ours, and that is a success, not a conflict.
             current = conflict.current
-            if current is None or (current.version, current.digest, current.gen) != (
-                    head.version, head.digest, head.gen):
+            if current is None or current.commit_id != head.commit_id:
                 raise
 
     def _transact(self, usage: Usage, head: Head, condition: dict[str, Any], shards: list[Item],
@@ -317,7 +317,7 @@ class Store:
             usage.capacity_units += _write_units(item_size(s), True)
         usage.capacity_units += _write_units(item_size(head_item(self.settings, head)), True) + 2 * len(stale_keys)
         # The token makes botocore's retry of a commit whose response was lost idempotent (10 minutes).
-        self._call(usage, "transact_write_items", TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
+        self._call(usage, "transact_write_items", TransactItems=actions, ClientRequestToken=head.commit_id)
 
     def _commit_in_steps(self, usage: Usage, head: Head, condition: dict[str, Any], shards: list[Item],
                          stale: frozenset[str]) -> Head:

@@ -1,0 +1,175 @@
+"""No lost updates: containers (processes) writing one map at once, on moto's server and DynamoDB Local."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from typing import Any
+
+import pytest
+
+from tests.conftest import Faults
+
+WORKERS, ROUNDS = 4, 50
+
+
+def _worker(package: str, endpoint: str, table_key: str, kind: str, worker: int,
+            results: Any) -> None:
+    """One container: its own process, client and map, doing ROUNDS writes as fast as it can."""
+    os.environ.update(AWS_ENDPOINT_URL_DYNAMODB=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                      AWS_DEFAULT_REGION="us-east-1", PERSISTENCE_TABLE_KEY=table_key, PERSISTENCE_MAX_ATTEMPTS="60")
+    module = __import__(package)
+    data = module.PersistentMap()
+    values = []
+    for i in range(ROUNDS):
+        if kind == "increment":
+            values.append(data.increment("n"))
+        elif kind == "mutate":
+            def add(d: dict[str, Any]) -> int:
+                d["n"] = d.get("n", 0) + 1
+                return int(d["n"])
+
+            values.append(data.mutate(add))
+        else:
+            data[f"w{worker}-{i}"] = i
+    results.put(values)
+
+
+def run_workers(pkg: Any, endpoint: str, table_key: str, kind: str) -> list[int]:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    processes = [context.Process(target=_worker, args=(pkg.__name__, endpoint, table_key, kind, w, results))
+                 for w in range(WORKERS)]
+    for p in processes:
+        p.start()
+    values = [v for _ in processes for v in results.get(timeout=240)]
+    for p in processes:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    return values
+
+
+@pytest.fixture(params=["moto-server", "dynamodb-local"])
+def endpoint(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue("moto_server" if request.param == "moto-server" else "dynamodb_local")
+    return url
+
+
+@pytest.fixture
+def shared(endpoint: str, pkg: Any, table_key: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The map the workers share, created (with its table) before they start."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+    data = pkg.PersistentMap(seed=True)
+    return data
+
+
+@pytest.mark.slow
+class TestConcurrentContainers:
+    def test_increments_are_never_lost(self, endpoint: str, pkg: Any, table_key: str, shared: Any) -> None:
+        """4 processes x 50 increment(): the counter ends at exactly 200; each value was returned once."""
+        values = run_workers(pkg, endpoint, table_key, "increment")
+        assert sorted(values) == list(range(1, WORKERS * ROUNDS + 1))
+        shared.refresh()
+        assert shared["n"] == WORKERS * ROUNDS
+
+    def test_mutate_is_atomic(self, endpoint: str, pkg: Any, table_key: str, shared: Any) -> None:
+        """The same with a read-modify-write function: d['n'] = d.get('n', 0) + 1."""
+        values = run_workers(pkg, endpoint, table_key, "mutate")
+        assert sorted(values) == list(range(1, WORKERS * ROUNDS + 1))
+        assert pkg.PersistentMap()["n"] == WORKERS * ROUNDS
+
+    def test_plain_sets_of_distinct_keys_all_survive(self, endpoint: str, pkg: Any, table_key: str,
+                                                      shared: Any) -> None:
+        """4 processes each setting their own 50 keys with data[k] = v: all 200 keys are stored."""
+        run_workers(pkg, endpoint, table_key, "set")
+        stored = pkg.PersistentMap().to_dict()
+        assert {k for k in stored if k != "seed"} == {f"w{w}-{i}" for w in range(WORKERS) for i in range(ROUNDS)}
+
+
+class TestConflicts:
+    """Two containers in one process (two maps on one key): what the loser of a race sees."""
+
+    def test_other_containers_changes_survive(self, aws: Any, pkg: Any, table_key: str) -> None:
+        a, b = pkg.PersistentMap(x=0), pkg.PersistentMap()
+        a["from_a"] = 1
+        b["from_b"] = 2  # b's view is stale: its commit conflicts, reloads, re-applies only its own change
+        assert b.to_dict() == {"x": 0, "from_a": 1, "from_b": 2} == pkg.PersistentMap().to_dict()
+
+    def test_delete_and_clear_replay(self, aws: Any, pkg: Any, table_key: str) -> None:
+        a, b = pkg.PersistentMap(x=0, y=1), pkg.PersistentMap()
+        a["z"] = 2
+        del b["x"]
+        assert pkg.PersistentMap().to_dict() == {"y": 1, "z": 2}
+        a["w"] = 3
+        b.clear()  # clear() means: nothing left, including what others added meanwhile
+        assert pkg.PersistentMap().to_dict() == {}
+
+    def test_unsaved_nested_edit_is_replayed(self, aws: Any, pkg: Any, table_key: str) -> None:
+        a, b = pkg.PersistentMap(l=[1], n=0), pkg.PersistentMap()
+        a["n"] = 5
+        b["l"].append(2)
+        b["m"] = 1
+        assert pkg.PersistentMap().to_dict() == {"l": [1, 2], "n": 5, "m": 1}
+
+    def test_increment_on_stale_view(self, aws: Any, pkg: Any, table_key: str) -> None:
+        a, b = pkg.PersistentMap(n=1), pkg.PersistentMap()
+        assert a.increment("n") == 2
+        assert b.increment("n", 10) == 12
+        assert pkg.PersistentMap()["n"] == 12
+
+    def test_mutate_reruns_on_fresh_state(self, aws: Any, pkg: Any, table_key: str) -> None:
+        a, b = pkg.PersistentMap(queue=["j1", "j2", "j3"]), pkg.PersistentMap()
+        assert a.mutate(lambda d: d["queue"].pop(0)) == "j1"
+        assert b.mutate(lambda d: d["queue"].pop(0)) == "j2"  # not j1 again
+        assert pkg.PersistentMap()["queue"] == ["j3"]
+
+    def test_conflict_exhaustion(self, aws: Any, pkg: Any, table_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """When others win every attempt: ConflictError, nothing written, memory equals the stored state."""
+        a = pkg.PersistentMap.open({"x": 0}, max_attempts=3)
+        other = pkg.PersistentMap()
+        from aws_lambda_persistence_lite import _store
+
+        real_commit = _store.Store.commit
+        bumps = {"n": 0}
+
+        def racing_commit(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if self is a._store:
+                bumps["n"] += 1
+                other["x"] = bumps["n"]  # another container commits just before us, every time
+            return real_commit(self, *args, **kwargs)
+
+        monkeypatch.setattr(_store.Store, "commit", racing_commit)
+        with pytest.raises(pkg.ConflictError):
+            a["mine"] = 1
+        monkeypatch.setattr(_store.Store, "commit", real_commit)
+        stored = pkg.PersistentMap().to_dict()
+        assert stored == {"x": 3} and a.to_dict() == stored
+
+    def test_transaction_conflict_is_retried(self, aws: Any, pkg: Any, table_key: str, faults: Faults) -> None:
+        """DynamoDB's own TransactionConflict cancellation is a conflict like any other: reload and retry."""
+        data = pkg.PersistentMap({"blob": os.urandom(600_000)})
+        faults.error("TransactWriteItems", "TransactionCanceledException",
+                     message="Transaction cancelled [None, TransactionConflict]",
+                     extra={"CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}]})
+        data["blob"] = os.urandom(600_000)
+        assert pkg.PersistentMap()["blob"] == data["blob"]
+
+
+class TestFreshReads:
+    def test_default_never_rereads(self, aws: Any, pkg: Any, table_key: str) -> None:
+        a, b = pkg.PersistentMap(x=1), pkg.PersistentMap()
+        a["x"] = 2
+        assert b["x"] == 1  # 1.0.0's behaviour: the warm container keeps its copy
+
+    def test_refresh(self, aws: Any, pkg: Any, table_key: str) -> None:
+        a, b = pkg.PersistentMap(x=1), pkg.PersistentMap()
+        a["x"] = 2
+        b.refresh()
+        assert b["x"] == 2
+
+    def test_max_age(self, aws: Any, pkg: Any, table_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("PERSISTENCE_MAX_AGE", "0")
+        a, b = pkg.PersistentMap(x=1), pkg.PersistentMap()
+        assert b.settings.max_age == 0
+        a["x"] = 2
+        assert b["x"] == 2

@@ -1,0 +1,231 @@
+"""Maps beyond 400 KB: sharded across items, committed atomically, never read torn."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import Backend, Calls, Faults, all_keys, stored_item
+
+KB = 1024
+MB = 1024 * KB
+
+
+def json_like(size: int, seed: int = 0) -> dict[str, Any]:
+    """Compressible, JSON-shaped data of about ``size`` bytes (as JSON)."""
+    rng = random.Random(seed)
+    records, total = {}, 0
+    while total < size:
+        record = {"id": rng.randrange(10**9), "name": f"user-{rng.randrange(10**6)}", "active": rng.random() > 0.5,
+                  "score": round(rng.random() * 100, 3), "tags": [rng.choice("abcdefgh") * 3 for _ in range(4)]}
+        records[f"r{len(records)}"] = record
+        total += len(json.dumps(record)) + 10
+    return records
+
+
+def incompressible(size: int, seed: int = 0) -> dict[str, Any]:
+    return {"blob": random.Random(seed).randbytes(size)}
+
+
+SIZES = [100 * KB, 400 * KB, 1 * MB, 4 * MB]
+SHAPES = {"json": json_like, "random": incompressible}
+
+
+def shard_keys(client: Any, table_key: str) -> set[str]:
+    return {k for k in all_keys(client) if k.startswith(f"{table_key}#alp-shard#")}
+
+
+class TestRoundTrips:
+    @pytest.mark.parametrize("size", SIZES, ids=[f"{s // KB}KB" for s in SIZES])
+    @pytest.mark.parametrize("shape", list(SHAPES))
+    def test_cold_load(self, backend: Backend, pkg: Any, table_key: str, size: int, shape: str) -> None:
+        """Any size round-trips through a cold load, on every backend."""
+        value = SHAPES[shape](size)
+        pkg.PersistentMap(value)
+        assert pkg.PersistentMap().to_dict() == value
+
+    @pytest.mark.slow
+    @pytest.mark.parametrize("size", [16 * MB, 64 * MB], ids=["16MB", "64MB"])
+    @pytest.mark.parametrize("shape", list(SHAPES))
+    def test_cold_load_large(self, backend: Backend, pkg: Any, table_key: str, size: int, shape: str) -> None:
+        if size > 16 * MB and not os.environ.get("AWS_LAMBDA_PERSISTENCE_HUGE"):
+            pytest.skip("64 MB maps take minutes per backend: set AWS_LAMBDA_PERSISTENCE_HUGE=1 to run them")
+        value = SHAPES[shape](size)
+        data = pkg.PersistentMap(value)
+        loaded = pkg.PersistentMap()
+        assert loaded.to_dict() == value
+        assert loaded.last_load.items == data.last_commit.items
+        del value
+
+
+class TestLayout:
+    def test_items_respect_dynamodb_item_limit(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """Every item, head or shard, is under 400 KB counted DynamoDB's way (names + values, key included)."""
+        from aws_lambda_persistence_lite._format import item_size
+        from aws_lambda_persistence_lite._limits import DYNAMODB_ITEM_LIMIT, ITEM_BUDGET
+
+        pkg.PersistentMap(incompressible(3 * MB))
+        pages = aws.get_paginator("scan").paginate(TableName="AWSLambdaPersistence")
+        items = [item for page in pages for item in page["Items"]]
+        assert len(items) == 1 + 8
+        assert all(item_size(i) <= ITEM_BUDGET < DYNAMODB_ITEM_LIMIT for i in items)
+
+    def test_head_describes_shards(self, aws: Any, pkg: Any, table_key: str) -> None:
+        pkg.PersistentMap(incompressible(1 * MB))
+        head = stored_item(aws, table_key)
+        assert head is not None and "value" not in head
+        assert len(head["alp_shards"]["L"]) == 3 == len(shard_keys(aws, table_key))
+        assert all(k.startswith(f"{table_key}#alp-shard#{head['alp_gen']['S']}#") for k in shard_keys(aws, table_key))
+
+    def test_small_map_needs_one_transaction(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """Up to ~4 MB a commit is one TransactWriteItems: shards and head together."""
+        data = pkg.PersistentMap(x=1)
+        calls.clear()
+        data.update(incompressible(3 * MB))
+        assert calls.names == ["TransactWriteItems"]
+
+    def test_huge_map_commits_in_steps(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """Beyond one transaction: claim, shards by BatchWriteItem, flip the head, then delete the old."""
+        data = pkg.PersistentMap(x=1)
+        calls.clear()
+        data.update(incompressible(6 * MB))
+        assert calls.names[0] == "UpdateItem" and calls.names[-1] == "PutItem"
+        assert set(calls.names[1:-1]) == {"BatchWriteItem"}
+        assert pkg.PersistentMap()["blob"] == data["blob"]
+
+    def test_shrinking_removes_shards(self, aws: Any, pkg: Any, table_key: str) -> None:
+        data = pkg.PersistentMap(incompressible(6 * MB))
+        data["blob"] = os.urandom(1 * MB)
+        assert len(shard_keys(aws, table_key)) == 3
+        data["blob"] = b"small"
+        assert shard_keys(aws, table_key) == set()
+        assert pkg.PersistentMap().to_dict() == {"blob": b"small"}
+
+    def test_refresh_rereads_shards_only_when_changed(self, aws: Any, pkg: Any, table_key: str,
+                                                      calls: Calls) -> None:
+        data = pkg.PersistentMap(incompressible(1 * MB))
+        calls.clear()
+        data.refresh()
+        assert calls.names == ["GetItem"]
+        pkg.PersistentMap()["other"] = 1
+        calls.clear()
+        data.refresh()
+        assert calls.names == ["GetItem", "BatchGetItem"] and data["other"] == 1
+
+    def test_usage_is_reported(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """Bytes and capacity units of the last commit and load, by DynamoDB's rules (2 WCU/KB in a transaction)."""
+        data = pkg.PersistentMap(incompressible(1 * MB))
+        commit = data.last_commit
+        assert commit.items == 4 and 1 * MB < commit.bytes < 1.1 * MB
+        assert 2 * 1024 <= commit.capacity_units <= 2 * 1100
+        load = pkg.PersistentMap().last_load
+        assert load.calls == 2 and 256 <= load.capacity_units <= 280
+
+
+class TestSizeGuards:
+    """moto allows bigger transactions than DynamoDB: the planning rules are checked on their own."""
+
+    def test_split_fits_item_budget(self, lite: Any) -> None:
+        from aws_lambda_persistence_lite._config import Settings
+        from aws_lambda_persistence_lite._format import item_size, shard_item, shard_key
+        from aws_lambda_persistence_lite._limits import ITEM_BUDGET
+        from aws_lambda_persistence_lite._store import Store
+
+        settings = Settings.resolve({"table_key": "k" * 200})
+        store = Store(None, settings)
+        chunks = store._split(b"x" * (5 * MB))
+        sizes = [item_size(shard_item(settings, shard_key(settings.table_key, "a" * 12, i), c))
+                 for i, c in enumerate(chunks)]
+        assert max(sizes) <= ITEM_BUDGET and b"".join(chunks) == b"x" * (5 * MB)
+
+    def test_transaction_limits(self, aws: Any, pkg: Any, table_key: str, calls: Calls,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+        """A commit over 100 actions or 4 MB never goes into one TransactWriteItems."""
+        from aws_lambda_persistence_lite import _store
+
+        monkeypatch.setattr(_store, "TRANSACT_MAX_ACTIONS", 3)
+        data = pkg.PersistentMap(x=1)
+        calls.clear()
+        data.update(incompressible(1 * MB))  # 3 shards + head = 4 actions > 3
+        assert "TransactWriteItems" not in calls.names
+        assert pkg.PersistentMap()["blob"] == data["blob"]
+
+
+class TestCrashedCommits:
+    """A commit killed after any of its steps leaves the old map intact; the next commit cleans up."""
+
+    @pytest.mark.parametrize("step", range(1, 12))
+    def test_fail_nth_call_of_large_commit(self, aws: Any, pkg: Any, table_key: str, faults: Faults,
+                                           step: int) -> None:
+        old = incompressible(5 * MB, seed=1)
+        new = incompressible(5 * MB, seed=2)
+        data = pkg.PersistentMap(old)
+        faults.seen = 0
+        faults.error(None, "ValidationException", nth=step, message="killed")
+        try:
+            data.update(new)
+            failed = False
+        except Exception:
+            failed = True
+        faults.plan.clear()
+        loaded = pkg.PersistentMap().to_dict()
+        assert loaded in (old, new), "a torn map was loaded"
+        if failed:
+            assert data.to_dict() == old  # memory did not move
+        final = incompressible(2 * MB, seed=3)
+        data.update(final)
+        assert pkg.PersistentMap().to_dict() == final
+        head = stored_item(aws, table_key)
+        assert head is not None and "alp_garbage" not in head
+        assert len(shard_keys(aws, table_key)) == len(head["alp_shards"]["L"]), "leftover shards"
+
+    def test_failed_transaction(self, aws: Any, pkg: Any, table_key: str, faults: Faults) -> None:
+        old = incompressible(1 * MB, seed=1)
+        data = pkg.PersistentMap(old)
+        faults.error("TransactWriteItems", "ValidationException")
+        with pytest.raises(Exception, match="injected"):
+            data.update(incompressible(2 * MB, seed=2))
+        assert pkg.PersistentMap().to_dict() == old == data.to_dict()
+
+
+class TestTearFreeReads:
+    def test_readers_never_see_a_mix(self, moto_server: str, pkg: Any, table_key: str) -> None:
+        """One writer rewrites a multi-shard map while readers cold-load it: each load is one whole version."""
+        def content(version: int) -> dict[str, Any]:
+            return {"version": version, "blob": random.Random(version).randbytes(900 * KB)}
+
+        def client() -> Any:
+            return boto3.client("dynamodb", endpoint_url=moto_server)
+
+        writer = pkg.PersistentMap.open(content(0), client=client())
+        stop = threading.Event()
+        seen: list[int] = []
+        errors: list[BaseException] = []
+
+        def read() -> None:
+            reader_client = client()
+            while not stop.is_set():
+                try:
+                    loaded = pkg.PersistentMap.open(client=reader_client).to_dict()
+                    assert loaded == content(loaded["version"])
+                    seen.append(loaded["version"])
+                except BaseException as exc:
+                    errors.append(exc)
+                    return
+
+        readers = [threading.Thread(target=read) for _ in range(3)]
+        for r in readers:
+            r.start()
+        for version in range(1, 9):
+            writer.update(content(version))
+        stop.set()
+        for r in readers:
+            r.join(timeout=60)
+        assert not errors, errors[0]
+        assert len(seen) >= 3 and set(seen) <= set(range(9))
