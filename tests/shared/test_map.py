@@ -61,8 +61,7 @@ class TestDictAPI:
         copy["b"] = 2
         assert type(copy) is dict and "b" not in data
 
-    def test_constructor_data_merges_into_stored_map(self, aws: Any, pkg: Any, table_key: str,
-                                                     calls: Calls) -> None:
+    def test_constructor_data_merges_into_stored_map(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
         """PersistentMap({...}) and PersistentMap(k=v) merge into what is stored, with one read and one write."""
         pkg.PersistentMap(a=1)
         calls.clear()
@@ -122,8 +121,12 @@ class TestWrites:
     def test_each_mutation_is_one_put(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
         """Set, delete, update and clear each cost one conditional PutItem."""
         data = pkg.PersistentMap(seed=0)
-        for mutate in (lambda: data.__setitem__("a", 1), lambda: data.__delitem__("a"),
-                       lambda: data.update(x=1, y=2, z=3), data.clear):
+        for mutate in (
+            lambda: data.__setitem__("a", 1),
+            lambda: data.__delitem__("a"),
+            lambda: data.update(x=1, y=2, z=3),
+            data.clear,
+        ):
             calls.clear()
             mutate()
             assert calls.names == ["PutItem"]
@@ -136,10 +139,14 @@ class TestWrites:
         data.update(n=5, flag=True)
         assert calls.names == []
 
-    @pytest.mark.parametrize(("before", "after"), [(5, 5.0), (True, 1), (1, True), ((1, 2), [1, 2]), (0.0, -0.0)],
-                             ids=["int to float", "bool to int", "int to bool", "tuple to list", "zero sign"])
-    def test_equal_but_different_is_a_write(self, aws: Any, pkg: Any, table_key: str, calls: Calls,
-                                            before: Any, after: Any) -> None:
+    @pytest.mark.parametrize(
+        ("before", "after"),
+        [(5, 5.0), (True, 1), (1, True), ((1, 2), [1, 2]), (0.0, -0.0)],
+        ids=["int to float", "bool to int", "int to bool", "tuple to list", "zero sign"],
+    )
+    def test_equal_but_different_is_a_write(
+        self, aws: Any, pkg: Any, table_key: str, calls: Calls, before: Any, after: Any
+    ) -> None:
         """Values that compare equal but differ in type (or sign) are changes, stored exactly."""
         data = pkg.PersistentMap(v=before)
         calls.clear()
@@ -166,9 +173,14 @@ class TestWrites:
     def test_batch_that_raises_writes_nothing(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
         data = pkg.PersistentMap(a=1)
         calls.clear()
-        with pytest.raises(RuntimeError), data.batch():
-            data["a"] = 2
-            raise RuntimeError("boom")
+
+        def failing_block() -> None:
+            with data.batch():
+                data["a"] = 2
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            failing_block()
         assert calls.names == [] and data.to_dict() == {"a": 1}
 
     def test_nested_in_place_changes_need_save(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
@@ -207,18 +219,25 @@ class TestConfiguration:
         data = pkg.PersistentMap()
         s = data.settings
         assert (s.table_name, s.table_key, s.key_field_name, s.value_field_name) == (
-            "AWSLambdaPersistence", table_key, "key", "value")
+            "AWSLambdaPersistence",
+            table_key,
+            "key",
+            "value",
+        )
 
     def test_arguments_configure(self, aws: Any, pkg: Any, table_key: str) -> None:
         data = pkg.PersistentMap(table_name="Other", table_key="k1", key_field_name="pk", value_field_name="blob")
         data["a"] = 1
         item = aws.get_item(TableName="Other", Key={"pk": {"S": "k1"}})["Item"]
         assert "blob" in item
-        assert pkg.PersistentMap(table_name="Other", table_key="k1", key_field_name="pk",
-                                 value_field_name="blob")["a"] == 1
+        assert (
+            pkg.PersistentMap(table_name="Other", table_key="k1", key_field_name="pk", value_field_name="blob")["a"]
+            == 1
+        )
 
-    def test_environment_wins_over_arguments(self, aws: Any, pkg: Any, table_key: str,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_environment_wins_over_arguments(
+        self, aws: Any, pkg: Any, table_key: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.setenv("PERSISTENCE_TABLE_KEY", "from-env")
         monkeypatch.setenv("PERSISTENCE_TABLE_NAME", "EnvTable")
         data = pkg.PersistentMap(table_key="from-arg", table_name="ArgTable")
@@ -243,14 +262,16 @@ class TestConfiguration:
         with pytest.raises(pkg.ConfigurationError, match="PERSISTENCE_TABLE_KEY"):
             pkg.PersistentMap()
 
-    @pytest.mark.parametrize(("setting", "value"), [("table_name", "x"), ("value_field_name", "alp_x"),
-                                                      ("key_field_name", "")])
+    @pytest.mark.parametrize(
+        ("setting", "value"), [("table_name", "x"), ("value_field_name", "alp_x"), ("key_field_name", "")]
+    )
     def test_invalid_settings(self, aws: Any, pkg: Any, table_key: str, setting: str, value: str) -> None:
         with pytest.raises(pkg.ConfigurationError, match=setting):
             pkg.PersistentMap(**{setting: value})
 
-    def test_endpoint_from_environment(self, moto_server: str, pkg: Any, table_key: str,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_endpoint_from_environment(
+        self, moto_server: str, pkg: Any, table_key: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """AWS_ENDPOINT_URL_DYNAMODB points the library at a local DynamoDB (here moto's server)."""
         import boto3
 

@@ -22,8 +22,13 @@ def json_like(size: int, seed: int = 0) -> dict[str, Any]:
     rng = random.Random(seed)
     records, total = {}, 0
     while total < size:
-        record = {"id": rng.randrange(10**9), "name": f"user-{rng.randrange(10**6)}", "active": rng.random() > 0.5,
-                  "score": round(rng.random() * 100, 3), "tags": [rng.choice("abcdefgh") * 3 for _ in range(4)]}
+        record = {
+            "id": rng.randrange(10**9),
+            "name": f"user-{rng.randrange(10**6)}",
+            "active": rng.random() > 0.5,
+            "score": round(rng.random() * 100, 3),
+            "tags": [rng.choice("abcdefgh") * 3 for _ in range(4)],
+        }
         records[f"r{len(records)}"] = record
         total += len(json.dumps(record)) + 10
     return records
@@ -107,8 +112,7 @@ class TestLayout:
         assert shard_keys(aws, table_key) == set()
         assert pkg.PersistentMap().to_dict() == {"blob": b"small"}
 
-    def test_refresh_rereads_shards_only_when_changed(self, aws: Any, pkg: Any, table_key: str,
-                                                      calls: Calls) -> None:
+    def test_refresh_rereads_shards_only_when_changed(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
         data = pkg.PersistentMap(incompressible(1 * MB))
         calls.clear()
         data.refresh()
@@ -140,12 +144,14 @@ class TestSizeGuards:
         settings = Settings.resolve({"table_key": "k" * 200})
         store = Store(None, settings)
         chunks = store._split(b"x" * (5 * MB))
-        sizes = [item_size(shard_item(settings, shard_key(settings.table_key, "a" * 12, i), c))
-                 for i, c in enumerate(chunks)]
+        sizes = [
+            item_size(shard_item(settings, shard_key(settings.table_key, "a" * 12, i), c)) for i, c in enumerate(chunks)
+        ]
         assert max(sizes) <= ITEM_BUDGET and b"".join(chunks) == b"x" * (5 * MB)
 
-    def test_transaction_limits(self, aws: Any, pkg: Any, table_key: str, calls: Calls,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_transaction_limits(
+        self, aws: Any, pkg: Any, table_key: str, calls: Calls, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """A commit over 100 actions or 4 MB never goes into one TransactWriteItems."""
         from aws_lambda_persistence_lite import _store
 
@@ -161,8 +167,7 @@ class TestCrashedCommits:
     """A commit killed after any of its steps leaves the old map intact; the next commit cleans up."""
 
     @pytest.mark.parametrize("step", range(1, 12))
-    def test_fail_nth_call_of_large_commit(self, aws: Any, pkg: Any, table_key: str, faults: Faults,
-                                           step: int) -> None:
+    def test_fail_nth_call_of_large_commit(self, aws: Any, pkg: Any, table_key: str, faults: Faults, step: int) -> None:
         old = incompressible(5 * MB, seed=1)
         new = incompressible(5 * MB, seed=2)
         data = pkg.PersistentMap(old)
@@ -197,6 +202,7 @@ class TestCrashedCommits:
 class TestTearFreeReads:
     def test_readers_never_see_a_mix(self, moto_server: str, pkg: Any, table_key: str) -> None:
         """One writer rewrites a multi-shard map while readers cold-load it: each load is one whole version."""
+
         def content(version: int) -> dict[str, Any]:
             return {"version": version, "blob": random.Random(version).randbytes(900 * KB)}
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -15,17 +16,23 @@ from tests.conftest import stored_item
 
 def put_legacy(client: Any, key: str, payload: bytes, table: str = "AWSLambdaPersistence") -> None:
     """Write an item exactly as aws-lambda-persistence 1.0.0 does: a pickled dict as Binary in ``value``."""
-    try:
-        client.create_table(TableName=table, AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
-                            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-                            ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1})
-    except client.exceptions.ResourceInUseException:
-        pass
+    with contextlib.suppress(client.exceptions.ResourceInUseException):
+        client.create_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+            ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1},
+        )
     client.put_item(TableName=table, Item={"key": {"S": key}, "value": {"B": payload}})
 
 
 class TestVersion1Items:
-    LEGACY = {"last_run": dt.datetime(2023, 5, 1, 12, 0), "count": 3, "tags": {"a", "b"}, "t": (1, 2)}
+    LEGACY: ClassVar[dict[str, Any]] = {
+        "last_run": dt.datetime(2023, 5, 1, 12, 0),
+        "count": 3,
+        "tags": {"a", "b"},
+        "t": (1, 2),
+    }
 
     @pytest.mark.parametrize("protocol", [2, 4, pickle.DEFAULT_PROTOCOL])
     def test_loads_and_upgrades(self, aws: Any, pkg: Any, table_key: str, protocol: int) -> None:
@@ -44,8 +51,12 @@ class TestVersion1Items:
         assert pkg.PersistentMap().to_dict() == {}
 
     def test_custom_1_0_0_field_names(self, aws: Any, pkg: Any, table_key: str) -> None:
-        aws.create_table(TableName="Custom", AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+        aws.create_table(
+            TableName="Custom",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         aws.put_item(TableName="Custom", Item={"pk": {"S": "m"}, "data": {"B": pickle.dumps({"x": 1})}})
         data = pkg.PersistentMap(table_name="Custom", table_key="m", key_field_name="pk", value_field_name="data")
         assert data["x"] == 1
@@ -64,10 +75,17 @@ class TestVersion1Items:
         assert "system" in str(raised.value) and table_key in str(raised.value)
         assert not marker.exists()
 
-    @pytest.mark.parametrize("target", [("builtins", "eval"), ("builtins", "getattr"), ("subprocess", "Popen"),
-                                        ("posix", "system"), ("builtins", "__import__")])
-    def test_globals_outside_the_allow_list(self, aws: Any, pkg: Any, table_key: str,
-                                            target: tuple[str, str]) -> None:
+    @pytest.mark.parametrize(
+        "target",
+        [
+            ("builtins", "eval"),
+            ("builtins", "getattr"),
+            ("subprocess", "Popen"),
+            ("posix", "system"),
+            ("builtins", "__import__"),
+        ],
+    )
+    def test_globals_outside_the_allow_list(self, aws: Any, pkg: Any, table_key: str, target: tuple[str, str]) -> None:
         module, name = target
         payload = b"\x80\x04c" + f"{module}\n{name}\n".encode() + b"X\x01\x00\x00\x001\x85R."
         put_legacy(aws, table_key, payload)
@@ -97,8 +115,9 @@ class TestBetweenPackages:
         lite.PersistentMap(a={1, 2}, when=dt.date(2020, 1, 1))
         assert core.PersistentMap().to_dict() == {"a": {1, 2}, "when": dt.date(2020, 1, 1)}
 
-    def test_lite_refuses_core_with_advice(self, aws: Any, lite: Any, table_key: str,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_lite_refuses_core_with_advice(
+        self, aws: Any, lite: Any, table_key: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Never a silent empty map: the lite package alone says which package to install."""
         from aws_lambda_persistence_lite import _codec
 

@@ -62,7 +62,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, decimal.Decimal):
         return str(a) == str(b)
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, (dt.datetime, dt.time)):
@@ -114,8 +114,9 @@ class TestUnsupportedValues:
         ],
         ids=["class instance", "deeply nested", "function in list", "custom tzinfo", "dict subclass"],
     )
-    def test_error_names_path_and_type(self, aws: Any, pkg: Any, table_key: str, value: Any, path: str,
-                                       type_name: str) -> None:
+    def test_error_names_path_and_type(
+        self, aws: Any, pkg: Any, table_key: str, value: Any, path: str, type_name: str
+    ) -> None:
         """The error is a TypeError naming where the bad value sits and its type; nothing is stored."""
         data = pkg.PersistentMap(keep=1)
         with pytest.raises(TypeError) as raised:

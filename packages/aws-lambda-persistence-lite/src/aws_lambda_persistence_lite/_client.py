@@ -22,8 +22,10 @@ def default_client() -> Any:
     """A low-level DynamoDB client for the current region and endpoint, shared by every map."""
     # Endpoint and region come from the environment (AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION): botocore reads
     # them itself; they are part of the cache key so that tests and tools that change them get a new client.
-    key = (os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"),
-           os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    key = (
+        os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"),
+        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+    )
     with _lock:
         client = _clients.get(key)
         if client is None:

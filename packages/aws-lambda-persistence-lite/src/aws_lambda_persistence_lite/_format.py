@@ -53,7 +53,7 @@ def garbage_entry(gen: str, count: int) -> str:
 
 def garbage_keys(table_key: str, entries: frozenset[str]) -> list[str]:
     """Shard keys named by the head's garbage list (shards of generations that are no longer live)."""
-    keys = []
+    keys: list[str] = []
     for entry in sorted(entries):
         gen, _, count = entry.rpartition(":")
         keys.extend(shard_key(table_key, gen, i) for i in range(int(count)))
@@ -113,8 +113,15 @@ def parse_head(item: Item, settings: Settings) -> Head:
             if value is None or "B" not in value:
                 raise _bad(settings, f"attribute {settings.value_field_name!r} is missing or not Binary")
             blob = bytes(value["B"])
-            return Head(version=version, codec=LEGACY_CODEC, raw_size=len(blob), digest=digest(blob), blob=blob,
-                        garbage=garbage, legacy=True)
+            return Head(
+                version=version,
+                codec=LEGACY_CODEC,
+                raw_size=len(blob),
+                digest=digest(blob),
+                blob=blob,
+                garbage=garbage,
+                legacy=True,
+            )
         fmt = int(item[FMT]["N"])
         if fmt > FORMAT_VERSION:
             raise UnsupportedFormatError(
@@ -180,7 +187,7 @@ def item_size(item: Item) -> int:
 
 
 def _value_size(value: dict[str, Any]) -> int:
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     if kind == "S":
         return len(inner.encode("utf-8", "surrogatepass"))
     if kind == "B":

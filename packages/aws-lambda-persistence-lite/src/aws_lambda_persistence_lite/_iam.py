@@ -30,8 +30,9 @@ def policy(settings: Settings, *, own_rows_only: bool = True) -> dict[str, Any]:
     so one function cannot read or write another function's map in a shared table.
     """
     table_arn = f"arn:aws:dynamodb:*:*:table/{settings.table_name}"
-    item_actions = [a for a in ACTIONS if a not in ("dynamodb:DescribeTable", "dynamodb:CreateTable",
-                                                      "dynamodb:TagResource")]
+    item_actions = [
+        a for a in ACTIONS if a not in ("dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:TagResource")
+    ]
     item_statement: dict[str, Any] = {
         "Sid": "PersistentMapItems",
         "Effect": "Allow",

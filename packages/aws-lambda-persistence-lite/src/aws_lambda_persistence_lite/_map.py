@@ -54,8 +54,14 @@ class PersistentMap(MutableMapping[Any, Any]):
         self._setup(Settings.resolve(config), None, dict(*args, **data) if args or data else None)
 
     @classmethod
-    def open(cls: type[M], initial: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None = None, /, *,
-             client: Any = None, **settings: Any) -> M:
+    def open(
+        cls: type[M],
+        initial: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None = None,
+        /,
+        *,
+        client: Any = None,
+        **settings: Any,
+    ) -> M:
         """Open a map with any setting (see ``Settings``) and an optional boto3 DynamoDB client."""
         self = cls.__new__(cls)
         self._setup(Settings.resolve(settings), client, dict(initial) if initial is not None else None)
@@ -287,7 +293,7 @@ class PersistentMap(MutableMapping[Any, Any]):
 
     def _encode(self, data: dict[Any, Any]) -> tuple[Digests, bytes]:
         entries = [self._codec.encode_entry(k, v) for k, v in data.items()]
-        return dict(zip(data, map(_entry_digest, entries))), self._codec.join(entries)
+        return dict(zip(data, map(_entry_digest, entries), strict=True)), self._codec.join(entries)
 
     def _unsaved(self) -> tuple[dict[Any, Any], set[Any]]:
         """This container's edits not yet stored (in-place edits of nested values), per top-level key."""
@@ -319,12 +325,15 @@ class PersistentMap(MutableMapping[Any, Any]):
             assert head.codec is not None
             return codec_for(head.codec).decode(blob, head.raw_size)
         except StoredDataError as exc:
-            raise type(exc)(f"map in table {s.table_name!r} under key {s.table_key!r}: {exc}",
-                            table=s.table_name, key=s.table_key) from exc
+            raise type(exc)(
+                f"map in table {s.table_name!r} under key {s.table_key!r}: {exc}", table=s.table_name, key=s.table_key
+            ) from exc
         except Exception as exc:  # a 1.0.0 pickle that is damaged
             raise CorruptDataError(
                 f"map in table {s.table_name!r} under key {s.table_key!r} cannot be decoded: {exc}",
-                table=s.table_name, key=s.table_key) from exc
+                table=s.table_name,
+                key=s.table_key,
+            ) from exc
 
 
 M = TypeVar("M", bound=PersistentMap)

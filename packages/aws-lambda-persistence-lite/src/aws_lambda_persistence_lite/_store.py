@@ -161,8 +161,9 @@ class Store:
         seen_version = None
         for _ in range(READ_ATTEMPTS):
             try:
-                response = self._call(usage, "get_item", TableName=self.settings.table_name, Key=self.key,
-                                       ConsistentRead=True)
+                response = self._call(
+                    usage, "get_item", TableName=self.settings.table_name, Key=self.key, ConsistentRead=True
+                )
             except _TableMissing:
                 return None, None
             item = response.get("Item")
@@ -175,7 +176,9 @@ class Store:
             usage.capacity_units += _read_units(size)
             head = parse_head(item, self.settings)
             if unless_version is not None and (head.version, head.digest) == (
-                    unless_version.version, unless_version.digest):
+                unless_version.version,
+                unless_version.digest,
+            ):
                 return head, None
             if head.empty or head.blob is not None:
                 if head.blob is not None and digest(head.blob) != head.digest:
@@ -194,10 +197,12 @@ class Store:
         chunks: dict[str, bytes] = {}
         field, name = self.settings.key_field_name, self.settings.value_field_name
         for start in range(0, len(keys), BATCH_GET_MAX_KEYS):
-            pending: dict[str, Any] | None = {self.settings.table_name: {
-                "Keys": [{field: {"S": k}} for k in keys[start:start + BATCH_GET_MAX_KEYS]],
-                "ConsistentRead": True,
-            }}
+            pending: dict[str, Any] | None = {
+                self.settings.table_name: {
+                    "Keys": [{field: {"S": k}} for k in keys[start : start + BATCH_GET_MAX_KEYS]],
+                    "ConsistentRead": True,
+                }
+            }
             for round_ in range(BATCH_ROUNDS):
                 if not pending:
                     break
@@ -214,7 +219,7 @@ class Store:
             if pending:
                 raise PersistenceError("DynamoDB kept shard reads unprocessed (throttled); try again later")
         ordered = []
-        for key, expected in zip(keys, head.shard_digests):
+        for key, expected in zip(keys, head.shard_digests, strict=True):
             chunk = chunks.get(key)
             if chunk is None or shard_digest(chunk) != expected:
                 return None
@@ -224,8 +229,11 @@ class Store:
 
     def _corrupt(self, why: str) -> CorruptDataError:
         s = self.settings
-        return CorruptDataError(f"the map stored in table {s.table_name!r} under key {s.table_key!r} is "
-                                f"unreadable: {why}", table=s.table_name, key=s.table_key)
+        return CorruptDataError(
+            f"the map stored in table {s.table_name!r} under key {s.table_key!r} is unreadable: {why}",
+            table=s.table_name,
+            key=s.table_key,
+        )
 
     # -- writing ------------------------------------------------------------------------------------------
 
@@ -249,7 +257,11 @@ class Store:
                 log.warning(
                     "committing map %r used %.0f write capacity units; a provisioned table within the free tier "
                     "has %d per second in total, so commits this large will be throttled. See the README's "
-                    "capacity section.", self.settings.table_key, usage.capacity_units, FREE_TIER_UNITS)
+                    "capacity section.",
+                    self.settings.table_key,
+                    usage.capacity_units,
+                    FREE_TIER_UNITS,
+                )
 
     def _commit(self, usage: Usage, blob: bytes, codec: str, raw_size: int, expected: Head | None) -> Head:
         table_key = self.settings.table_key
@@ -257,8 +269,14 @@ class Store:
         if expected is not None and expected.own_garbage():
             stale.add(expected.own_garbage())  # type: ignore[arg-type]
         stale_keys = garbage_keys(table_key, frozenset(stale))
-        head = Head(version=(expected.version if expected else 0) + 1, codec=codec, raw_size=raw_size,
-                    digest=digest(blob), blob=blob, commit_id=secrets.token_hex(8))
+        head = Head(
+            version=(expected.version if expected else 0) + 1,
+            codec=codec,
+            raw_size=raw_size,
+            digest=digest(blob),
+            blob=blob,
+            commit_id=secrets.token_hex(8),
+        )
         shards: list[Item] = []
         if item_size(head_item(self.settings, head)) > ITEM_BUDGET:
             chunks = self._split(blob)
@@ -281,23 +299,34 @@ class Store:
     def _split(self, blob: bytes) -> list[bytes]:
         overhead = item_size(shard_item(self.settings, shard_key(self.settings.table_key, "x" * 16, 9999), b""))
         size = ITEM_BUDGET - overhead
-        return [blob[i:i + size] for i in range(0, len(blob), size)]
+        return [blob[i : i + size] for i in range(0, len(blob), size)]
 
     def _condition(self, expected: Head | None) -> dict[str, Any]:
         if expected is None:
-            return {"ConditionExpression": "attribute_not_exists(#k)",
-                    "ExpressionAttributeNames": {"#k": self.settings.key_field_name}}
+            return {
+                "ConditionExpression": "attribute_not_exists(#k)",
+                "ExpressionAttributeNames": {"#k": self.settings.key_field_name},
+            }
         if expected.version == 0:  # a 1.0.0 item never touched by this version
             return {"ConditionExpression": "attribute_not_exists(#v)", "ExpressionAttributeNames": {"#v": VER}}
-        return {"ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": VER},
-                "ExpressionAttributeValues": {":v": {"N": str(expected.version)}}}
+        return {
+            "ConditionExpression": "#v = :v",
+            "ExpressionAttributeNames": {"#v": VER},
+            "ExpressionAttributeValues": {":v": {"N": str(expected.version)}},
+        }
 
     def _put_head(self, usage: Usage, head: Head, condition: dict[str, Any]) -> None:
         item = head_item(self.settings, head)
         usage.capacity_units += _write_units(item_size(item), False)
         try:
-            self._call(usage, "put_item", TableName=self.settings.table_name, Item=item,
-                       ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition)
+            self._call(
+                usage,
+                "put_item",
+                TableName=self.settings.table_name,
+                Item=item,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **condition,
+            )
         except Conflict as conflict:
             # botocore retries a call whose response was lost; if the first try was applied, the stored head
             # is ours, and that is a success, not a conflict.
@@ -305,22 +334,33 @@ class Store:
             if current is None or current.commit_id != head.commit_id:
                 raise
 
-    def _transact(self, usage: Usage, head: Head, condition: dict[str, Any], shards: list[Item],
-                  stale_keys: list[str]) -> None:
+    def _transact(
+        self, usage: Usage, head: Head, condition: dict[str, Any], shards: list[Item], stale_keys: list[str]
+    ) -> None:
         table = self.settings.table_name
         actions: list[dict[str, Any]] = [{"Put": {"TableName": table, "Item": s}} for s in shards]
-        actions.append({"Put": {"TableName": table, "Item": head_item(self.settings, head),
-                                "ReturnValuesOnConditionCheckFailure": "ALL_OLD", **condition}})
-        actions.extend({"Delete": {"TableName": table, "Key": {self.settings.key_field_name: {"S": k}}}}
-                       for k in stale_keys)
+        actions.append(
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": head_item(self.settings, head),
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    **condition,
+                }
+            }
+        )
+        actions.extend(
+            {"Delete": {"TableName": table, "Key": {self.settings.key_field_name: {"S": k}}}} for k in stale_keys
+        )
         for s in shards:
             usage.capacity_units += _write_units(item_size(s), True)
         usage.capacity_units += _write_units(item_size(head_item(self.settings, head)), True) + 2 * len(stale_keys)
         # The token makes botocore's retry of a commit whose response was lost idempotent (10 minutes).
         self._call(usage, "transact_write_items", TransactItems=actions, ClientRequestToken=head.commit_id)
 
-    def _commit_in_steps(self, usage: Usage, head: Head, condition: dict[str, Any], shards: list[Item],
-                         stale: frozenset[str]) -> Head:
+    def _commit_in_steps(
+        self, usage: Usage, head: Head, condition: dict[str, Any], shards: list[Item], stale: frozenset[str]
+    ) -> Head:
         """Commit a map too large for one transaction without ever exposing a torn map (FORMAT.md, "Large
         commits"): claim the version, write new shards under new keys, flip the head, then delete the old."""
         claim = head.version
@@ -331,14 +371,25 @@ class Store:
         if own:
             update += " ADD #g :g"
             values[":g"] = {"SS": [own]}
-        self._call(usage, "update_item", TableName=self.settings.table_name, Key=self.key, UpdateExpression=update,
-                   ConditionExpression=condition["ConditionExpression"], ExpressionAttributeNames=names,
-                   ExpressionAttributeValues=values, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        self._call(
+            usage,
+            "update_item",
+            TableName=self.settings.table_name,
+            Key=self.key,
+            UpdateExpression=update,
+            ConditionExpression=condition["ConditionExpression"],
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
         usage.capacity_units += 1
         self._batch_write(usage, [{"PutRequest": {"Item": s}} for s in shards])
         final = replace(head, version=claim + 1, garbage=stale)
-        flip = {"ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": VER},
-                "ExpressionAttributeValues": {":v": {"N": str(claim)}}}
+        flip = {
+            "ConditionExpression": "#v = :v",
+            "ExpressionAttributeNames": {"#v": VER},
+            "ExpressionAttributeValues": {":v": {"N": str(claim)}},
+        }
         try:
             self._put_head(usage, final, flip)
         except Conflict:
@@ -352,24 +403,36 @@ class Store:
         """Delete the shards ``head`` lists as garbage, then drop them from its list (order-independent)."""
         if not head.garbage:
             return
-        self._batch_write(usage, [{"DeleteRequest": {"Key": {self.settings.key_field_name: {"S": k}}}}
-                                  for k in garbage_keys(self.settings.table_key, head.garbage)])
-        self._call(usage, "update_item", TableName=self.settings.table_name, Key=self.key,
-                   UpdateExpression="DELETE #g :g", ExpressionAttributeNames={"#g": GARBAGE},
-                   ExpressionAttributeValues={":g": {"SS": sorted(head.garbage)}})
+        self._batch_write(
+            usage,
+            [
+                {"DeleteRequest": {"Key": {self.settings.key_field_name: {"S": k}}}}
+                for k in garbage_keys(self.settings.table_key, head.garbage)
+            ],
+        )
+        self._call(
+            usage,
+            "update_item",
+            TableName=self.settings.table_name,
+            Key=self.key,
+            UpdateExpression="DELETE #g :g",
+            ExpressionAttributeNames={"#g": GARBAGE},
+            ExpressionAttributeValues={":g": {"SS": sorted(head.garbage)}},
+        )
 
     def _delete_quietly(self, usage: Usage, keys: list[str]) -> None:
         try:
-            self._batch_write(usage, [{"DeleteRequest": {"Key": {self.settings.key_field_name: {"S": k}}}}
-                                      for k in keys])
+            self._batch_write(
+                usage, [{"DeleteRequest": {"Key": {self.settings.key_field_name: {"S": k}}}} for k in keys]
+            )
         except Exception:  # best effort: a later commit cannot find these, but they are never read either
             log.warning("could not delete %d orphaned shard(s) of map %r", len(keys), self.settings.table_key)
 
     def _batch_write(self, usage: Usage, requests: list[dict[str, Any]]) -> None:
         table = self.settings.table_name
         for start in range(0, len(requests), BATCH_WRITE_MAX_ITEMS):
-            pending: dict[str, Any] | None = {table: requests[start:start + BATCH_WRITE_MAX_ITEMS]}
-            for request in requests[start:start + BATCH_WRITE_MAX_ITEMS]:
+            pending: dict[str, Any] | None = {table: requests[start : start + BATCH_WRITE_MAX_ITEMS]}
+            for request in requests[start : start + BATCH_WRITE_MAX_ITEMS]:
                 item = request.get("PutRequest", {}).get("Item")
                 usage.capacity_units += _write_units(item_size(item), False) if item else 1
             for round_ in range(BATCH_ROUNDS):

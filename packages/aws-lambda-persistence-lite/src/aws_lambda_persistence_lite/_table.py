@@ -35,6 +35,4 @@ def create_table(client: Any, settings: Settings) -> None:
         client.create_table(**arguments)
     except client.exceptions.ResourceInUseException:
         log.info("table %s is being created by another container; waiting for it", settings.table_name)
-    client.get_waiter("table_exists").wait(
-        TableName=settings.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
-    )
+    client.get_waiter("table_exists").wait(TableName=settings.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})

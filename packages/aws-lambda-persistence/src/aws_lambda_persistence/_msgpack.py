@@ -86,13 +86,13 @@ def _ext_hook(code: int, data: bytes) -> Any:
     if code == FROZENSET:
         return frozenset(_unpack(data))
     if code == DATETIME:
-        *fields, fold, tz = _unpack(data)
-        return _dt.datetime(*fields, tzinfo=_untz(tz), fold=fold)
+        year, month, day, hour, minute, second, microsecond, fold, tz = _unpack(data)
+        return _dt.datetime(year, month, day, hour, minute, second, microsecond, tzinfo=_untz(tz), fold=fold)
     if code == DATE:
         return _dt.date.fromordinal(_unpack(data))
     if code == TIME:
-        *fields, fold, tz = _unpack(data)
-        return _dt.time(*fields, tzinfo=_untz(tz), fold=fold)
+        hour, minute, second, microsecond, fold, tz = _unpack(data)
+        return _dt.time(hour, minute, second, microsecond, tzinfo=_untz(tz), fold=fold)
     if code == TIMEDELTA:
         return _dt.timedelta(*_unpack(data))
     if code == DECIMAL:
@@ -107,13 +107,27 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 
 def _pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True,  # type: ignore[no-any-return]
-                         unicode_errors="surrogatepass", datetime=False)
+    packed: bytes = msgpack.packb(
+        obj,
+        default=_default,
+        strict_types=True,
+        use_bin_type=True,
+        unicode_errors="surrogatepass",
+        datetime=False,
+    )
+    return packed
 
 
 def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False, use_list=True,
-                           unicode_errors="surrogatepass", timestamp=0)
+    return msgpack.unpackb(
+        data,
+        ext_hook=_ext_hook,
+        raw=False,
+        strict_map_key=False,
+        use_list=True,
+        unicode_errors="surrogatepass",
+        timestamp=0,
+    )
 
 
 def _map_header(count: int) -> bytes:
