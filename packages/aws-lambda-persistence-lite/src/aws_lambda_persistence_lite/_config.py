@@ -36,7 +36,7 @@ class Settings:
     #: Seconds after which a read first checks DynamoDB for a newer version; None never checks (1.0.0).
     max_age: float | None = None
     #: Commit attempts before ConflictError when other containers keep winning.
-    max_attempts: int = 10
+    max_attempts: int = 20
     #: Used only when this library has to create the table.
     billing_mode: str = "PROVISIONED"
     read_capacity: int = 5

@@ -1,0 +1,117 @@
+"""Run every benchmark in tools/bench and write tools/bench/RESULTS.md.
+
+Why: one command that reproduces the published numbers, and a results file that says how they were produced
+(the command, the date, the machine, the versions), since timings mean little without that context. Each
+benchmark runs in its own interpreter (import_time.py needs fresh ones anyway) and prints markdown on stdout;
+its progress goes to stderr, passed through. Numbers are indicative: the servers are local emulators
+(moto, DynamoDB Local), not DynamoDB, and other processes may share the machine.
+
+    python tools/bench/run_all.py [--no-local]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from common import ROOT, log
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+BENCHMARKS = ["import_time.py", "storage.py", "increments.py"]
+VERSIONS = [
+    "aws-lambda-persistence",
+    "aws-lambda-persistence-lite",
+    "boto3",
+    "botocore",
+    "moto",
+    "msgpack",
+    "zstandard",
+]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def java_version() -> str:
+    java = shutil.which("java")
+    if java is None:
+        return "not installed"
+    proc = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    return (proc.stderr or proc.stdout).splitlines()[0] if (proc.stderr or proc.stdout) else "unknown"
+
+
+def machine() -> list[str]:
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [
+        f"- CPUs: {os.cpu_count()} (nproc: {len(os.sched_getaffinity(0))}), {cpu_model()}",
+        f"- Python {platform.python_version()} ({platform.python_implementation()}) on {platform.platform()}",
+        f"- Java (DynamoDB Local): {java_version()}",
+        "- Versions: " + ", ".join(f"{name} {version(name)}" for name in VERSIONS),
+        f"- Load average (1/5/15 min) when the run started: {load}",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-local", action="store_true", help="skip DynamoDB Local even if it is installed")
+    args = parser.parse_args()
+
+    command = shlex.join([sys.executable, *sys.argv])
+    started = datetime.now(timezone.utc)
+    header = machine()
+    sections, durations = [], []
+    for name in BENCHMARKS:
+        extra = ["--no-local"] if args.no_local and name != "import_time.py" else []
+        log(f"run_all: {name}")
+        began = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, str(HERE / name), *extra], cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True
+        )
+        durations.append(f"{name} {time.perf_counter() - began:.0f} s")
+        sections.append(f"## {name}\n\n{proc.stdout.strip()}\n")
+
+    text = "\n".join(
+        [
+            "# Benchmark results",
+            "",
+            f"Produced by `{command}` (from the repository root) on {started:%Y-%m-%d %H:%M} UTC, "
+            f"in {', '.join(durations)}.",
+            "",
+            *header,
+            "",
+            "Indicative numbers only: DynamoDB is emulated on 127.0.0.1 (moto's server runs in a thread of the "
+            "benchmark's own process; DynamoDB Local in a JVM), the machine has few cores and may be shared with "
+            "other jobs, and each figure comes from a handful of runs. Compare rows with each other, not with AWS.",
+            "",
+            *sections,
+        ]
+    )
+    RESULTS.write_text(text)
+    log(f"run_all: wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
