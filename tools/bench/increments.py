@@ -79,6 +79,7 @@ class Run:
     package: str
     processes: int
     count: int
+    max_attempts: int  # the library's setting: commit attempts before ConflictError
     wall: float = 0.0
     latencies: list[float] = field(default_factory=list)
     attempts: list[int] = field(default_factory=list)  # PutItem calls per increment
@@ -95,7 +96,7 @@ def run(backend: str, label: str, endpoint: str, processes: int, count: int) -> 
     module = PACKAGES[label]
     table_key = f"bench-increments-{label}-{processes}-{time.time_ns()}"
     pm = importlib.import_module(module).PersistentMap
-    pm.open({"counter": 0}, table_key=table_key)  # also creates the table, outside the timing
+    seed = pm.open({"counter": 0}, table_key=table_key)  # also creates the table, outside the timing
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
     workers = [
@@ -108,7 +109,7 @@ def run(backend: str, label: str, endpoint: str, processes: int, count: int) -> 
     for p in workers:
         p.join(timeout=60)
         assert p.exitcode == 0, f"a worker exited with code {p.exitcode}"
-    result = Run(backend, label, processes, count)
+    result = Run(backend, label, processes, count, seed.settings.max_attempts)
     result.wall = max(r["end"] for r in reports) - min(r["start"] for r in reports)
     for r in reports:
         result.latencies += r["latencies"]
@@ -128,7 +129,8 @@ def report(runs: list[Run]) -> None:
         "responses (each one a commit the library redid); *re-reads* = GetItem calls made while incrementing "
         "(0 when the server returns the winner's item with the failed write); *ConflictError* = increments "
         "whose every attempt lost (retried by the benchmark); *max attempts* = most PutItem calls one increment "
-        "needed. Final counter = processes x increments, asserted.\n"
+        f"needed (the library's `max_attempts` setting was {runs[0].max_attempts}). Final counter = processes x "
+        "increments, asserted.\n"
     )
     rows = []
     for r in runs:

@@ -12,6 +12,7 @@ its progress goes to stderr, passed through. Numbers are indicative: the servers
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -57,6 +58,16 @@ def java_version() -> str:
     return (proc.stderr or proc.stdout).splitlines()[0] if (proc.stderr or proc.stdout) else "unknown"
 
 
+def library_source() -> str:
+    """A fingerprint of the library's source as benchmarked: it may change between runs."""
+    files = sorted((ROOT / "packages").glob("*/src/**/*.py"))
+    fingerprint = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+    newest = datetime.fromtimestamp(max(f.stat().st_mtime for f in files), timezone.utc)
+    return (
+        f"{len(files)} files under packages/*/src, sha256 {fingerprint}, newest modified {newest:%Y-%m-%d %H:%M:%S} UTC"
+    )
+
+
 def machine() -> list[str]:
     def version(name: str) -> str:
         try:
@@ -70,6 +81,7 @@ def machine() -> list[str]:
         f"- Python {platform.python_version()} ({platform.python_implementation()}) on {platform.platform()}",
         f"- Java (DynamoDB Local): {java_version()}",
         "- Versions: " + ", ".join(f"{name} {version(name)}" for name in VERSIONS),
+        f"- Library source: {library_source()}",
         f"- Load average (1/5/15 min) when the run started: {load}",
     ]
 
@@ -81,7 +93,7 @@ def main() -> None:
 
     command = shlex.join([sys.executable, *sys.argv])
     started = datetime.now(timezone.utc)
-    header = machine()
+    header, source = machine(), library_source()
     sections, durations = [], []
     for name in BENCHMARKS:
         extra = ["--no-local"] if args.no_local and name != "import_time.py" else []
@@ -93,6 +105,8 @@ def main() -> None:
         durations.append(f"{name} {time.perf_counter() - began:.0f} s")
         sections.append(f"## {name}\n\n{proc.stdout.strip()}\n")
 
+    if library_source() != source:
+        header.append("- **Warning: the library's source changed during the run**: " + library_source())
     text = "\n".join(
         [
             "# Benchmark results",

@@ -128,10 +128,9 @@ def single_writes(
 
 
 def measure(
-    backend: str,
-    datasets: dict[tuple[str, int], dict[str, Any]],
-    counter: CallCounter,
+    backend: str, datasets: dict[tuple[str, int], dict[str, Any]], counter: CallCounter
 ) -> tuple[list[Stored], list[SingleWrites]]:
+    """Commit and cold-load every dataset with both packages, then time single-key writes on the loaded maps."""
     stored, writes = [], []
     for label, module in PACKAGES.items():
         pm = importlib.import_module(module).PersistentMap
