@@ -20,7 +20,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests import servers
+from tools import servers
 
 HAS_CORE = importlib.util.find_spec("aws_lambda_persistence") is not None
 PACKAGES = ["core", "lite"] if HAS_CORE else ["lite"]
@@ -86,8 +86,11 @@ def moto_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def dynamodb_local() -> Iterator[str]:
-    with servers.dynamodb_local() as url:
-        yield url
+    try:
+        with servers.dynamodb_local() as url:
+            yield url
+    except servers.ServerUnavailable as unavailable:
+        pytest.skip(str(unavailable))
 
 
 @pytest.fixture(params=["moto", "moto-server", "dynamodb-local"])

@@ -18,18 +18,18 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import logging
 import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 TOOLS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TOOLS.parent))
+from tools.servers import moto_server  # noqa: E402  (needs the repository root on sys.path first)
+
 CONTAINERS = (2, 3, 1)  # invocations per simulated container (cold start)
 
 # One simulated container: a fresh interpreter imports the handler and invokes it n times.
@@ -40,21 +40,6 @@ from demo_handler import lambda_handler
 for _ in range(int(sys.argv[2])):
     print(json.dumps(lambda_handler({}, None)), flush=True)
 """
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """Run moto's server on 127.0.0.1 on a free port; yield its URL and stop it on the way out."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def run_container(number: int, invocations: int, env: dict[str, str]) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ COMMANDS = {
     "demo": [["demo:run"]],
     "test": [["test"], ["lite:test"]],
     "lint": [["lint:check"]],
-    "bench": [["bench:imports"]],
+    "bench": [["bench:all"]],
 }
 
 

