@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Faults
+from tests.conftest import Calls, Faults
 
 WORKERS, ROUNDS = 4, 50
 
@@ -102,6 +102,16 @@ class TestConflicts:
         a["from_a"] = 1
         b["from_b"] = 2  # b's view is stale: its commit conflicts, reloads, re-applies only its own change
         assert b.to_dict() == {"x": 0, "from_a": 1, "from_b": 2} == pkg.PersistentMap().to_dict()
+
+    def test_last_commit_counts_every_attempt(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """A write that lost a race once: its cost includes the failed conditional PutItem, and no extra read
+        was needed (the winner's item came back with the failure)."""
+        a, b = pkg.PersistentMap(x=0), pkg.PersistentMap()
+        a["x"] = 1
+        calls.clear()
+        b["y"] = 2
+        assert calls.names == ["PutItem", "PutItem"]
+        assert b.last_commit.calls == 2 and b.last_commit.capacity_units == 2
 
     def test_delete_and_clear_replay(self, aws: Any, pkg: Any, table_key: str) -> None:
         a, b = pkg.PersistentMap(x=0, y=1), pkg.PersistentMap()

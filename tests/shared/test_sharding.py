@@ -130,6 +130,8 @@ class TestLayout:
         assert 2 * 1024 <= commit.capacity_units <= 2 * 1100
         load = pkg.PersistentMap().last_load
         assert load.calls == 2 and 256 <= load.capacity_units <= 280
+        data["blob"] = b"small"  # deleting the 3 old shards in the transaction is billed by their size, doubled
+        assert data.last_commit.capacity_units >= 3 * 2 * 390
 
 
 class TestSizeGuards:

@@ -7,10 +7,8 @@ The environment is read here and nowhere else. As in 1.0.0, an environment varia
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._errors import ConfigurationError, MixOfConfigAndMapArgsPassed
 
@@ -21,13 +19,15 @@ RESERVED_WORDS = ("table_name", "table_key", "key_field_name", "value_field_name
 #: Attribute names the stored format uses besides the key and value fields (see FORMAT.md).
 FORMAT_ATTRIBUTE_PREFIX = "alp_"
 
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_TABLE_NAME_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _BILLING_MODES = ("PROVISIONED", "PAY_PER_REQUEST")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Where and how one map is stored. Build it with :meth:`resolve`, which applies the environment."""
+class Settings(NamedTuple):
+    """Where and how one map is stored. Build it with :meth:`resolve`, which applies the environment.
+
+    (A NamedTuple rather than a dataclass: importing dataclasses costs a cold start ~10 ms.)
+    """
 
     table_name: str = "AWSLambdaPersistence"
     table_key: str = ""
@@ -46,16 +46,16 @@ class Settings:
     def resolve(cls, arguments: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
         """Merge defaults, ``arguments`` and the environment (which wins), then validate."""
         env = os.environ if environ is None else environ
-        known = {f.name: f for f in fields(cls)}
+        known = cls.__annotations__
         unknown = set(arguments) - set(known)
         if unknown:
             raise ConfigurationError(f"unknown setting(s) {sorted(unknown)}; known settings: {sorted(known)}")
         values: dict[str, Any] = {"table_key": env.get("AWS_LAMBDA_FUNCTION_NAME", "")}
         values.update({k: v for k, v in arguments.items() if v is not None})
-        for name, field in known.items():
+        for name in known:
             raw = env.get(f"PERSISTENCE_{name.upper()}")
             if raw is not None:
-                values[name] = _parse(name, raw, field.type)
+                values[name] = _parse(name, raw)
         settings = cls(**values)
         settings._validate()
         return settings
@@ -66,7 +66,7 @@ class Settings:
                 "table_key is not set and AWS_LAMBDA_FUNCTION_NAME is empty (not running in Lambda?): "
                 "pass PersistentMap(table_key='my-map') or set PERSISTENCE_TABLE_KEY"
             )
-        if not _TABLE_NAME.match(self.table_name):
+        if not (3 <= len(self.table_name) <= 255 and set(self.table_name) <= _TABLE_NAME_CHARACTERS):
             raise ConfigurationError(
                 f"table_name {self.table_name!r} is not a valid DynamoDB table name "
                 "(3-255 characters of A-Z a-z 0-9 _ . -)"
@@ -88,16 +88,25 @@ class Settings:
             raise ConfigurationError("max_age must be a number of seconds >= 0, or unset")
 
 
-def _parse(name: str, raw: str, annotation: object) -> Any:
-    text = str(annotation)
+#: Settings that are numbers; every other setting is a string.
+_NUMBERS: dict[str, type[int] | type[float]] = {
+    "max_age": float,
+    "max_attempts": int,
+    "read_capacity": int,
+    "write_capacity": int,
+}
+
+
+def _parse(name: str, raw: str) -> Any:
+    number = _NUMBERS.get(name)
+    if number is None:
+        return raw
+    if name == "max_age" and not raw.strip():
+        return None
     try:
-        if text.startswith("int"):
-            return int(raw)
-        if text.startswith("float"):
-            return float(raw) if raw.strip() else None
+        return number(raw)
     except ValueError:
         raise ConfigurationError(f"environment variable PERSISTENCE_{name.upper()}={raw!r} is not a number") from None
-    return raw
 
 
 def split_arguments(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -7,8 +7,7 @@ no I/O and never guesses: an item it cannot account for is a CorruptDataError na
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._config import Settings
 from ._errors import CorruptDataError, StoredDataError, UnsupportedFormatError
@@ -60,8 +59,7 @@ def garbage_keys(table_key: str, entries: frozenset[str]) -> list[str]:
     return keys
 
 
-@dataclass(frozen=True)
-class Head:
+class Head(NamedTuple):
     """What the head item says about the stored map."""
 
     version: int
@@ -71,11 +69,13 @@ class Head:
     blob: bytes | None = None
     gen: str | None = None
     shard_digests: tuple[bytes, ...] = ()
-    garbage: frozenset[str] = field(default_factory=frozenset)
+    garbage: frozenset[str] = frozenset()
     legacy: bool = False
     #: Unique per commit: tells a writer whether the stored head is its own (after a lost response) or another's
     #: with the same contents.
     commit_id: str = ""
+    #: The head item's size as stored (DynamoDB bills an overwrite at the larger of old and new item).
+    stored_size: int = 0
 
     @property
     def empty(self) -> bool:
@@ -109,11 +109,12 @@ def parse_head(item: Item, settings: Settings) -> Head:
             version = int(item[VER]["N"]) if VER in item else 0
             garbage = frozenset(item.get(GARBAGE, {}).get("SS", ()))
             if value is None and VER in item:
-                return Head(version=version, garbage=garbage)
+                return Head(version=version, garbage=garbage, stored_size=item_size(item))
             if value is None or "B" not in value:
                 raise _bad(settings, f"attribute {settings.value_field_name!r} is missing or not Binary")
             blob = bytes(value["B"])
             return Head(
+                stored_size=item_size(item),
                 version=version,
                 codec=LEGACY_CODEC,
                 raw_size=len(blob),
@@ -141,6 +142,7 @@ def parse_head(item: Item, settings: Settings) -> Head:
             shard_digests=shards,
             garbage=frozenset(item.get(GARBAGE, {}).get("SS", ())),
             commit_id=item[COMMIT]["S"] if COMMIT in item else "",
+            stored_size=item_size(item),
         )
     except StoredDataError:
         raise

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ._config import Settings
@@ -60,6 +59,8 @@ def policy(settings: Settings, *, own_rows_only: bool = True) -> dict[str, Any]:
 
 
 def permission_message(settings: Settings, action: str) -> str:
+    import json
+
     return (
         f"DynamoDB denied {action} on table {settings.table_name!r}. The function's IAM role needs this "
         f"least-privilege policy:\n{json.dumps(policy(settings), indent=2)}"

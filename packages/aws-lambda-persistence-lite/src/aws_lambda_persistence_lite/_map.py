@@ -9,9 +9,7 @@ only when a commit succeeds, so a failed write leaves memory as it was.
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -23,6 +21,7 @@ from ._codec import Codec, codec_for
 from ._config import Settings, split_arguments
 from ._errors import ConflictError, CorruptDataError, StoredDataError
 from ._format import LEGACY_CODEC, Head
+from ._log import backoff
 from ._pickle import default_codec, loads_restricted
 from ._store import Conflict, Store, Usage
 
@@ -260,6 +259,7 @@ class PersistentMap(MutableMapping[Any, Any]):
         work = dict(self._data)
         result = operation(work)
         unsaved: tuple[dict[Any, Any], set[Any]] | None = None
+        usage = Usage()  # one write's cost, over all its attempts
         for attempt in range(self.settings.max_attempts):
             digests, body = self._encode(work)
             if list(digests.items()) == list(base.items()):
@@ -267,7 +267,7 @@ class PersistentMap(MutableMapping[Any, Any]):
                 return result
             blob = self._codec.compress(body)
             try:
-                new_head = self._store.commit(blob, self._codec.name, len(body), head)
+                new_head = self._store.commit(blob, self._codec.name, len(body), head, usage=usage)
             except Conflict as conflict:
                 if unsaved is None:
                     unsaved = self._unsaved()
@@ -281,7 +281,7 @@ class PersistentMap(MutableMapping[Any, Any]):
                 for key in unsaved[1]:
                     work.pop(key, None)
                 result = operation(work)
-                time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
+                backoff(attempt, 0.02, 1.0)
                 continue
             self._data, self._digests, self._head = work, digests, new_head
             self._synced_at = time.monotonic()
@@ -342,6 +342,8 @@ M = TypeVar("M", bound=PersistentMap)
 def _deep_copy_into(d: dict[Any, Any]) -> dict[Any, Any]:
     # mutate() functions may edit nested values in place; they must edit private copies, or a retry after a
     # conflict would see (and repeat) the edits of the attempt that lost.
+    import copy
+
     fresh = copy.deepcopy(d)
     d.clear()
     d.update(fresh)

@@ -9,10 +9,8 @@ the pickler refuses, before anything is sent, any value the unpickler would late
 from __future__ import annotations
 
 import datetime as _dt
-import decimal
+import importlib
 import io
-import pickle
-import uuid
 import zlib
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -20,7 +18,7 @@ from typing import Any, ClassVar
 from ._codec import Codec, register
 from ._errors import CorruptDataError, UnsafeDataError, UnsupportedFormatError
 from ._limits import MAX_DECODED_BYTES
-from ._values import SUPPORTED_TYPES, unsupported_error
+from ._values import supported, unsupported_error
 
 PROTOCOL = 5
 
@@ -45,64 +43,81 @@ def _zoneinfo(key: str) -> _dt.tzinfo:
     return zoneinfo.ZoneInfo(key)
 
 
-#: (module, name) -> what the unpickler may resolve it to. Nothing else is ever imported or called.
-_ALLOWED: dict[tuple[str, str], Any] = {
+#: (module, name) -> what the unpickler may resolve it to; None: that very class, imported when first needed.
+#: Nothing else is ever imported or called.
+_ALLOWED: dict[tuple[str, str], Callable[..., Any] | None] = {
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
     ("builtins", "bytearray"): _bytearray,
     ("builtins", "complex"): complex,
     ("_codecs", "encode"): _latin1,
-    ("datetime", "datetime"): _dt.datetime,
-    ("datetime", "date"): _dt.date,
-    ("datetime", "time"): _dt.time,
-    ("datetime", "timedelta"): _dt.timedelta,
-    ("datetime", "timezone"): _dt.timezone,
-    ("decimal", "Decimal"): decimal.Decimal,
-    ("uuid", "UUID"): uuid.UUID,
-    ("uuid", "SafeUUID"): uuid.SafeUUID,
+    ("datetime", "datetime"): None,
+    ("datetime", "date"): None,
+    ("datetime", "time"): None,
+    ("datetime", "timedelta"): None,
+    ("datetime", "timezone"): None,
+    ("decimal", "Decimal"): None,
+    ("uuid", "UUID"): None,
+    ("uuid", "SafeUUID"): None,
     ("zoneinfo", "ZoneInfo"): _zoneinfo,
 }
 
 
-class _Unpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if module == "__builtin__":  # protocol 0-2 pickles name Python 2's module
-            module = "builtins"
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise UnsafeDataError(
-                f"refused to load {module}.{name} from a stored pickle: only plain data types are allowed, "
-                "and a pickle naming anything else could run code"
-            ) from None
+def _resolve(module: str, name: str) -> Any:
+    if module == "__builtin__":  # protocol 0-2 pickles name Python 2's module
+        module = "builtins"
+    try:
+        target = _ALLOWED[(module, name)]
+    except KeyError:
+        raise UnsafeDataError(
+            f"refused to load {module}.{name} from a stored pickle: only plain data types are allowed, "
+            "and a pickle naming anything else could run code"
+        ) from None
+    return getattr(importlib.import_module(module), name) if target is None else target
 
 
 class _Refused(Exception):
     pass
 
 
-class _Pickler(pickle.Pickler):
-    def reducer_override(self, obj: Any) -> Any:
-        kind = type(obj)
-        if kind.__module__ == "zoneinfo" and kind.__name__ == "ZoneInfo":
-            return _zoneinfo_reduce(obj)
-        if kind in SUPPORTED_TYPES or kind is _dt.timezone:
-            return NotImplemented
-        if isinstance(obj, type) and (obj.__module__, obj.__qualname__) in _ALLOWED:
-            return NotImplemented  # a class named by a reduce tuple above; the unpickler resolves only these
-        raise _Refused(kind)
+def _reduce(obj: Any) -> Any:
+    """The pickler's gate: plain data pickles normally, ZoneInfo by key, anything else is refused."""
+    kind = type(obj)
+    if kind.__module__ == "zoneinfo" and kind.__name__ == "ZoneInfo":
+        import zoneinfo  # the stdlib reduces ZoneInfo through getattr(), which the unpickler must never allow
+
+        return zoneinfo.ZoneInfo, (obj.key,)
+    if supported(kind) or kind is _dt.timezone:
+        return NotImplemented
+    if isinstance(obj, type) and (obj.__module__, obj.__qualname__) in _ALLOWED:
+        return NotImplemented  # a class named by a reduce tuple above; the unpickler resolves only these
+    raise _Refused(kind)
 
 
-def _zoneinfo_reduce(obj: Any) -> tuple[Any, tuple[str]]:
-    # The stdlib reduces ZoneInfo through getattr(), which the unpickler must never allow; store the key.
-    import zoneinfo
+_machinery: tuple[Any, Any] | None = None
 
-    return zoneinfo.ZoneInfo, (obj.key,)
+
+def _pickle() -> tuple[Any, Any]:
+    """(Pickler, Unpickler) subclasses with the gates above, built on first use: importing pickle costs a
+    cold start a few milliseconds, and the full package needs it only to read lite and 1.0.0 maps."""
+    global _machinery  # noqa: PLW0603
+    if _machinery is None:
+        import pickle
+
+        class Pickler(pickle.Pickler):
+            reducer_override = staticmethod(_reduce)
+
+        class Unpickler(pickle.Unpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                return _resolve(module, name)
+
+        _machinery = Pickler, Unpickler
+    return _machinery
 
 
 def loads_restricted(data: bytes) -> Any:
     """Unpickle one object through the allow-list (used for 1.0.0 items)."""
-    return _Unpickler(io.BytesIO(data)).load()
+    return _pickle()[1](io.BytesIO(data)).load()
 
 
 def decompress_bounded(decompress: Callable[[bytes, int], bytes], blob: bytes, raw_size: int) -> bytes:
@@ -136,8 +151,8 @@ class PickleCodec(Codec):
     def encode_entry(self, key: Any, value: Any) -> bytes:
         buffer = io.BytesIO()
         try:
-            _Pickler(buffer, PROTOCOL).dump((key, value))
-        except (_Refused, pickle.PicklingError, TypeError, RecursionError) as exc:
+            _pickle()[0](buffer, PROTOCOL).dump((key, value))
+        except Exception as exc:  # _Refused, PicklingError, TypeError, RecursionError...: the value cannot be stored
             raise unsupported_error(key, value, exc) from None
         return buffer.getvalue()
 
@@ -156,7 +171,7 @@ class PickleCodec(Codec):
         result: dict[Any, Any] = {}
         try:
             while stream.tell() < len(body):
-                entry = _Unpickler(stream).load()  # one unpickler per entry: each pickle numbers its memo from 0
+                entry = _pickle()[1](stream).load()  # one unpickler per entry: each pickle numbers its memo from 0
                 if type(entry) is not tuple or len(entry) != 2:
                     raise CorruptDataError("stored pickle entry is not a (key, value) pair")
                 result[entry[0]] = entry[1]
@@ -187,20 +202,17 @@ class _StdlibZstdPickleCodec(PickleCodec):
         return body
 
 
-def _has_stdlib_zstd() -> bool:
-    import importlib.util
-
+def has_stdlib_zstd() -> bool:
+    """Whether this interpreter has the standard library's zstd (Python 3.14+, built with libzstd)."""
     try:
-        return importlib.util.find_spec("compression.zstd") is not None
+        import compression.zstd  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
     except ImportError:
         return False
-
-
-HAS_STDLIB_ZSTD = _has_stdlib_zstd()
+    return True
 
 
 def _stdlib_zstd_codec() -> Codec:
-    if not HAS_STDLIB_ZSTD:
+    if not has_stdlib_zstd():
         raise UnsupportedFormatError(
             "this map was written with zstd compression on Python 3.14+; run on Python 3.14+ "
             "or install the full package: pip install aws-lambda-persistence"
@@ -210,7 +222,7 @@ def _stdlib_zstd_codec() -> Codec:
 
 def default_codec() -> Codec:
     """The codec the lite package writes with on this interpreter."""
-    return _StdlibZstdPickleCodec() if HAS_STDLIB_ZSTD else PickleCodec()
+    return _StdlibZstdPickleCodec() if has_stdlib_zstd() else PickleCodec()
 
 
 register(PickleCodec.name, PickleCodec)

@@ -8,13 +8,8 @@ overwritten.
 
 from __future__ import annotations
 
-import logging
 import math
-import random
-import re
-import secrets
-import time
-from dataclasses import dataclass, replace
+import os
 from typing import Any
 
 from ._config import Settings
@@ -44,9 +39,8 @@ from ._limits import (
     TRANSACT_MAX_ACTIONS,
     WRITE_UNIT_BYTES,
 )
+from ._log import backoff, logger
 from ._table import create_table
-
-log = logging.getLogger("aws_lambda_persistence")
 
 #: Times a reader re-reads the head when a commit replaced the shards it was reading.
 READ_ATTEMPTS = 8
@@ -66,19 +60,30 @@ class _TableMissing(Exception):
     pass
 
 
-@dataclass
 class Usage:
-    """What one load or commit cost: DynamoDB calls, items and bytes moved, capacity units.
+    """What one load or one write cost: DynamoDB calls, items and bytes moved, capacity units.
 
-    ``capacity_units`` is computed from item sizes by DynamoDB's published rules (a transactional write costs
-    double); ``reported_units`` is what DynamoDB itself returned (ReturnConsumedCapacity), where it did.
+    ``capacity_units`` is computed from item sizes by DynamoDB's published rules (1 write unit per KB, double in a
+    transaction; a delete or an overwrite costs the larger item; 1 read unit per 4 KB, strongly consistent).
+    Deleting an old shard is counted at full shard size, an upper bound. ``reported_units`` is what DynamoDB itself
+    returned (ReturnConsumedCapacity), where it did. A write's figures include every attempt it made.
     """
 
-    calls: int = 0
-    items: int = 0
-    bytes: int = 0
-    capacity_units: float = 0.0
-    reported_units: float | None = None
+    __slots__ = ("bytes", "calls", "capacity_units", "items", "reported_units")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.items = 0
+        self.bytes = 0
+        self.capacity_units = 0.0
+        self.reported_units: float | None = None
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in ("calls", "items", "bytes", "capacity_units", "reported_units")
+        )
+        return f"Usage({fields})"
 
 
 def _write_units(size: int, transactional: bool) -> float:
@@ -95,9 +100,6 @@ def _error_code(exc: Exception) -> str | None:
         code = response.get("Error", {}).get("Code")
         return code if isinstance(code, str) else None
     return None
-
-
-_DENIED_ACTION = re.compile(r"perform: (dynamodb:\w+)")
 
 
 class Store:
@@ -128,7 +130,9 @@ class Store:
     def _translate(self, exc: Exception, operation: str) -> Exception:
         code = _error_code(exc)
         if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
-            match = _DENIED_ACTION.search(str(exc))
+            import re
+
+            match = re.search(r"perform: (dynamodb:\w+)", str(exc))
             action = match.group(1) if match else "dynamodb:" + "".join(p.title() for p in operation.split("_"))
             return MissingAWSIAMPermissions(permission_message(self.settings, action), action=action)
         if code == "ResourceNotFoundException":
@@ -215,7 +219,7 @@ class Store:
                     chunks[item[field]["S"]] = bytes(item[name]["B"])
                 pending = response.get("UnprocessedKeys") or None
                 if pending:
-                    _backoff(round_)
+                    backoff(round_, 0.05, 2.0)
             if pending:
                 raise PersistenceError("DynamoDB kept shard reads unprocessed (throttled); try again later")
         ordered = []
@@ -237,37 +241,40 @@ class Store:
 
     # -- writing ------------------------------------------------------------------------------------------
 
-    def commit(self, blob: bytes, codec: str, raw_size: int, expected: Head | None) -> Head:
+    def commit(
+        self, blob: bytes, codec: str, raw_size: int, expected: Head | None, *, usage: Usage | None = None
+    ) -> Head:
         """Store ``blob`` as the next version after ``expected`` (None: nothing stored yet).
 
-        Raises Conflict when the stored version is no longer ``expected``; nothing is changed then.
+        Raises Conflict when the stored version is no longer ``expected``; nothing is changed then. ``usage``
+        accumulates the cost over the attempts of one write (it becomes ``last_commit``).
         """
-        usage = self.last_commit = Usage()
+        usage = self.last_commit = usage if usage is not None else Usage()
+        units_before = usage.capacity_units  # a failed condition check is billed; a missing table is not
         try:
-            try:
-                return self._commit(usage, blob, codec, raw_size, expected)
-            except _TableMissing:
-                # First write ever: create the table (its CreateTable and DescribeTable polling are not counted)
-                # and commit again; the failed attempt wrote nothing and costs nothing.
-                create_table(self.client, self.settings)
-                usage.capacity_units, usage.reported_units = 0.0, None
-                return self._commit(usage, blob, codec, raw_size, expected)
-        finally:
-            if usage.capacity_units > FREE_TIER_UNITS:
-                log.warning(
-                    "committing map %r used %.0f write capacity units; a provisioned table within the free tier "
-                    "has %d per second in total, so commits this large will be throttled. See the README's "
-                    "capacity section.",
-                    self.settings.table_key,
-                    usage.capacity_units,
-                    FREE_TIER_UNITS,
-                )
+            head = self._commit(usage, blob, codec, raw_size, expected)
+        except _TableMissing:
+            # First write ever: create the table (its CreateTable and DescribeTable polling are not counted)
+            # and commit again; the failed attempt wrote nothing.
+            usage.capacity_units = units_before
+            create_table(self.client, self.settings)
+            head = self._commit(usage, blob, codec, raw_size, expected)
+        if usage.capacity_units > FREE_TIER_UNITS:
+            logger().warning(
+                "committing map %r used %.0f write capacity units; a provisioned table within the free tier has %d "
+                "per second in total, so commits this large will be throttled. See the README's capacity section.",
+                self.settings.table_key,
+                usage.capacity_units,
+                FREE_TIER_UNITS,
+            )
+        return head
 
     def _commit(self, usage: Usage, blob: bytes, codec: str, raw_size: int, expected: Head | None) -> Head:
         table_key = self.settings.table_key
         stale = set(expected.garbage) if expected else set()
-        if expected is not None and expected.own_garbage():
-            stale.add(expected.own_garbage())  # type: ignore[arg-type]
+        own = expected.own_garbage() if expected else None
+        if own:
+            stale.add(own)
         stale_keys = garbage_keys(table_key, frozenset(stale))
         head = Head(
             version=(expected.version if expected else 0) + 1,
@@ -275,26 +282,31 @@ class Store:
             raw_size=raw_size,
             digest=digest(blob),
             blob=blob,
-            commit_id=secrets.token_hex(8),
+            commit_id=os.urandom(8).hex(),
         )
         shards: list[Item] = []
         if item_size(head_item(self.settings, head)) > ITEM_BUDGET:
             chunks = self._split(blob)
             gen = head.commit_id
-            head = replace(head, blob=None, gen=gen, shard_digests=tuple(shard_digest(c) for c in chunks))
+            head = head._replace(blob=None, gen=gen, shard_digests=tuple(shard_digest(c) for c in chunks))
             shards = [shard_item(self.settings, shard_key(table_key, gen, i), c) for i, c in enumerate(chunks)]
         head_size = item_size(head_item(self.settings, head))
         total = head_size + sum(item_size(s) for s in shards) + 64 * len(stale_keys)
         condition = self._condition(expected)
+        old_size = expected.stored_size if expected else 0
         if not shards and not stale_keys:
-            self._put_head(usage, head, condition)
+            self._put_head(usage, head, condition, old_size)
         elif 1 + len(shards) + len(stale_keys) <= TRANSACT_MAX_ACTIONS and total <= TRANSACT_BUDGET:
-            self._transact(usage, head, condition, shards, stale_keys)
+            self._transact(usage, head, condition, shards, stale_keys, old_size=old_size)
         else:
-            head = self._commit_in_steps(usage, head, condition, shards, frozenset(stale))
+            head = self._commit_in_steps(usage, head, condition, shards, frozenset(stale), old_size=old_size)
         usage.items += 1 + len(shards)
         usage.bytes += total
-        return head
+        return head._replace(stored_size=head_size)
+
+    def _shard_size(self) -> int:
+        """Size of a full shard item: what deleting an old shard is counted at (an upper bound)."""
+        return ITEM_BUDGET
 
     def _split(self, blob: bytes) -> list[bytes]:
         overhead = item_size(shard_item(self.settings, shard_key(self.settings.table_key, "x" * 16, 9999), b""))
@@ -315,9 +327,9 @@ class Store:
             "ExpressionAttributeValues": {":v": {"N": str(expected.version)}},
         }
 
-    def _put_head(self, usage: Usage, head: Head, condition: dict[str, Any]) -> None:
+    def _put_head(self, usage: Usage, head: Head, condition: dict[str, Any], old_size: int) -> None:
         item = head_item(self.settings, head)
-        usage.capacity_units += _write_units(item_size(item), False)
+        usage.capacity_units += _write_units(max(item_size(item), old_size), False)
         try:
             self._call(
                 usage,
@@ -335,7 +347,14 @@ class Store:
                 raise
 
     def _transact(
-        self, usage: Usage, head: Head, condition: dict[str, Any], shards: list[Item], stale_keys: list[str]
+        self,
+        usage: Usage,
+        head: Head,
+        condition: dict[str, Any],
+        shards: list[Item],
+        stale_keys: list[str],
+        *,
+        old_size: int,
     ) -> None:
         table = self.settings.table_name
         actions: list[dict[str, Any]] = [{"Put": {"TableName": table, "Item": s}} for s in shards]
@@ -354,12 +373,21 @@ class Store:
         )
         for s in shards:
             usage.capacity_units += _write_units(item_size(s), True)
-        usage.capacity_units += _write_units(item_size(head_item(self.settings, head)), True) + 2 * len(stale_keys)
+        head_size = item_size(head_item(self.settings, head))
+        usage.capacity_units += _write_units(max(head_size, old_size), True)
+        usage.capacity_units += len(stale_keys) * _write_units(self._shard_size(), True)
         # The token makes botocore's retry of a commit whose response was lost idempotent (10 minutes).
         self._call(usage, "transact_write_items", TransactItems=actions, ClientRequestToken=head.commit_id)
 
     def _commit_in_steps(
-        self, usage: Usage, head: Head, condition: dict[str, Any], shards: list[Item], stale: frozenset[str]
+        self,
+        usage: Usage,
+        head: Head,
+        condition: dict[str, Any],
+        shards: list[Item],
+        stale: frozenset[str],
+        *,
+        old_size: int,
     ) -> Head:
         """Commit a map too large for one transaction without ever exposing a torn map (FORMAT.md, "Large
         commits"): claim the version, write new shards under new keys, flip the head, then delete the old."""
@@ -382,22 +410,22 @@ class Store:
             ExpressionAttributeValues=values,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-        usage.capacity_units += 1
+        usage.capacity_units += _write_units(old_size, False)
         self._batch_write(usage, [{"PutRequest": {"Item": s}} for s in shards])
-        final = replace(head, version=claim + 1, garbage=stale)
+        final = head._replace(version=claim + 1, garbage=stale)
         flip = {
             "ConditionExpression": "#v = :v",
             "ExpressionAttributeNames": {"#v": VER},
             "ExpressionAttributeValues": {":v": {"N": str(claim)}},
         }
         try:
-            self._put_head(usage, final, flip)
+            self._put_head(usage, final, flip, old_size)
         except Conflict:
             if own:  # nobody will ever point at these shards: remove them now
                 self._delete_quietly(usage, garbage_keys(self.settings.table_key, frozenset({own})))
             raise
         self.collect_garbage(usage, final)
-        return replace(final, garbage=frozenset())
+        return final._replace(garbage=frozenset())
 
     def collect_garbage(self, usage: Usage, head: Head) -> None:
         """Delete the shards ``head`` lists as garbage, then drop them from its list (order-independent)."""
@@ -410,6 +438,7 @@ class Store:
                 for k in garbage_keys(self.settings.table_key, head.garbage)
             ],
         )
+        usage.capacity_units += _write_units(item_size(head_item(self.settings, head)), False)
         self._call(
             usage,
             "update_item",
@@ -426,7 +455,7 @@ class Store:
                 usage, [{"DeleteRequest": {"Key": {self.settings.key_field_name: {"S": k}}}} for k in keys]
             )
         except Exception:  # best effort: a later commit cannot find these, but they are never read either
-            log.warning("could not delete %d orphaned shard(s) of map %r", len(keys), self.settings.table_key)
+            logger().warning("could not delete %d orphaned shard(s) of map %r", len(keys), self.settings.table_key)
 
     def _batch_write(self, usage: Usage, requests: list[dict[str, Any]]) -> None:
         table = self.settings.table_name
@@ -434,17 +463,13 @@ class Store:
             pending: dict[str, Any] | None = {table: requests[start : start + BATCH_WRITE_MAX_ITEMS]}
             for request in requests[start : start + BATCH_WRITE_MAX_ITEMS]:
                 item = request.get("PutRequest", {}).get("Item")
-                usage.capacity_units += _write_units(item_size(item), False) if item else 1
+                usage.capacity_units += _write_units(item_size(item) if item else self._shard_size(), False)
             for round_ in range(BATCH_ROUNDS):
                 if not pending:
                     break
                 response = self._call(usage, "batch_write_item", RequestItems=pending)
                 pending = response.get("UnprocessedItems") or None
                 if pending:
-                    _backoff(round_)
+                    backoff(round_, 0.05, 2.0)
             if pending:
                 raise PersistenceError("DynamoDB kept writes unprocessed (throttled); the stored map is unchanged")
-
-
-def _backoff(round_: int) -> None:
-    time.sleep(random.uniform(0, min(2.0, 0.05 * 2**round_)))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ._config import Settings
-
-log = logging.getLogger("aws_lambda_persistence")
+from ._log import logger
 
 
 def create_table(client: Any, settings: Settings) -> None:
@@ -30,9 +28,9 @@ def create_table(client: Any, settings: Settings) -> None:
             "ReadCapacityUnits": settings.read_capacity,
             "WriteCapacityUnits": settings.write_capacity,
         }
-    log.info("creating DynamoDB table %s", settings.table_name)
+    logger().info("creating DynamoDB table %s", settings.table_name)
     try:
         client.create_table(**arguments)
     except client.exceptions.ResourceInUseException:
-        log.info("table %s is being created by another container; waiting for it", settings.table_name)
+        logger().info("table %s is being created by another container; waiting for it", settings.table_name)
     client.get_waiter("table_exists").wait(TableName=settings.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})

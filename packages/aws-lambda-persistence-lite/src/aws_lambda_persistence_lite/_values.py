@@ -7,33 +7,24 @@ allowed (a subclass such as ``OrderedDict`` or an ``IntEnum`` would come back as
 from __future__ import annotations
 
 import datetime as _dt
-import decimal
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from ._errors import UnsupportedValueError
 
-ATOMIC_TYPES: frozenset[type] = frozenset(
-    {
-        type(None),
-        bool,
-        int,
-        float,
-        complex,
-        str,
-        bytes,
-        bytearray,
-        decimal.Decimal,
-        uuid.UUID,
-        _dt.datetime,
-        _dt.date,
-        _dt.time,
-        _dt.timedelta,
-    }
-)
 CONTAINER_TYPES: frozenset[type] = frozenset({list, tuple, dict, set, frozenset})
-SUPPORTED_TYPES = ATOMIC_TYPES | CONTAINER_TYPES
+_BUILTIN_ATOMS: frozenset[type] = frozenset(
+    {type(None), bool, int, float, complex, str, bytes, bytearray, _dt.datetime, _dt.date, _dt.time, _dt.timedelta}
+)
+#: Decimal and UUID are matched by name: importing decimal and uuid (which pulls in platform) would cost every
+#: cold start a few milliseconds for types most maps never hold.
+_NAMED_ATOMS = frozenset({("decimal", "Decimal"), ("uuid", "UUID")})
+
+
+def supported(kind: type) -> bool:
+    """Whether values of exactly this type can be stored (subclasses cannot: they would come back as the base)."""
+    return kind in _BUILTIN_ATOMS or kind in CONTAINER_TYPES or (kind.__module__, kind.__qualname__) in _NAMED_ATOMS
+
 
 SUPPORTED_TEXT = (
     "None, bool, int, float, complex, str, bytes, bytearray, Decimal, UUID, datetime/date/time "
@@ -67,7 +58,7 @@ def find_unsupported(value: Any, path: str) -> tuple[str, str] | None:
     while stack:
         where, item = stack.pop()
         kind = type(item)
-        if kind not in SUPPORTED_TYPES:
+        if not supported(kind):
             return where, f"{kind.__module__}.{kind.__qualname__}"
         if kind in (_dt.datetime, _dt.time) and not _tz_supported(item.tzinfo):
             tz = type(item.tzinfo)
