@@ -62,11 +62,25 @@ def lite() -> Any:
     return importlib.import_module("aws_lambda_persistence_lite")
 
 
+#: Where the ``aws`` fixture sends DynamoDB calls: ``moto`` (in-process, the default), ``moto-server`` or
+#: ``dynamodb-local``. ``ALP_TEST_BACKEND=dynamodb-local pytest tests/shared`` runs the suite on DynamoDB Local.
+TEST_BACKEND = os.environ.get("ALP_TEST_BACKEND", "moto")
+
+
 @pytest.fixture
-def aws() -> Iterator[Any]:
-    """moto in-process: every AWS call of the test goes to moto's in-memory backend."""
-    with mock_aws():
-        yield boto3.client("dynamodb")
+def aws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An empty DynamoDB for this test, on the backend ALP_TEST_BACKEND names; yields a client to inspect it."""
+    if TEST_BACKEND == "moto":
+        with mock_aws():
+            yield boto3.client("dynamodb")
+        return
+    if TEST_BACKEND not in ("moto-server", "dynamodb-local"):
+        raise pytest.UsageError(f"ALP_TEST_BACKEND={TEST_BACKEND!r}: use moto, moto-server or dynamodb-local")
+    url = request.getfixturevalue(TEST_BACKEND.replace("-", "_"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
+    client = boto3.client("dynamodb", endpoint_url=url)
+    servers.reset(url, client)
+    yield client
 
 
 @dataclass

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +56,20 @@ def moto_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def reset(url: str, client: Any) -> None:
+    """Empty a server between tests: moto's server has a reset endpoint; elsewhere every table is deleted."""
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
+        return
+    except OSError:
+        pass
+    for page in client.get_paginator("list_tables").paginate():
+        for table in page["TableNames"]:
+            client.delete_table(TableName=table)
 
 
 def dynamodb_local_jar() -> Path | None:

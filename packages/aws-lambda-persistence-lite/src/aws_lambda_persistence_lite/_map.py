@@ -313,30 +313,35 @@ class PersistentMap(MutableMapping[Any, Any]):
         self._data, self._digests, self._head = data, self._encode(data)[0], head
 
     def _decode(self, head: Head | None, blob: bytes | None) -> dict[Any, Any]:
-        if head is None or head.empty or blob is None:
-            return {}
-        s = self.settings
-        try:
-            if head.codec == LEGACY_CODEC:
-                data = loads_restricted(blob)
-                if type(data) is not dict:
-                    raise StoredDataError(f"a 1.0.0 item must hold a pickled dict, not {type(data).__name__}")
-                return data
-            assert head.codec is not None
-            return codec_for(head.codec).decode(blob, head.raw_size)
-        except StoredDataError as exc:
-            raise type(exc)(
-                f"map in table {s.table_name!r} under key {s.table_key!r}: {exc}", table=s.table_name, key=s.table_key
-            ) from exc
-        except Exception as exc:  # a 1.0.0 pickle that is damaged
-            raise CorruptDataError(
-                f"map in table {s.table_name!r} under key {s.table_key!r} cannot be decoded: {exc}",
-                table=s.table_name,
-                key=s.table_key,
-            ) from exc
+        return decode_map(head, blob, self.settings)
 
 
 M = TypeVar("M", bound=PersistentMap)
+
+
+def decode_map(head: Head | None, blob: bytes | None, settings: Settings) -> dict[Any, Any]:
+    """The map a head and its blob hold, through the allow-listed readers; errors name table and key."""
+    if head is None or head.empty or blob is None:
+        return {}
+    s = settings
+    try:
+        if head.codec == LEGACY_CODEC:
+            data = loads_restricted(blob)
+            if type(data) is not dict:
+                raise StoredDataError(f"a 1.0.0 item must hold a pickled dict, not {type(data).__name__}")
+            return data
+        assert head.codec is not None
+        return codec_for(head.codec).decode(blob, head.raw_size)
+    except StoredDataError as exc:
+        raise type(exc)(
+            f"map in table {s.table_name!r} under key {s.table_key!r}: {exc}", table=s.table_name, key=s.table_key
+        ) from exc
+    except Exception as exc:  # a 1.0.0 pickle that is damaged
+        raise CorruptDataError(
+            f"map in table {s.table_name!r} under key {s.table_key!r} cannot be decoded: {exc}",
+            table=s.table_name,
+            key=s.table_key,
+        ) from exc
 
 
 def _deep_copy_into(d: dict[Any, Any]) -> dict[Any, Any]:

@@ -1,0 +1,387 @@
+"""The command line tool, every command, both packages, against moto in-process (one run as a real process).
+
+Commands run through each package's ``__main__.main(argv)``; stdout and stderr are captured by pytest.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import os
+import pickle
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Faults, stored_item
+from tests.shared.test_stored_data import put_legacy
+from tests.shared.test_types import VALUES, same
+
+KB = 1024
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+Cli = Callable[..., Result]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _run(main: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+@pytest.fixture
+def cli(aws: Any, pkg: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """The package's command, with stdin that is not a terminal (as in CI and scripts)."""
+    main = importlib.import_module(pkg.__name__ + ".__main__").main
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    return lambda *argv: _run(main, capsys, *argv)
+
+
+def one_line_error(result: Result, code: int = 1) -> str:
+    """The error of a failed command: the expected exit code, one line on stderr, no traceback."""
+    assert result.code == code, result
+    assert "Traceback" not in result.err
+    lines = [line for line in result.err.splitlines() if ": warning: " not in line]
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("aws-lambda-persistence")
+    return lines[0]
+
+
+def opened(pkg: Any, key: str, **settings: Any) -> Any:
+    return pkg.PersistentMap.open(table_key=key, **settings)
+
+
+class TestList:
+    def test_lists_heads_not_shards_nor_blobs(self, cli: Cli, pkg: Any, aws: Any) -> None:
+        """Small, sharded and 1.0.0 maps each get a row; shard items do not; the Scan never fetches blobs."""
+        opened(pkg, "small")["a"] = 1
+        opened(pkg, "large")["blob"] = random.Random(0).randbytes(500 * KB)
+        put_legacy(aws, "old", pickle.dumps({"x": 1}))
+        scans: list[dict[str, Any]] = []
+        from aws_lambda_persistence_lite._client import default_client
+
+        default_client().meta.events.register(
+            "before-parameter-build.dynamodb.Scan", lambda params, **_: scans.append(params)
+        )
+        result = cli("list")
+        assert result.code == 0, result
+        lines = result.out.splitlines()
+        assert lines[0].split() == ["KEY", "VERSION", "FORMAT", "CODEC", "STORAGE", "SIZE"]
+        rows = {line.split()[0]: line.split() for line in lines[1:]}
+        assert set(rows) == {"small", "large", "old"}
+        assert rows["small"][1:5] == ["1", "2", pkg.PersistentMap.codec_factory().name, "inline"]
+        assert rows["large"][4:6] == ["2", "shards"]
+        assert rows["old"][1:4] == ["0", "1", "pickle-1.0.0"]
+        projection = scans[0]["ProjectionExpression"]
+        names = scans[0]["ExpressionAttributeNames"]
+        assert "value" not in {names[n.strip()] for n in projection.split(",")}
+
+        rows_json = {r["key"]: r for r in json.loads(cli("list", "--json").out)}
+        assert rows_json["large"]["shards"] == 2 and rows_json["small"]["size"] > 0 and rows_json["old"]["size"] is None
+
+    def test_missing_table_is_one_line(self, cli: Cli) -> None:
+        line = one_line_error(cli("list", "--table", "NoSuchTable"))
+        assert "'NoSuchTable' does not exist" in line and "--table" in line
+
+
+class TestShowGetSetDelete:
+    def test_show_json_is_exact(self, cli: Cli, pkg: Any, lite: Any) -> None:
+        """show prints tagged JSON that reads back as the same map, types included."""
+        from aws_lambda_persistence_lite import _tagged_json
+
+        values = dict(VALUES)
+        opened(pkg, "m").update(values)
+        result = cli("show", "m")
+        assert result.code == 0, result
+        assert same(values, _tagged_json.loads(result.out))
+        assert cli("show", "m", "--json").out == result.out
+
+    def test_show_pretty(self, cli: Cli, pkg: Any) -> None:
+        opened(pkg, "m").update({"t": (1, 2), "s": "x"})
+        assert cli("show", "m", "--pretty").out == "{'t': (1, 2), 's': 'x'}\n"
+
+    def test_show_missing_map(self, cli: Cli, pkg: Any) -> None:
+        opened(pkg, "other")["a"] = 1
+        line = one_line_error(cli("show", "nope"))
+        assert "no map is stored under key 'nope'" in line and "list" in line
+
+    def test_show_empty_map_is_not_missing(self, cli: Cli, aws: Any) -> None:
+        put_legacy(aws, "empty", pickle.dumps({}))
+        assert cli("show", "empty").out == "{}\n"
+
+    def test_get(self, cli: Cli, pkg: Any) -> None:
+        opened(pkg, "m").update({"a": {1, 2}, 5: "int key"})
+        assert json.loads(cli("get", "m", "a").out) == {"$set": [1, 2]}
+        assert cli("get", "m", "5", "--json-name").out == '"int key"\n'
+        assert cli("get", "m", "a", "--pretty").out == "{1, 2}\n"
+        assert "has no entry 'b'" in one_line_error(cli("get", "m", "b"))
+        assert "--json-name" in one_line_error(cli("get", "m", "{", "--json-name"))
+
+    def test_set(self, cli: Cli, pkg: Any) -> None:
+        """VALUE is tagged JSON, plain JSON, or (--string) text; each set is one commit."""
+        assert cli("set", "m", "n", "5").code == 0
+        assert cli("set", "m", "t", '{"$tuple": [1, {"$bytes": "AAE="}]}').code == 0
+        assert cli("set", "m", "d", '{"a": [1.0, null]}').code == 0
+        assert cli("set", "m", "s", "hello", "--string").code == 0
+        result = cli("set", "m", "7", '"seven"', "--json-name")
+        assert result.code == 0 and "version 5" in result.err
+        data = opened(pkg, "m")
+        assert same(data.to_dict(), {"n": 5, "t": (1, b"\x00\x01"), "d": {"a": [1.0, None]}, "s": "hello", 7: "seven"})
+        assert data.version == 5
+        line = one_line_error(cli("set", "m", "s", "hello"))
+        assert "not JSON" in line and "--string" in line
+        assert "unknown tag" in one_line_error(cli("set", "m", "x", '{"$nope": 1}'))
+
+    def test_delete_asks_first(self, cli: Cli, pkg: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without a terminal and without --yes, nothing is deleted (exit 2); on a terminal, the answer counts."""
+        opened(pkg, "m").update({"a": 1, "b": 2, "c": 3})
+        line = one_line_error(cli("delete", "m", "a"), code=2)
+        assert "--yes" in line
+        assert cli("delete", "m", "a", "--yes").code == 0
+        monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+        declined = cli("delete", "m", "b")  # (a real terminal echoes the answer's newline after the question)
+        assert declined.code == 1 and "[y/N] " in declined.err and "error: aborted; nothing was changed" in declined.err
+        monkeypatch.setattr(sys, "stdin", _Terminal("y\n"))
+        result = cli("delete", "m", "b")
+        assert result.code == 0 and "[y/N]" in result.err
+        assert opened(pkg, "m").to_dict() == {"c": 3}
+        assert "has no entry 'zz'" in one_line_error(cli("delete", "m", "zz", "--yes"))
+
+
+class TestExportImport:
+    def test_round_trip_is_identical(self, cli: Cli, pkg: Any, tmp_path: Path, calls: Any) -> None:
+        """export -> import (into another key, and over a changed map) gives the same map, types and order."""
+        values = {**dict(VALUES), ("tuple", "key"): 1, None: "none key", "$dollar": "s"}
+        opened(pkg, "src").update(values)
+        path = tmp_path / "map.json"
+        result = cli("export", "src", str(path))
+        assert result.code == 0, result
+        assert "reading" not in result.err  # no progress line unless on a terminal or asked for
+        document = json.loads(path.read_text(encoding="utf-8"))
+        assert document["aws-lambda-persistence-export"] == 1 and document["key"] == "src"
+        assert document["version"] == 1
+
+        assert cli("import", "dst", str(path)).code == 0  # an empty map: nothing to lose, no question
+        assert same(values, opened(pkg, "dst").to_dict())
+
+        changed = opened(pkg, "src")
+        changed.update({"extra": 1, "str": "changed"})
+        calls.clear()
+        assert cli("import", "src", str(path), "--yes").code == 0
+        restored = opened(pkg, "src")
+        assert same(values, restored.to_dict())
+        assert restored.version == 3  # one commit
+        assert calls.count("PutItem") == 1
+
+    def test_import_asks_before_replacing(self, cli: Cli, pkg: Any, tmp_path: Path) -> None:
+        path = tmp_path / "map.json"
+        path.write_text('{"a": 1}', encoding="utf-8")  # plain JSON is accepted too
+        opened(pkg, "m")["keep"] = 1
+        assert "--yes" in one_line_error(cli("import", "m", str(path)), code=2)
+        assert opened(pkg, "m").to_dict() == {"keep": 1}
+        assert cli("import", "m", str(path), "-y").code == 0
+        assert opened(pkg, "m").to_dict() == {"a": 1}
+
+    def test_export_to_stdout_and_overwrite(self, cli: Cli, pkg: Any, tmp_path: Path) -> None:
+        opened(pkg, "m")["a"] = (1,)
+        result = cli("export", "m", "-")
+        assert json.loads(result.out)["map"] == {"a": {"$tuple": [1]}}
+        path = tmp_path / "exists.json"
+        path.write_text("keep", encoding="utf-8")
+        assert "--yes" in one_line_error(cli("export", "m", str(path)), code=2)
+        assert path.read_text(encoding="utf-8") == "keep"
+        assert cli("export", "m", str(path), "--yes").code == 0
+        assert "missing" in one_line_error(cli("export", "missing", str(tmp_path / "x.json")))
+
+    def test_bad_files(self, cli: Cli, pkg: Any, tmp_path: Path) -> None:
+        opened(pkg, "m")["a"] = 1
+        assert "cannot read" in one_line_error(cli("import", "m", str(tmp_path / "none.json")))
+        (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+        assert "not tagged JSON" in one_line_error(cli("import", "m", str(tmp_path / "bad.json")))
+        (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
+        assert "not a map" in one_line_error(cli("import", "m", str(tmp_path / "list.json")))
+        assert "cannot write" in one_line_error(cli("export", "m", str(tmp_path / "no" / "dir.json")))
+
+    def test_large_map_shows_progress(self, cli: Cli, pkg: Any, tmp_path: Path) -> None:
+        """A sharded map crosses export and import intact; --progress reports shards and bytes on stderr."""
+        blob = random.Random(1).randbytes(600 * KB)
+        opened(pkg, "big").update({"blob": blob, "n": 1})
+        path = tmp_path / "big.json"
+        result = cli("export", "big", str(path), "--progress")
+        assert result.code == 0, result
+        assert "reading big: 3/3 items" in result.err and "writing " in result.err
+        result = cli("--progress", "import", "copy", str(path))
+        assert result.code == 0, result
+        assert "writing copy: 3 items" in result.err
+        assert opened(pkg, "copy").to_dict() == {"blob": blob, "n": 1}
+
+
+class TestMigrate:
+    def test_migrates_1_0_0_items_in_place(self, cli: Cli, pkg: Any, aws: Any) -> None:
+        """Only 1.0.0 items are rewritten (not format 2 heads, not shards, which also are just key + value)."""
+        legacy = {"when": "2023", "n": 3, "tags": {"a"}}
+        put_legacy(aws, "old-1", pickle.dumps(legacy))
+        put_legacy(aws, "old-2", pickle.dumps({}, protocol=2))
+        opened(pkg, "new")["a"] = 1
+        opened(pkg, "large")["blob"] = random.Random(2).randbytes(500 * KB)
+
+        dry = cli("migrate", "--dry-run")
+        assert dry.code == 0 and dry.out.split() == ["old-1", "old-2"] and "2 1.0.0 item(s)" in dry.err
+        assert "--yes" in one_line_error(cli("migrate"), code=2)
+        assert "alp_fmt" not in (stored_item(aws, "old-1") or {})
+
+        result = cli("migrate", "--yes")
+        assert result.code == 0, result
+        assert "old-1: migrated: 3 entries, version 1" in result.out
+        codec = pkg.PersistentMap.codec_factory().name
+        for key in ("old-1", "old-2"):
+            item = stored_item(aws, key) or {}
+            assert item["alp_fmt"] == {"N": "2"} and item["alp_codec"] == {"S": codec}
+        assert opened(pkg, "old-1").to_dict() == legacy
+        assert opened(pkg, "old-2").to_dict() == {}
+        assert cli("migrate", "--dry-run").out == ""
+
+    def test_unreadable_item_is_reported(self, cli: Cli, pkg: Any, aws: Any) -> None:
+        put_legacy(aws, "bad", pickle.dumps({"x": Path("/")}))
+        put_legacy(aws, "good", pickle.dumps({"x": 1}))
+        result = cli("migrate", "--yes")
+        assert result.code == 1
+        assert "bad: not migrated:" in result.out and "good: migrated" in result.out
+        assert "1 of 2 item(s) were not migrated" in result.err
+
+
+class TestPolicyAndInfo:
+    def test_policy(self, cli: Cli, pkg: Any) -> None:
+        result = cli("policy", "my-fn", "--table", "Other")
+        assert json.loads(result.out) == pkg.policy(pkg.Settings.resolve({"table_key": "my-fn", "table_name": "Other"}))
+        assert "my-fn#alp-shard#*" in result.out
+        assert "Condition" not in json.loads(cli("policy", "my-fn", "--all-rows").out)["Statement"][0]
+
+    def test_info(self, cli: Cli, pkg: Any, aws: Any) -> None:
+        opened(pkg, "small").update({"a": 1, "b": "x" * 1000})
+        facts = json.loads(cli("info", "small", "--json").out)
+        assert facts["version"] == 1 and facts["format"] == 2 and facts["storage"] == "inline"
+        assert facts["entries"] == 2 and facts["decoded_bytes"] > 1000 > facts["stored_bytes"] > 0
+        assert facts["load_calls"] == 1 and facts["load_read_units"] == 1
+        assert facts["codec"] == pkg.PersistentMap.codec_factory().name
+
+        opened(pkg, "large")["blob"] = random.Random(3).randbytes(500 * KB)
+        text = cli("info", "large").out
+        assert "2 shards (generation" in text and "entries:" in text and "read units" in text
+        facts = json.loads(cli("info", "large", "--json").out)
+        assert facts["load_items"] == 3 and facts["stored_bytes"] > 500 * KB
+
+        put_legacy(aws, "old", pickle.dumps({"x": 1}))
+        assert "1 (aws-lambda-persistence 1.0.0)" in cli("info", "old").out
+        assert "no map is stored" in one_line_error(cli("info", "nope"))
+
+
+class TestSettingsAndErrors:
+    def test_environment_wins_with_a_warning(self, cli: Cli, pkg: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        opened(pkg, "m", table_name="EnvTable")["a"] = 1
+        monkeypatch.setenv("PERSISTENCE_TABLE_NAME", "EnvTable")
+        result = cli("show", "m", "--table", "Ignored")
+        assert result.code == 0 and json.loads(result.out) == {"a": 1}
+        assert "PERSISTENCE_TABLE_NAME='EnvTable' overrides 'Ignored'" in result.err
+
+    def test_custom_field_names(self, cli: Cli, pkg: Any, aws: Any) -> None:
+        aws.create_table(
+            TableName="Custom",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        aws.put_item(TableName="Custom", Item={"pk": {"S": "m"}, "data": {"B": pickle.dumps({"x": 1})}})
+        common = ["--table", "Custom", "--key-field", "pk", "--value-field", "data"]
+        assert json.loads(cli(*common, "show", "m").out) == {"x": 1}
+        assert cli("list", *common).out.splitlines()[1].split()[0] == "m"
+        assert cli("migrate", "--yes", *common).code == 0
+        assert cli("set", "m", "y", "2", *common).code == 0
+        assert opened(pkg, "m", table_name="Custom", key_field_name="pk", value_field_name="data") == {"x": 1, "y": 2}
+
+    def test_endpoint_and_region_apply_to_one_run(self, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+        """--endpoint-url reaches botocore through AWS_ENDPOINT_URL_DYNAMODB, and is gone after the run."""
+        from aws_lambda_persistence_lite import _client
+
+        monkeypatch.setattr(_client, "MAX_ATTEMPTS", 1)  # nothing listens there: do not retry
+        endpoint_before = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")  # set when the suite runs on a server
+        line = one_line_error(cli("--endpoint-url", "http://127.0.0.1:9", "--region", "eu-west-1", "list"))
+        assert "127.0.0.1:9" in line and "--endpoint-url" in line
+        assert os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") == endpoint_before
+        assert os.environ["AWS_DEFAULT_REGION"] == "us-east-1"
+
+    def test_denied_call_is_one_line(self, cli: Cli, pkg: Any, faults: Faults) -> None:
+        faults.error("GetItem", "AccessDeniedException", message="not authorized to perform: dynamodb:GetItem")
+        line = one_line_error(cli("show", "m"))
+        assert "denied dynamodb:GetItem" in line and "policy m" in line
+
+    def test_unsafe_item_is_one_line(self, cli: Cli, aws: Any) -> None:
+        put_legacy(aws, "bad", pickle.dumps({"x": Path("/")}))
+        line = one_line_error(cli("show", "bad"))
+        assert "'bad'" in line and "PosixPath" in line
+
+    def test_usage_errors_exit_2(self, cli: Cli) -> None:
+        assert cli().code == 2
+        assert cli("frobnicate").code == 2
+        assert cli("show").code == 2
+        assert cli("--help").code == 0
+
+
+def test_lite_command_names_the_full_package(
+    moto_server: str, core: Any, table_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A map written by the full package: the full command reads it; the lite one (in a process of its own, where
+    the msgpack codec is not registered) says what to install."""
+    import boto3
+    from aws_lambda_persistence.__main__ import main as core_main
+
+    core.PersistentMap.open(table_key=table_key, client=boto3.client("dynamodb", endpoint_url=moto_server))["a"] = (1,)
+    result = _run(core_main, capsys, "--endpoint-url", moto_server, "get", table_key, "a")
+    assert result.out == '{\n  "$tuple": [\n    1\n  ]\n}\n'
+    command = [sys.executable, "-m", "aws_lambda_persistence_lite", "--endpoint-url", moto_server, "show", table_key]
+    lite = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+    assert lite.returncode == 1 and "Traceback" not in lite.stderr and len(lite.stderr.splitlines()) == 1
+    assert "pip install aws-lambda-persistence" in lite.stderr
+
+
+def test_full_command_reads_lite_maps(aws: Any, core: Any, lite: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from aws_lambda_persistence.__main__ import main as core_main
+
+    lite.PersistentMap.open(table_key="m")["b"] = bytearray(b"x")
+    assert json.loads(_run(core_main, capsys, "show", "m").out) == {"b": {"$bytearray": "eA=="}}
+
+
+def test_python_dash_m(moto_server: str, pkg: Any, table_key: str) -> None:
+    """``python -m PACKAGE`` as a real process, reaching moto's server through --endpoint-url."""
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", pkg.__name__, "--endpoint-url", moto_server, *argv]
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL
+        )
+
+    assert run("set", table_key, "n", "41").returncode == 0
+    shown = run("show", table_key)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == {"n": 41}
+    refused = run("delete", table_key, "n")
+    assert refused.returncode == 2 and "--yes" in refused.stderr and "Traceback" not in refused.stderr
