@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -17,8 +18,9 @@ KB = 1024
 MB = 1024 * KB
 
 
+@functools.cache
 def json_like(size: int, seed: int = 0) -> dict[str, Any]:
-    """Compressible, JSON-shaped data of about ``size`` bytes (as JSON)."""
+    """Compressible, JSON-shaped data of about ``size`` bytes (as JSON). Cached: tests only read it."""
     rng = random.Random(seed)
     records, total = {}, 0
     while total < size:
@@ -59,8 +61,6 @@ class TestRoundTrips:
     @pytest.mark.parametrize("size", [16 * MB, 64 * MB], ids=["16MB", "64MB"])
     @pytest.mark.parametrize("shape", list(SHAPES))
     def test_cold_load_large(self, backend: Backend, pkg: Any, table_key: str, size: int, shape: str) -> None:
-        if size > 16 * MB and not os.environ.get("AWS_LAMBDA_PERSISTENCE_HUGE"):
-            pytest.skip("64 MB maps take minutes per backend: set AWS_LAMBDA_PERSISTENCE_HUGE=1 to run them")
         value = SHAPES[shape](size)
         data = pkg.PersistentMap(value)
         loaded = pkg.PersistentMap()
