@@ -1,0 +1,70 @@
+"""Fixtures of the fault suite: moto's server behind the fault-injecting proxy, and a direct client to moto."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.faults.proxy import FaultProxy
+
+#: botocore attempts per call in these tests (the library's default is 5): enough to see retries work.
+ATTEMPTS = 3
+
+
+@pytest.fixture(scope="session")
+def proxy_server(moto_server: str) -> Iterator[FaultProxy]:
+    with FaultProxy(moto_server) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxy(proxy_server: FaultProxy, direct: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """The proxy with an empty plan; the library's shared client points at it, with fewer botocore attempts.
+
+    Each test gets a table of its own (PERSISTENCE_TABLE_NAME), dropped afterwards: scans stay small and moto's
+    memory does not grow with every megabyte the suite writes.
+    """
+    from aws_lambda_persistence_lite import _client
+    from botocore.retries import standard
+
+    proxy_server.reset()
+    # botocore's backoff (up to 1 s, 2 s... per retry) would make each exhausted retry cost seconds; the retry
+    # decisions stay botocore's own, only the sleep is shortened.
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.02)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy_server.url)
+    table = f"faults-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("PERSISTENCE_TABLE_NAME", table)
+    monkeypatch.setattr(_client, "MAX_ATTEMPTS", ATTEMPTS)
+    _client._clients.clear()
+    yield proxy_server
+    proxy_server.reset()
+    _client._clients.clear()
+    with contextlib.suppress(direct.exceptions.ResourceNotFoundException):
+        direct.delete_table(TableName=table)
+
+
+@pytest.fixture
+def direct(moto_server: str) -> Any:  # the table is PERSISTENCE_TABLE_NAME (see current_table)
+    """A client to moto's server itself, bypassing the proxy: what DynamoDB really holds."""
+    return boto3.client("dynamodb", endpoint_url=moto_server)
+
+
+def short_timeout_client(url: str, read_timeout: float = 0.5) -> Any:
+    """A client that gives up on a response after ``read_timeout`` seconds (for slow responses)."""
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": ATTEMPTS}, connect_timeout=2, read_timeout=read_timeout
+    )
+    return boto3.client("dynamodb", endpoint_url=url, config=config)
+
+
+def current_table() -> str:
+    """The table of the running test."""
+    return os.environ["PERSISTENCE_TABLE_NAME"]
