@@ -150,13 +150,6 @@ class TestUnsupportedValues:
         """A class is not a supported value: it must be refused, not stored as a global reference."""
         from aws_lambda_persistence_lite import UnsupportedValueError
 
-        if codec.name.startswith("pickle"):
-            pytest.xfail(
-                "engine bug: the lite pickler lets through any class named in the unpickler's allow-list "
-                "(set, bytearray, datetime.datetime...), so data['x'] = set is stored; bytearray comes back as the "
-                "private _bytearray function. Fix: in _Pickler.reducer_override refuse type objects unless they "
-                "are reached as the callable of a reduce tuple (pickle them only via save_reduce, not as values)"
-            )
         with pytest.raises(UnsupportedValueError):
             codec.encode_entry("k", value)
 

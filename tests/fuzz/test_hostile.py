@@ -394,16 +394,6 @@ def rehead(pkg: Any, codec_name: str, body: bytes, compress: Any) -> dict[str, d
     return items
 
 
-DECODED_NOT_STORABLE = pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a stored body that decodes to something outside the value model (a msgpack Timestamp, "
-    "ext type -1; SafeUUID or an allow-listed callable as a plain value; nesting too deep to re-encode) makes a "
-    "load raise UnsupportedValueError, because PersistentMap._adopt re-encodes what it decoded. Fix: in _adopt/"
-    "_fetch turn an encoding failure of decoded data into CorruptDataError naming table and key (and decode msgpack "
-    "ext -1 through ext_hook, e.g. timestamp=3 plus a check, so it is refused at decode time)",
-)
-
-
 class TestHostileBodies:
     """Bodies a hostile writer stored with a correct digest: the whole load path must still end in a dict or
     in StoredDataError."""
@@ -411,9 +401,9 @@ class TestHostileBodies:
     @pytest.mark.parametrize(
         "value",
         [
-            pytest.param(b"\x80\x05cbuiltins\nbytearray\n.", id="allow-listed-callable", marks=DECODED_NOT_STORABLE),
-            pytest.param(b"\x80\x05cuuid\nSafeUUID\nN\x85R.", id="SafeUUID-member", marks=DECODED_NOT_STORABLE),
-            pytest.param(b"\x80\x05" + b"]" * 5000 + b".", id="5000-nested-lists", marks=DECODED_NOT_STORABLE),
+            pytest.param(b"\x80\x05cbuiltins\nbytearray\n.", id="allow-listed-callable"),
+            pytest.param(b"\x80\x05cuuid\nSafeUUID\nN\x85R.", id="SafeUUID-member"),
+            pytest.param(b"\x80\x05" + b"]" * 5000 + b".", id="5000-nested-lists"),
         ],
     )
     def test_pickle_values_outside_the_model(self, pkg: Any, value: bytes) -> None:

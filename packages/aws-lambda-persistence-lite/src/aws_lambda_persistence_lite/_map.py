@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 from ._client import default_client
 from ._codec import Codec, codec_for
 from ._config import Settings, split_arguments
-from ._errors import ConflictError, CorruptDataError, StoredDataError
+from ._errors import ConflictError, CorruptDataError, StoredDataError, UnsupportedValueError
 from ._format import LEGACY_CODEC, Head
 from ._log import backoff
 from ._pickle import default_codec, loads_restricted
@@ -271,8 +271,7 @@ class PersistentMap(MutableMapping[Any, Any]):
             except Conflict as conflict:
                 if unsaved is None:
                     unsaved = self._unsaved()
-                head, fresh = self._fetch(conflict.current)
-                base = self._encode(fresh)[0]
+                head, fresh, base = self._fetch(conflict.current)
                 if attempt + 1 == self.settings.max_attempts:
                     self._data, self._digests, self._head = fresh, base, head
                     break
@@ -301,19 +300,32 @@ class PersistentMap(MutableMapping[Any, Any]):
         changed = {k: self._data[k] for k, d in digests.items() if self._digests.get(k) != d}
         return changed, set(self._digests) - set(digests)
 
-    def _fetch(self, current: Head | None) -> tuple[Head | None, dict[Any, Any]]:
+    def _fetch(self, current: Head | None) -> tuple[Head | None, dict[Any, Any], Digests]:
+        """The newest stored state: the winner's head returned with a lost condition, or one more load."""
         if current is None or current.blob is None:
             current, blob = self._store.load()
         else:
             blob = current.blob
-        return current, self._decode(current, blob)
+        return (current, *self._stored(current, blob))
 
     def _adopt(self, head: Head | None, blob: bytes | None) -> None:
-        data = self._decode(head, blob)
-        self._data, self._digests, self._head = data, self._encode(data)[0], head
+        data, digests = self._stored(head, blob)
+        self._data, self._digests, self._head = data, digests, head
 
-    def _decode(self, head: Head | None, blob: bytes | None) -> dict[Any, Any]:
-        return decode_map(head, blob, self.settings)
+    def _stored(self, head: Head | None, blob: bytes | None) -> tuple[dict[Any, Any], Digests]:
+        """A stored map and its per-entry digests. Decoded data that cannot be encoded again (a hostile body
+        holding something outside the value model) is damaged data, not a bad value of the user's."""
+        data = decode_map(head, blob, self.settings)
+        try:
+            return data, self._encode(data)[0]
+        except UnsupportedValueError as exc:
+            s = self.settings
+            raise CorruptDataError(
+                f"map in table {s.table_name!r} under key {s.table_key!r} holds a value outside the supported "
+                f"types: {exc}",
+                table=s.table_name,
+                key=s.table_key,
+            ) from exc
 
 
 M = TypeVar("M", bound=PersistentMap)

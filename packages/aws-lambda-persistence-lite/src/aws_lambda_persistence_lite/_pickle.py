@@ -80,17 +80,16 @@ class _Refused(Exception):
     pass
 
 
-def _reduce(obj: Any) -> Any:
-    """The pickler's gate: plain data pickles normally, ZoneInfo by key, anything else is refused."""
+def _reduce(obj: Any) -> tuple[Any, type]:
+    """The pickler's gate for an instance: (how to reduce it, the class its reduction names). Plain data pickles
+    normally, ZoneInfo by key, anything else is refused."""
     kind = type(obj)
     if kind.__module__ == "zoneinfo" and kind.__name__ == "ZoneInfo":
         import zoneinfo  # the stdlib reduces ZoneInfo through getattr(), which the unpickler must never allow
 
-        return zoneinfo.ZoneInfo, (obj.key,)
+        return (zoneinfo.ZoneInfo, (obj.key,)), zoneinfo.ZoneInfo
     if supported(kind) or kind is _dt.timezone:
-        return NotImplemented
-    if isinstance(obj, type) and (obj.__module__, obj.__qualname__) in _ALLOWED:
-        return NotImplemented  # a class named by a reduce tuple above; the unpickler resolves only these
+        return NotImplemented, kind
     raise _Refused(kind)
 
 
@@ -105,7 +104,18 @@ def _pickle() -> tuple[Any, Any]:
         import pickle
 
         class Pickler(pickle.Pickler):
-            reducer_override = staticmethod(_reduce)
+            #: The class that the instance just reduced names as its constructor: pickle saves it next. It is the
+            #: only class let through; a class stored as a value would come back as a callable.
+            constructor: type | None = None
+
+            def reducer_override(self, obj: Any) -> Any:
+                if isinstance(obj, type):
+                    if obj is not self.constructor:
+                        raise _Refused(obj)
+                    self.constructor = None
+                    return NotImplemented
+                reduction, self.constructor = _reduce(obj)
+                return reduction
 
         class Unpickler(pickle.Unpickler):
             def find_class(self, module: str, name: str) -> Any:

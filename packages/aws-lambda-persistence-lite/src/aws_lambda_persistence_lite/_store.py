@@ -44,6 +44,8 @@ from ._table import create_table
 
 #: Times a reader re-reads the head when a commit replaced the shards it was reading.
 READ_ATTEMPTS = 8
+#: Attempts of a TransactWriteItems that DynamoDB cancels for throttling (botocore does not retry those).
+THROTTLE_ATTEMPTS = 5
 #: Rounds of BatchGetItem/BatchWriteItem for keys DynamoDB left unprocessed (throttling) before giving up.
 BATCH_ROUNDS = 12
 
@@ -58,6 +60,14 @@ class Conflict(Exception):
 
 class _TableMissing(Exception):
     pass
+
+
+class _Throttled(Exception):
+    """DynamoDB cancelled a transaction because of throttling; ``original`` is botocore's error."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(str(original))
+        self.original = original
 
 
 class Usage:
@@ -95,7 +105,8 @@ def _read_units(size: int) -> float:
 
 
 def _error_code(exc: Exception) -> str | None:
-    response = getattr(exc, "response", None)
+    # ClientError carries .response; botocore's WaiterError carries the failing call's as .last_response
+    response = getattr(exc, "response", None) or getattr(exc, "last_response", None)
     if isinstance(response, dict):
         code = response.get("Error", {}).get("Code")
         return code if isinstance(code, str) else None
@@ -146,6 +157,8 @@ class Store:
             if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
                 current = next((self._parse_quietly(r.get("Item")) for r in reasons if r.get("Item")), None)
                 return Conflict(current)
+            if codes <= {"None", "ThrottlingError", None} and "ThrottlingError" in codes:
+                return _Throttled(exc)
         return exc
 
     def _parse_quietly(self, item: Item | None) -> Head | None:
@@ -251,14 +264,25 @@ class Store:
         """
         usage = self.last_commit = usage if usage is not None else Usage()
         units_before = usage.capacity_units  # a failed condition check is billed; a missing table is not
+        commit_id = os.urandom(8).hex()
         try:
-            head = self._commit(usage, blob, codec, raw_size, expected)
-        except _TableMissing:
-            # First write ever: create the table (its CreateTable and DescribeTable polling are not counted)
-            # and commit again; the failed attempt wrote nothing.
-            usage.capacity_units = units_before
-            create_table(self.client, self.settings)
-            head = self._commit(usage, blob, codec, raw_size, expected)
+            try:
+                head = self._commit(usage, blob, codec, raw_size, expected, commit_id)
+            except _TableMissing:
+                # First write ever: create the table (its CreateTable and DescribeTable polling are not counted)
+                # and commit again; the failed attempt wrote nothing.
+                usage.capacity_units = units_before
+                self._create_table()
+                head = self._commit(usage, blob, codec, raw_size, expected, commit_id)
+        except (Conflict, PersistenceError):
+            raise
+        except Exception:
+            # The network or DynamoDB failed after botocore's retries; the write may still have been applied
+            # (a lost response). One read tells: if the stored head is this commit's, the commit succeeded.
+            stored = self._confirm(usage, commit_id)
+            if stored is None:
+                raise
+            head = stored
         if usage.capacity_units > FREE_TIER_UNITS:
             logger().warning(
                 "committing map %r used %.0f write capacity units; a provisioned table within the free tier has %d "
@@ -269,7 +293,28 @@ class Store:
             )
         return head
 
-    def _commit(self, usage: Usage, blob: bytes, codec: str, raw_size: int, expected: Head | None) -> Head:
+    def _create_table(self) -> None:
+        try:
+            create_table(self.client, self.settings)
+        except Exception as exc:
+            operation = "describe_table" if type(exc).__name__ == "WaiterError" else "create_table"
+            raise self._translate(exc, operation) from exc
+
+    def _confirm(self, usage: Usage, commit_id: str) -> Head | None:
+        """The stored head if it is commit ``commit_id``'s, else None (also when it cannot be read)."""
+        try:
+            response = self._call(
+                usage, "get_item", TableName=self.settings.table_name, Key=self.key, ConsistentRead=True
+            )
+            item = response.get("Item")
+            head = parse_head(item, self.settings) if item else None
+        except Exception:
+            return None
+        return head if head is not None and head.commit_id == commit_id else None
+
+    def _commit(
+        self, usage: Usage, blob: bytes, codec: str, raw_size: int, expected: Head | None, commit_id: str
+    ) -> Head:
         table_key = self.settings.table_key
         stale = set(expected.garbage) if expected else set()
         own = expected.own_garbage() if expected else None
@@ -282,7 +327,7 @@ class Store:
             raw_size=raw_size,
             digest=digest(blob),
             blob=blob,
-            commit_id=os.urandom(8).hex(),
+            commit_id=commit_id,
         )
         shards: list[Item] = []
         if item_size(head_item(self.settings, head)) > ITEM_BUDGET:
@@ -376,8 +421,22 @@ class Store:
         head_size = item_size(head_item(self.settings, head))
         usage.capacity_units += _write_units(max(head_size, old_size), True)
         usage.capacity_units += len(stale_keys) * _write_units(self._shard_size(), True)
-        # The token makes botocore's retry of a commit whose response was lost idempotent (10 minutes).
-        self._call(usage, "transact_write_items", TransactItems=actions, ClientRequestToken=head.commit_id)
+        for attempt in range(THROTTLE_ATTEMPTS):
+            try:
+                # The token makes botocore's retry of a commit whose response was lost idempotent on DynamoDB
+                # (10 minutes); where an endpoint ignores it, the retry fails its condition on our own head.
+                self._call(usage, "transact_write_items", TransactItems=actions, ClientRequestToken=head.commit_id)
+                return
+            except Conflict as conflict:
+                if conflict.current is None or conflict.current.commit_id != head.commit_id:
+                    raise
+                return
+            except _Throttled as throttled:
+                # botocore does not retry a transaction that DynamoDB cancelled for throttling; we do, like
+                # botocore does for a throttled PutItem, and then raise botocore's error as it would.
+                if attempt + 1 == THROTTLE_ATTEMPTS:
+                    raise throttled.original from None
+                backoff(attempt, 0.05, 2.0)
 
     def _commit_in_steps(
         self,
@@ -424,7 +483,11 @@ class Store:
             if own:  # nobody will ever point at these shards: remove them now
                 self._delete_quietly(usage, garbage_keys(self.settings.table_key, frozenset({own})))
             raise
-        self.collect_garbage(usage, final)
+        try:
+            self.collect_garbage(usage, final)
+        except Exception as exc:  # the commit is done; the stale shards stay listed for the next commit
+            logger().warning("map %r committed, but removing old shards failed: %s", self.settings.table_key, exc)
+            return final
         return final._replace(garbage=frozenset())
 
     def collect_garbage(self, usage: Usage, head: Head) -> None:
