@@ -79,7 +79,8 @@ class TestFailedWrites:
         assert pkg.PersistentMap()["a"] == 2
 
     def test_lost_response_after_applied_write(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
-        """botocore retries a PutItem whose response was lost; finding its own write stored is a success."""
+        """The write is applied but its response never arrives: one read of the head finds this commit's id
+        stored, so the call succeeds and memory equals what is stored (no second write)."""
         from aws_lambda_persistence_lite._client import default_client
 
         data = pkg.PersistentMap(a=1)
@@ -92,9 +93,26 @@ class TestFailedWrites:
 
         client = default_client()
         client.meta.events.register("after-call.dynamodb.PutItem", lose_first_response)
-        with pytest.raises(ConnectionResetError):
-            data["a"] = 2  # after-call errors are not retried by botocore: the caller sees the failure
+        calls.clear()
+        data["a"] = 2
         client.meta.events.unregister("after-call.dynamodb.PutItem", lose_first_response)
-        assert data["a"] == 1  # memory says: not committed
-        data["a"] = 2  # the next write conflicts with the applied one, reloads, and converges
-        assert pkg.PersistentMap()["a"] == 2 and data.to_dict() == {"a": 2}
+        assert calls.names == ["PutItem", "GetItem"]
+        assert data.to_dict() == {"a": 2} == pkg.PersistentMap().to_dict()
+
+    def test_failed_write_that_was_not_applied(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """A transport failure before the write reached DynamoDB: the confirming read shows another head, so
+        the error is raised and nothing changed."""
+        from aws_lambda_persistence_lite._client import default_client
+
+        data = pkg.PersistentMap(a=1)
+
+        def fail_before_sending(model: Any, **_: Any) -> None:
+            if model.name == "PutItem":
+                raise ConnectionResetError("connection reset before the request was sent")
+
+        client = default_client()
+        client.meta.events.register("before-call.dynamodb.PutItem", fail_before_sending)
+        with pytest.raises(ConnectionResetError):
+            data["a"] = 2
+        client.meta.events.unregister("before-call.dynamodb.PutItem", fail_before_sending)
+        assert data.to_dict() == {"a": 1} == pkg.PersistentMap().to_dict()

@@ -122,6 +122,13 @@ class TestLayout:
         data.refresh()
         assert calls.names == ["GetItem", "BatchGetItem"] and data["other"] == 1
 
+    def test_large_map_reads_in_few_calls(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """44 shards: as many per BatchGetItem as one 16 MB response holds (40), so 2 calls, no retries."""
+        pkg.PersistentMap(incompressible(17 * MB))
+        calls.clear()
+        pkg.PersistentMap()
+        assert calls.names == ["GetItem", "BatchGetItem", "BatchGetItem"]
+
     def test_usage_is_reported(self, aws: Any, pkg: Any, table_key: str) -> None:
         """Bytes and capacity units of the last commit and load, by DynamoDB's rules (2 WCU/KB in a transaction)."""
         data = pkg.PersistentMap(incompressible(1 * MB))

@@ -25,6 +25,7 @@ TRANSACT_BUDGET = TRANSACT_MAX_BYTES - 64 * 1024
 BATCH_WRITE_MAX_ITEMS = 25
 #: BatchGetItem: at most 100 keys per call and 16 MB per response (API Reference, BatchGetItem).
 BATCH_GET_MAX_KEYS = 100
+BATCH_GET_MAX_BYTES = 16 * 1024 * 1024
 
 #: A ClientRequestToken makes a retried TransactWriteItems idempotent for 10 minutes; at most 36 characters
 #: (API Reference, TransactWriteItems).

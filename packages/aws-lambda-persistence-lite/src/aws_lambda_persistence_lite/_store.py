@@ -30,6 +30,7 @@ from ._format import (
 )
 from ._iam import permission_message
 from ._limits import (
+    BATCH_GET_MAX_BYTES,
     BATCH_GET_MAX_KEYS,
     BATCH_WRITE_MAX_ITEMS,
     FREE_TIER_UNITS,
@@ -212,28 +213,29 @@ class Store:
     def _read_shards(self, usage: Usage, head: Head) -> bytes | None:
         keys = head.shard_keys(self.settings.table_key)
         chunks: dict[str, bytes] = {}
-        field, name = self.settings.key_field_name, self.settings.value_field_name
-        for start in range(0, len(keys), BATCH_GET_MAX_KEYS):
-            pending: dict[str, Any] | None = {
-                self.settings.table_name: {
-                    "Keys": [{field: {"S": k}} for k in keys[start : start + BATCH_GET_MAX_KEYS]],
-                    "ConsistentRead": True,
-                }
-            }
+        field, name, table = self.settings.key_field_name, self.settings.value_field_name, self.settings.table_name
+        # As many full shards as one 16 MB response holds, so that a large map is not cut short by the size limit
+        per_call = min(BATCH_GET_MAX_KEYS, BATCH_GET_MAX_BYTES // ITEM_BUDGET)
+        for start in range(0, len(keys), per_call):
+            wanted = [{field: {"S": k}} for k in keys[start : start + per_call]]
             for round_ in range(BATCH_ROUNDS):
-                if not pending:
-                    break
-                response = self._call(usage, "batch_get_item", RequestItems=pending)
-                for item in response.get("Responses", {}).get(self.settings.table_name, []):
+                # ConsistentRead is set on every request, retries included: some endpoints drop it from the
+                # UnprocessedKeys they hand back.
+                request = {table: {"Keys": wanted, "ConsistentRead": True}}
+                response = self._call(usage, "batch_get_item", RequestItems=request)
+                received = response.get("Responses", {}).get(table, [])
+                for item in received:
                     size = item_size(item)
                     usage.items += 1
                     usage.bytes += size
                     usage.capacity_units += _read_units(size)
                     chunks[item[field]["S"]] = bytes(item[name]["B"])
-                pending = response.get("UnprocessedKeys") or None
-                if pending:
+                wanted = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+                if not wanted:
+                    break
+                if not received:  # no progress at all: throttled, so back off before asking again
                     backoff(round_, 0.05, 2.0)
-            if pending:
+            if wanted:
                 raise PersistenceError("DynamoDB kept shard reads unprocessed (throttled); try again later")
         ordered = []
         for key, expected in zip(keys, head.shard_digests, strict=True):
@@ -267,13 +269,13 @@ class Store:
         commit_id = os.urandom(8).hex()
         try:
             try:
-                head = self._commit(usage, blob, codec, raw_size, expected, commit_id)
+                head = self._commit(usage, blob, codec, raw_size, expected, commit_id=commit_id)
             except _TableMissing:
                 # First write ever: create the table (its CreateTable and DescribeTable polling are not counted)
                 # and commit again; the failed attempt wrote nothing.
                 usage.capacity_units = units_before
                 self._create_table()
-                head = self._commit(usage, blob, codec, raw_size, expected, commit_id)
+                head = self._commit(usage, blob, codec, raw_size, expected, commit_id=commit_id)
         except (Conflict, PersistenceError):
             raise
         except Exception:
@@ -313,7 +315,7 @@ class Store:
         return head if head is not None and head.commit_id == commit_id else None
 
     def _commit(
-        self, usage: Usage, blob: bytes, codec: str, raw_size: int, expected: Head | None, commit_id: str
+        self, usage: Usage, blob: bytes, codec: str, raw_size: int, expected: Head | None, *, commit_id: str
     ) -> Head:
         table_key = self.settings.table_key
         stale = set(expected.garbage) if expected else set()
