@@ -66,10 +66,28 @@ def test_runtime_packages_and_noise_are_left_out(built: Path) -> None:
             for name in zf.namelist():
                 parts = name.split("/")
                 assert not {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"} & set(parts)
-                assert "__pycache__" not in parts
-                assert not name.endswith((".pyc", ".pyi"))
+                assert not name.endswith((".pyo", ".pyi"))
+                if name.endswith(".pyc"):  # only bytecode the build compiled itself, tagged for its Python
+                    assert parts[-2] == "__pycache__" and ".cpython-3" in parts[-1], name
                 assert parts[-1] != "RECORD"
                 assert "cffi" not in parts[-1], name
+
+
+def test_modules_are_precompiled_for_every_local_python(built: Path, builder: ModuleType) -> None:
+    """/opt is read-only in Lambda: without shipped bytecode every cold start compiles the modules again."""
+    import importlib.util
+
+    for layer in manifest(built)["layers"]:
+        with zipfile.ZipFile(built / layer["file"]) as zf:
+            names = set(zf.namelist())
+        for version in builder.local_pythons():
+            site = f"python/lib/python{version}/site-packages/" if layer["kind"] == "core" else "python/"
+            sources = [n for n in names if n.startswith(site) and n.endswith(".py")]
+            assert sources
+            tag = f"cpython-{version.replace('.', '')}"
+            for source in sources:
+                cached = importlib.util.cache_from_source(source).rsplit(".cpython-", 1)[0] + f".{tag}.pyc"
+                assert cached in names, f"{layer['file']}: no bytecode for {source} ({tag})"
 
 
 def test_sizes_are_within_lambda_limits(built: Path, builder: ModuleType) -> None:

@@ -18,12 +18,10 @@ Checks each zip listed in manifest.json against what Lambda and this project nee
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import platform
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -31,7 +29,6 @@ import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +38,21 @@ from build import (
     DROPPED_DIRS,
     DROPPED_DIST_INFO,
     DROPPED_SUFFIXES,
+    PYTHONS,
     RUNTIME_PROVIDED,
     UNUSED,
     UNZIPPED_LIMIT,
     ZIP_EPOCH,
     ZIPPED_LIMIT,
     elf_machine,
+    find_python,
     sha256,
 )
 
 HOST_MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
 EXTENSION = re.compile(r"\.cpython-(?P<abi>3\d+)-(?P<triplet>[\w-]+)\.so$")
+#: Precompiled bytecode (build.precompile): only in __pycache__, only for a supported CPython.
+PYC = re.compile(r"/__pycache__/[^/]+\.cpython-(?P<tag>3\d+)\.pyc$")
 SITE = re.compile(r"^python/lib/python(?P<version>3\.\d+)/site-packages/(?P<rest>.+)$")
 
 CORE_SMOKE = r"""
@@ -102,28 +103,6 @@ class Report:
         return not self.problems
 
 
-@cache
-def find_python(version: str) -> str | None:
-    """A working interpreter of ``version``: $LAYERS_PYTHON_3_X, pythonX.Y on PATH, else a pyenv install."""
-    candidates = [os.environ.get(f"LAYERS_PYTHON_{version.replace('.', '_')}"), shutil.which(f"python{version}")]
-    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    candidates += sorted(glob.glob(f"{root}/versions/{version}.*/bin/python{version}"), reverse=True)
-    for exe in filter(None, candidates):
-        try:
-            probe = subprocess.run(
-                [exe, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if probe.returncode == 0 and probe.stdout.strip() == version:
-            return exe
-    return None
-
-
 def check_entries(layer: dict[str, Any], zf: zipfile.ZipFile, pythons: list[str]) -> list[str]:
     """Layout, attributes and native code of one zip."""
     problems: list[str] = []
@@ -149,6 +128,14 @@ def check_entries(layer: dict[str, Any], zf: zipfile.ZipFile, pythons: list[str]
             or not stat.S_ISREG(mode)
         ):
             problems.append(f"{where}: {name} has a timestamp, mode {oct(mode)} or extra field that varies")
+        if PYC.search(name):
+            site_version = SITE.match(name)
+            tag = PYC.search(name)["tag"]  # type: ignore[index]
+            if site_version and site_version["version"].replace(".", "") != tag:
+                problems.append(f"{where}: {name} is compiled for cpython-{tag}, not python{site_version['version']}")
+            elif tag not in {p.replace(".", "") for p in PYTHONS}:
+                problems.append(f"{where}: {name} is compiled for an unsupported Python")
+            continue
         if (
             DROPPED_DIRS.intersection(parts)
             or name.endswith(DROPPED_SUFFIXES)
