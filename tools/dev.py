@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
     exe = hatch()
     if command == "test":
         dynamodb_local()
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ)
     status = 0
     for script in COMMANDS[command]:
         result = subprocess.run([str(exe), "run", *script, *extra], cwd=ROOT, env=env, check=False)

@@ -43,6 +43,7 @@ def log(message: str) -> None:
 def clean_env(endpoint: str | None = None, **extra: str) -> dict[str, str]:
     """This process's environment without any AWS_* or PERSISTENCE_* setting, plus fake credentials."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PERSISTENCE_"))}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure as installed: bytecode cached, not compiled per process
     env.update(FAKE_AWS)
     if endpoint:
         env["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint

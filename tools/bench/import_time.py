@@ -50,10 +50,13 @@ class ImportProfile:
         return self.total - self.boto
 
 
-def profile_import(module: str) -> ImportProfile:
-    """Import ``module`` in a fresh interpreter under ``-X importtime`` and account for its tree."""
+def profile_import(module: str, after: str = "") -> ImportProfile:
+    """Import ``module`` in a fresh interpreter under ``-X importtime`` and account for its tree. With ``after``
+    (e.g. "boto3"), that is imported first: what ``module`` then adds is its cost in a real cold start, where
+    boto3 (and the standard library modules boto3 loads) is always imported."""
+    code = f"import {after}; import {module}" if after else f"import {module}"
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        [sys.executable, "-X", "importtime", "-c", code],
         capture_output=True,
         text=True,
         check=True,
@@ -131,10 +134,14 @@ def main() -> None:
     args = parser.parse_args()
 
     profiles: dict[str, list[ImportProfile]] = defaultdict(list)
+    after_boto3: dict[str, list[ImportProfile]] = defaultdict(list)
+    for module in PACKAGES.values():  # compile and cache the bytecode first, as an installed package has it
+        profile_import(module)
     for run in range(args.runs):  # interleaved, so that background load hits both packages alike
         log(f"import_time: -X importtime run {run + 1}/{args.runs}")
         for label, module in PACKAGES.items():
             profiles[label].append(profile_import(module))
+            after_boto3[label].append(profile_import(module, after="boto3"))
 
     rows = []
     for label, module in PACKAGES.items():
@@ -149,6 +156,7 @@ def main() -> None:
             [
                 f"`{module}` ({label})",
                 ms(median(p.own for p in runs) / 1e6),
+                ms(median(p.own for p in after_boto3[label]) / 1e6),
                 f"{ms(min(p.own for p in runs) / 1e6)} to {ms(max(p.own for p in runs) / 1e6)}",
                 "no" if not boto_seen else f"yes, in {boto_seen}/{len(runs)} runs (subtracted)",
                 ", ".join(shares) or "—",
@@ -157,7 +165,15 @@ def main() -> None:
     print(f'### Import time (`python -X importtime -c "import X"`, median of {args.runs} fresh interpreters)\n')
     print(
         table(
-            ["package", "import (median)", "min to max", "boto3/botocore imported?", "msgpack / zstandard share"], rows
+            [
+                "package",
+                "import (median)",
+                "after `import boto3`",
+                "min to max",
+                "boto3/botocore imported?",
+                "msgpack / zstandard share",
+            ],
+            rows,
         )
     )
     print("\nLargest modules each package is first to import (median cumulative time, included above):\n")

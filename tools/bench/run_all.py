@@ -7,6 +7,8 @@ its progress goes to stderr, passed through. Numbers are indicative: the servers
 (moto, DynamoDB Local), not DynamoDB, and other processes may share the machine.
 
     python tools/bench/run_all.py [--no-local]
+
+versus_1_0_0.py also needs PyPI once: it creates .cache/bench-1.0.0-venv with aws-lambda-persistence 1.0.0.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from common import ROOT, log
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-BENCHMARKS = ["import_time.py", "storage.py", "increments.py"]
+BENCHMARKS = ["import_time.py", "storage.py", "increments.py", "versus_1_0_0.py"]
+#: Section titles other than the script's name.
+TITLES = {"versus_1_0_0.py": "versus 1.0.0 (`versus_1_0_0.py`)"}
 VERSIONS = [
     "aws-lambda-persistence",
     "aws-lambda-persistence-lite",
@@ -103,7 +107,7 @@ def main() -> None:
             [sys.executable, str(HERE / name), *extra], cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True
         )
         durations.append(f"{name} {time.perf_counter() - began:.0f} s")
-        sections.append(f"## {name}\n\n{proc.stdout.strip()}\n")
+        sections.append(f"## {TITLES.get(name, name)}\n\n{proc.stdout.strip()}\n")
 
     if library_source() != source:
         header.append("- **Warning: the library's source changed during the run**: " + library_source())
