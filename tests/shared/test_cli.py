@@ -304,13 +304,7 @@ class TestSettingsAndErrors:
         assert "PERSISTENCE_TABLE_NAME='EnvTable' overrides 'Ignored'" in result.err
 
     def test_custom_field_names(self, cli: Cli, pkg: Any, aws: Any) -> None:
-        aws.create_table(
-            TableName="Custom",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        aws.put_item(TableName="Custom", Item={"pk": {"S": "m"}, "data": {"B": pickle.dumps({"x": 1})}})
+        put_legacy(aws, "m", pickle.dumps({"x": 1}), table="Custom", key_field="pk", value_field="data")
         common = ["--table", "Custom", "--key-field", "pk", "--value-field", "data"]
         assert json.loads(cli(*common, "show", "m").out) == {"x": 1}
         assert cli("list", *common).out.splitlines()[1].split()[0] == "m"

@@ -14,16 +14,24 @@ import pytest
 from tests.conftest import stored_item
 
 
-def put_legacy(client: Any, key: str, payload: bytes, table: str = "AWSLambdaPersistence") -> None:
-    """Write an item exactly as aws-lambda-persistence 1.0.0 does: a pickled dict as Binary in ``value``."""
+def put_legacy(
+    client: Any,
+    key: str,
+    payload: bytes,
+    table: str = "AWSLambdaPersistence",
+    key_field: str = "key",
+    value_field: str = "value",
+) -> None:
+    """Write an item exactly as aws-lambda-persistence 1.0.0 does: a pickled dict as Binary in ``value``, in a
+    table with a string hash key (created, with 1.0.0's 1/1 capacity, if missing)."""
     with contextlib.suppress(client.exceptions.ResourceInUseException):
         client.create_table(
             TableName=table,
-            AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": key_field, "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": key_field, "KeyType": "HASH"}],
             ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1},
         )
-    client.put_item(TableName=table, Item={"key": {"S": key}, "value": {"B": payload}})
+    client.put_item(TableName=table, Item={key_field: {"S": key}, value_field: {"B": payload}})
 
 
 class TestVersion1Items:
@@ -51,13 +59,7 @@ class TestVersion1Items:
         assert pkg.PersistentMap().to_dict() == {}
 
     def test_custom_1_0_0_field_names(self, aws: Any, pkg: Any, table_key: str) -> None:
-        aws.create_table(
-            TableName="Custom",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        aws.put_item(TableName="Custom", Item={"pk": {"S": "m"}, "data": {"B": pickle.dumps({"x": 1})}})
+        put_legacy(aws, "m", pickle.dumps({"x": 1}), table="Custom", key_field="pk", value_field="data")
         data = pkg.PersistentMap(table_name="Custom", table_key="m", key_field_name="pk", value_field_name="data")
         assert data["x"] == 1
 

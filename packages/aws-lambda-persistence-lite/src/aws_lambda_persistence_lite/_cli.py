@@ -423,11 +423,17 @@ def _show(ctx: _Context) -> int:
     return 0
 
 
-def _get(ctx: _Context) -> int:
+def _existing_entry(ctx: _Context) -> tuple[PersistentMap, Any]:
+    """The map and the entry name the command names, which must exist."""
     data = ctx.open_existing(ctx.args.key)
     name = _name(ctx)
     if name not in data:
         raise CliError(f"map {ctx.args.key!r} has no entry {name!r}; `{ctx.prog} show {ctx.args.key}` lists them")
+    return data, name
+
+
+def _get(ctx: _Context) -> int:
+    data, name = _existing_entry(ctx)
     _print_value(ctx, data[name])
     return 0
 
@@ -451,10 +457,7 @@ def _set(ctx: _Context) -> int:
 
 
 def _delete(ctx: _Context) -> int:
-    data = ctx.open_existing(ctx.args.key)
-    name = _name(ctx)
-    if name not in data:
-        raise CliError(f"map {ctx.args.key!r} has no entry {name!r}; `{ctx.prog} show {ctx.args.key}` lists them")
+    data, name = _existing_entry(ctx)
     ctx.confirm(f"Delete entry {name!r} of map {data.settings.table_key!r} in table {data.settings.table_name!r}?")
     with ctx.transfer(f"writing {ctx.args.key}"):
         del data[name]
