@@ -9,7 +9,6 @@ only when a commit succeeds, so a failed write leaves memory as it was.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -20,7 +19,7 @@ from ._client import default_client
 from ._codec import Codec, codec_for
 from ._config import Settings, split_arguments
 from ._errors import ConflictError, CorruptDataError, StoredDataError, UnsupportedValueError
-from ._format import LEGACY_CODEC, Head
+from ._format import LEGACY_CODEC, Head, digest
 from ._log import backoff
 from ._pickle import default_codec, loads_restricted
 from ._store import Conflict, Store, Usage
@@ -28,10 +27,6 @@ from ._store import Conflict, Store, Usage
 T = TypeVar("T")
 Digests = dict[Any, bytes]
 _MISSING = object()
-
-
-def _entry_digest(entry: bytes) -> bytes:
-    return hashlib.blake2b(entry, digest_size=16).digest()
 
 
 class PersistentMap(MutableMapping[Any, Any]):
@@ -157,7 +152,7 @@ class PersistentMap(MutableMapping[Any, Any]):
         with self._lock:
             if self._batch is None and key in self._digests:
                 entry = self._codec.encode_entry(key, value)  # also validates before anything is sent
-                if _entry_digest(entry) == self._digests[key]:
+                if digest(entry) == self._digests[key]:
                     self._data[key] = value  # identical to what is stored (same value, same type): no write
                     return
             self._apply(lambda d: d.__setitem__(key, value))
@@ -292,7 +287,7 @@ class PersistentMap(MutableMapping[Any, Any]):
 
     def _encode(self, data: dict[Any, Any]) -> tuple[Digests, bytes]:
         entries = [self._codec.encode_entry(k, v) for k, v in data.items()]
-        return dict(zip(data, map(_entry_digest, entries), strict=True)), self._codec.join(entries)
+        return dict(zip(data, map(digest, entries), strict=True)), self._codec.join(entries)
 
     def _unsaved(self) -> tuple[dict[Any, Any], set[Any]]:
         """This container's edits not yet stored (in-place edits of nested values), per top-level key."""
