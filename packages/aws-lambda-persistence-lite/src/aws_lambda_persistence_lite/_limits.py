@@ -27,10 +27,6 @@ BATCH_WRITE_MAX_ITEMS = 25
 BATCH_GET_MAX_KEYS = 100
 BATCH_GET_MAX_BYTES = 16 * 1024 * 1024
 
-#: A ClientRequestToken makes a retried TransactWriteItems idempotent for 10 minutes; at most 36 characters
-#: (API Reference, TransactWriteItems).
-CLIENT_REQUEST_TOKEN_LENGTH = 36
-
 #: Capacity accounting (Developer Guide, "Read/write capacity mode"): a standard write costs one write
 #: unit per 1 KB, a transactional write two; a strongly consistent read costs one read unit per 4 KB.
 WRITE_UNIT_BYTES = 1024

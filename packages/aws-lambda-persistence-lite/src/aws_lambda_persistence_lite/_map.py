@@ -26,7 +26,6 @@ from ._store import Conflict, Store, Usage
 
 T = TypeVar("T")
 Digests = dict[Any, bytes]
-_MISSING = object()
 
 
 class PersistentMap(MutableMapping[Any, Any]):
