@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import json
+import multiprocessing
 import os
 import random
-import threading
+import time
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.conftest import Backend, Calls, Faults, all_keys, stored_item
@@ -208,39 +208,64 @@ class TestCrashedCommits:
         assert pkg.PersistentMap().to_dict() == old == data.to_dict()
 
 
-class TestTearFreeReads:
-    def test_readers_never_see_a_mix(self, moto_server: str, pkg: Any, table_key: str) -> None:
-        """One writer rewrites a multi-shard map while readers cold-load it: each load is one whole version."""
+def _version(version: int) -> dict[str, Any]:
+    """Version ``version`` of the map: three shards whose contents follow from the version."""
+    return {"version": version, "blob": random.Random(version).randbytes(900 * KB)}
 
-        def content(version: int) -> dict[str, Any]:
-            return {"version": version, "blob": random.Random(version).randbytes(900 * KB)}
 
-        def client() -> Any:
-            return boto3.client("dynamodb", endpoint_url=moto_server)
-
-        writer = pkg.PersistentMap.open(content(0), client=client())
-        stop = threading.Event()
-        seen: list[int] = []
-        errors: list[BaseException] = []
-
-        def read() -> None:
-            reader_client = client()
-            while not stop.is_set():
-                try:
-                    loaded = pkg.PersistentMap.open(client=reader_client).to_dict()
-                    assert loaded == content(loaded["version"])
-                    seen.append(loaded["version"])
-                except BaseException as exc:
-                    errors.append(exc)
+def _container(package: str, endpoint: str, table_key: str, role: str, stop: Any, results: Any) -> None:
+    """One container in its own process: the writer rewrites the map; a reader cold-loads it until stopped."""
+    os.environ.update(
+        AWS_ENDPOINT_URL_DYNAMODB=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        PERSISTENCE_TABLE_KEY=table_key,
+    )
+    module = __import__(package)
+    seen: list[int] = []
+    try:
+        if role == "writer":
+            data = module.PersistentMap()
+            for version in range(1, 11):
+                data.update(_version(version))
+            stop.set()
+        else:
+            deadline = time.monotonic() + 120
+            while not stop.is_set() and time.monotonic() < deadline:
+                loaded = module.PersistentMap().to_dict()
+                if loaded != _version(loaded["version"]):
+                    results.put((role, seen, f"torn map at version {loaded['version']}"))
                     return
+                seen.append(loaded["version"])
+        results.put((role, seen, None))
+    except BaseException as exc:  # reported to the test, which fails with it
+        results.put((role, seen, repr(exc)))
 
-        readers = [threading.Thread(target=read) for _ in range(3)]
-        for r in readers:
-            r.start()
-        for version in range(1, 9):
-            writer.update(content(version))
-        stop.set()
-        for r in readers:
-            r.join(timeout=60)
-        assert not errors, errors[0]
-        assert len(seen) >= 3 and set(seen) <= set(range(9))
+
+class TestTearFreeReads:
+    @pytest.mark.slow
+    @pytest.mark.parametrize("server", ["moto_server", "dynamodb_local"])
+    def test_readers_never_see_a_mix(
+        self, request: pytest.FixtureRequest, pkg: Any, table_key: str, server: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """One process rewrites a multi-shard map while two others cold-load it: each load is one whole version."""
+        endpoint = request.getfixturevalue(server)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+        pkg.PersistentMap(_version(0))
+        context = multiprocessing.get_context("spawn")
+        stop, results = context.Event(), context.Queue()
+        roles = ["reader-1", "reader-2", "writer"]
+        processes = [
+            context.Process(target=_container, args=(pkg.__name__, endpoint, table_key, role, stop, results))
+            for role in roles
+        ]
+        for process in processes:
+            process.start()
+        reports = {role: (seen, error) for role, seen, error in (results.get(timeout=180) for _ in roles)}
+        for process in processes:
+            process.join(timeout=30)
+        assert all(error is None for _, error in reports.values()), reports
+        loads = [v for role, (seen, _) in reports.items() if role != "writer" for v in seen]
+        assert len(loads) >= 2 and set(loads) <= set(range(11))
+        assert pkg.PersistentMap().to_dict() == _version(10)
