@@ -8,14 +8,16 @@ the pickler refuses, before anything is sent, any value the unpickler would late
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib
 import io
 import zlib
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._codec import Codec, register
+
+if TYPE_CHECKING:
+    import datetime
 from ._errors import CorruptDataError, UnsafeDataError, UnsupportedFormatError
 from ._limits import MAX_DECODED_BYTES
 from ._values import supported, unsupported_error
@@ -37,7 +39,7 @@ def _latin1(text: str, encoding: str = "") -> bytes:
     return text.encode("latin1")
 
 
-def _zoneinfo(key: str) -> _dt.tzinfo:
+def _zoneinfo(key: str) -> datetime.tzinfo:
     import zoneinfo  # only maps that hold zone-aware datetimes pay for this import
 
     return zoneinfo.ZoneInfo(key)
@@ -88,7 +90,7 @@ def _reduce(obj: Any) -> tuple[Any, type]:
         import zoneinfo  # the stdlib reduces ZoneInfo through getattr(), which the unpickler must never allow
 
         return (zoneinfo.ZoneInfo, (obj.key,)), zoneinfo.ZoneInfo
-    if supported(kind) or kind is _dt.timezone:
+    if supported(kind) or (kind.__module__, kind.__name__) == ("datetime", "timezone"):
         return NotImplemented, kind
     raise _Refused(kind)
 

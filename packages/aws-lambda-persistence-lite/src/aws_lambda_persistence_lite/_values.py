@@ -6,24 +6,35 @@ allowed (a subclass such as ``OrderedDict`` or an ``IntEnum`` would come back as
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Iterator
 from typing import Any
 
 from ._errors import UnsupportedValueError
 
 CONTAINER_TYPES: frozenset[type] = frozenset({list, tuple, dict, set, frozenset})
-_BUILTIN_ATOMS: frozenset[type] = frozenset(
-    {type(None), bool, int, float, complex, str, bytes, bytearray, _dt.datetime, _dt.date, _dt.time, _dt.timedelta}
+_BUILTIN_ATOMS: frozenset[type] = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray})
+#: Types from other modules are matched by (module, name): importing datetime, decimal and uuid (which pulls in
+#: platform) would cost every cold start a few milliseconds, before any map holds one.
+_NAMED_ATOMS = frozenset(
+    {
+        ("datetime", "datetime"),
+        ("datetime", "date"),
+        ("datetime", "time"),
+        ("datetime", "timedelta"),
+        ("decimal", "Decimal"),
+        ("uuid", "UUID"),
+    }
 )
-#: Decimal and UUID are matched by name: importing decimal and uuid (which pulls in platform) would cost every
-#: cold start a few milliseconds for types most maps never hold.
-_NAMED_ATOMS = frozenset({("decimal", "Decimal"), ("uuid", "UUID")})
+_WITH_TZINFO = frozenset({("datetime", "datetime"), ("datetime", "time")})
 
 
 def supported(kind: type) -> bool:
     """Whether values of exactly this type can be stored (subclasses cannot: they would come back as the base)."""
-    return kind in _BUILTIN_ATOMS or kind in CONTAINER_TYPES or (kind.__module__, kind.__qualname__) in _NAMED_ATOMS
+    return kind in _BUILTIN_ATOMS or kind in CONTAINER_TYPES or _name(kind) in _NAMED_ATOMS
+
+
+def _name(kind: type) -> tuple[str, str]:
+    return kind.__module__, kind.__qualname__
 
 
 SUPPORTED_TEXT = (
@@ -33,9 +44,7 @@ SUPPORTED_TEXT = (
 
 
 def _tz_supported(tz: object) -> bool:
-    if tz is None or type(tz) is _dt.timezone:
-        return True
-    return type(tz).__module__ == "zoneinfo" and type(tz).__name__ == "ZoneInfo"
+    return tz is None or _name(type(tz)) in (("datetime", "timezone"), ("zoneinfo", "ZoneInfo"))
 
 
 def _children(value: Any) -> Iterator[tuple[str, Any]]:
@@ -60,7 +69,7 @@ def find_unsupported(value: Any, path: str) -> tuple[str, str] | None:
         kind = type(item)
         if not supported(kind):
             return where, f"{kind.__module__}.{kind.__qualname__}"
-        if kind in (_dt.datetime, _dt.time) and not _tz_supported(item.tzinfo):
+        if _name(kind) in _WITH_TZINFO and not _tz_supported(item.tzinfo):
             tz = type(item.tzinfo)
             return where, f"{kind.__name__} with tzinfo {tz.__module__}.{tz.__qualname__}"
         if kind in CONTAINER_TYPES:

@@ -8,8 +8,6 @@ packed natively as binary and so come back as bytes. Decoding is bounded by the 
 from __future__ import annotations
 
 import datetime as _dt
-import decimal
-import uuid
 from typing import Any, ClassVar
 
 import msgpack
@@ -67,9 +65,10 @@ def _default(obj: Any) -> msgpack.ExtType:
         return msgpack.ExtType(TIME, _pack([*fields, _tz(obj.tzinfo)]))
     if kind is _dt.timedelta:
         return msgpack.ExtType(TIMEDELTA, _pack([obj.days, obj.seconds, obj.microseconds]))
-    if kind is decimal.Decimal:
+    named = (kind.__module__, kind.__qualname__)  # decimal and uuid are imported only by maps that hold them
+    if named == ("decimal", "Decimal"):
         return msgpack.ExtType(DECIMAL, str(obj).encode())
-    if kind is uuid.UUID:
+    if named == ("uuid", "UUID"):
         return msgpack.ExtType(UUID, obj.bytes)
     if kind is int:  # beyond msgpack's 64 bits
         return msgpack.ExtType(BIGINT, obj.to_bytes((obj.bit_length() + 8) // 8, "big", signed=True))
@@ -96,8 +95,12 @@ def _ext_hook(code: int, data: bytes) -> Any:
     if code == TIMEDELTA:
         return _dt.timedelta(*_unpack(data))
     if code == DECIMAL:
+        import decimal
+
         return decimal.Decimal(data.decode())
     if code == UUID:
+        import uuid
+
         return uuid.UUID(bytes=data)
     if code == BIGINT:
         return int.from_bytes(data, "big", signed=True)
