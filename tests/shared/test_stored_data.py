@@ -11,14 +11,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tests.conftest import stored_item
+from tests.conftest import TABLE, stored_item
 
 
 def put_legacy(
     client: Any,
     key: str,
     payload: bytes,
-    table: str = "AWSLambdaPersistence",
+    table: str = TABLE,
     key_field: str = "key",
     value_field: str = "value",
 ) -> None:
@@ -40,6 +40,8 @@ class TestVersion1Items:
         "count": 3,
         "tags": {"a", "b"},
         "t": (1, 2),
+        "empty": b"",  # protocol 2 saves it as a call to bytes()
+        "raw": b"\x00\xff",
     }
 
     @pytest.mark.parametrize("protocol", [2, 4, pickle.DEFAULT_PROTOCOL])
@@ -58,6 +60,7 @@ class TestVersion1Items:
         put_legacy(aws, table_key, pickle.dumps({}))
         assert pkg.PersistentMap().to_dict() == {}
 
+    @pytest.mark.fresh_dynamodb
     def test_custom_1_0_0_field_names(self, aws: Any, pkg: Any, table_key: str) -> None:
         put_legacy(aws, "m", pickle.dumps({"x": 1}), table="Custom", key_field="pk", value_field="data")
         data = pkg.PersistentMap(table_name="Custom", table_key="m", key_field_name="pk", value_field_name="data")
@@ -101,6 +104,39 @@ class TestVersion1Items:
         with pytest.raises(pkg.StoredDataError):
             pkg.PersistentMap()
 
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            b"\x80\x04N" + b"r" + (1 << 24).to_bytes(4, "little") + b"0}.",  # LONG_BINPUT: memo of 16M slots
+            b"(dp" + str(1 << 24).encode() + b"\n.",  # PUT (protocol 0): the same, as text
+            b"\x80\x04\x8e" + (1 << 30).to_bytes(8, "little") + b"abc",  # BINBYTES8: claims 1 GiB
+        ],
+        ids=["LONG_BINPUT", "PUT", "BINBYTES8"],
+    )
+    def test_memory_bombs_are_refused_before_loading(self, aws: Any, pkg: Any, table_key: str, payload: bytes) -> None:
+        """A few stored bytes that would make the unpickler allocate gigabytes (CPython gh-115952)."""
+        put_legacy(aws, table_key, payload)
+        with pytest.raises(pkg.CorruptDataError, match="refused before loading"):
+            pkg.PersistentMap()
+
+    def test_exponential_sharing_is_refused(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A 600-byte pickle of a value with 2**60 leaves (each list holds the previous one twice)."""
+        value: list[Any] = ["leaf"]
+        for _ in range(60):
+            value = [value, value]
+        put_legacy(aws, table_key, pickle.dumps({"bomb": value}))
+        with pytest.raises(pkg.CorruptDataError, match="shares containers"):
+            pkg.PersistentMap()
+
+    def test_modest_sharing_loads(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """Honest sharing (one list referenced from two places) loads, and is kept shared by the lite package."""
+        shared = list(range(100))
+        put_legacy(aws, table_key, pickle.dumps({"a": [shared, shared], "b": shared}))
+        data = pkg.PersistentMap()
+        assert data.to_dict() == {"a": [shared, shared], "b": shared}
+        data["c"] = 1
+        assert pkg.PersistentMap().to_dict() == {"a": [shared, shared], "b": shared, "c": 1}
+
     def test_damaged_pickle(self, aws: Any, pkg: Any, table_key: str) -> None:
         put_legacy(aws, table_key, pickle.dumps({"a": 1})[:-3])
         with pytest.raises(pkg.CorruptDataError, match=table_key):
@@ -117,6 +153,15 @@ class TestBetweenPackages:
         lite.PersistentMap(a={1, 2}, when=dt.date(2020, 1, 1))
         assert core.PersistentMap().to_dict() == {"a": {1, 2}, "when": dt.date(2020, 1, 1)}
 
+    def test_core_reads_lite_with_shared_values(self, aws: Any, core: Any, lite: Any, table_key: str) -> None:
+        """Lite keeps shared references; the full package reads them as copies and writes trees."""
+        shared = [1, 2, 3]
+        lite.PersistentMap(a=[shared, shared])
+        data = core.PersistentMap()
+        assert data.to_dict() == {"a": [shared, shared]}
+        data["b"] = 1
+        assert lite.PersistentMap().to_dict() == {"a": [shared, shared], "b": 1}
+
     def test_lite_refuses_core_with_advice(
         self, aws: Any, lite: Any, table_key: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -128,7 +173,7 @@ class TestBetweenPackages:
         item = stored_item(aws, table_key)
         assert item is not None
         item["alp_codec"] = {"S": "msgpack+zstd"}
-        aws.put_item(TableName="AWSLambdaPersistence", Item=item)
+        aws.put_item(TableName=TABLE, Item=item)
         with pytest.raises(lite.UnsupportedFormatError, match="pip install aws-lambda-persistence"):
             lite.PersistentMap()
 
@@ -152,7 +197,7 @@ class TestDamagedItems:
         for name, value in list(item.items()):
             if value is None:
                 del item[name]
-        client.put_item(TableName="AWSLambdaPersistence", Item=item)
+        client.put_item(TableName=TABLE, Item=item)
 
     def test_flipped_byte(self, aws: Any, pkg: Any, table_key: str) -> None:
         self.write(pkg)
@@ -161,7 +206,7 @@ class TestDamagedItems:
         self.patch(aws, table_key, value={"B": bytes(blob)})
         with pytest.raises(pkg.CorruptDataError) as raised:
             pkg.PersistentMap()
-        assert raised.value.table == "AWSLambdaPersistence" and raised.value.key == table_key
+        assert raised.value.table == TABLE and raised.value.key == table_key
         assert "integrity" in str(raised.value)
 
     def test_wrong_size_claim(self, aws: Any, pkg: Any, table_key: str) -> None:

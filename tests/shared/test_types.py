@@ -133,3 +133,30 @@ class TestUnsupportedValues:
         with pytest.raises(pkg.UnsupportedValueError):
             data[UserClass()] = 1
         assert len(data) == 0
+
+    def test_self_referencing_value(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A list that contains itself cannot be stored by either package (the full one writes trees, and the
+        lite one refuses what the full one could not read): a clear error, promptly, and nothing stored."""
+        loop: list[Any] = [1]
+        loop.append({"again": loop})
+        data = pkg.PersistentMap(keep=1)
+        with pytest.raises(pkg.UnsupportedValueError, match=r"\['k'\]"):
+            data["k"] = loop
+        assert data.to_dict() == {"keep": 1}
+        assert pkg.PersistentMap().to_dict() == {"keep": 1}
+
+    def test_exponentially_shared_value_in_lite(self, aws: Any, lite: Any, table_key: str) -> None:
+        """Pickle stores 2**60 leaves shared this way in a few hundred bytes; no reader could expand them, so the
+        lite package refuses to write them (the readers refuse such stored data too)."""
+        value: list[Any] = ["leaf"]
+        for _ in range(60):
+            value = [value, value]
+        data = lite.PersistentMap(keep=1)
+        with pytest.raises(lite.UnsupportedValueError, match="shares containers"):
+            data["k"] = value
+        assert lite.PersistentMap().to_dict() == {"keep": 1}
+
+    def test_shared_values_round_trip(self, aws: Any, pkg: Any, table_key: str) -> None:
+        shared = {"n": list(range(50))}
+        pkg.PersistentMap(k=[shared, shared, (shared,)])
+        assert pkg.PersistentMap()["k"] == [shared, shared, (shared,)]

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar
 
 from ._errors import UnsupportedFormatError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 #: Codecs this package knows by name but cannot decode, with the fix to tell the user.
 _FOREIGN: dict[str, str] = {

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, NamedTuple
 
 from ._errors import ConfigurationError, MixOfConfigAndMapArgsPassed
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from ._record import NamedTuple
 
 #: The four settings of 1.0.0. They are the only keyword arguments of ``PersistentMap()`` that configure it
 #: (every other keyword is map data), so they stay the only reserved words.

@@ -10,10 +10,17 @@ try:  # hashlib's own blake2b, without hashlib loading OpenSSL at import (about 
     from _blake2 import blake2b
 except ImportError:  # an interpreter without the _blake2 module
     from hashlib import blake2b
-from typing import Any, NamedTuple
 
 from ._config import Settings
 from ._errors import CorruptDataError, StoredDataError, UnsupportedFormatError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
+    Item = dict[str, dict[str, Any]]
+else:
+    from ._record import NamedTuple
 
 #: The version of the stored format this package writes (FORMAT.md). 1.0.0's items are format 1.
 FORMAT_VERSION = 2
@@ -30,8 +37,6 @@ COMMIT = "alp_cid"
 
 #: The codec name of 1.0.0's items: a plain pickle of the whole dict, uncompressed.
 LEGACY_CODEC = "pickle-1.0.0"
-
-Item = dict[str, dict[str, Any]]
 
 
 def digest(blob: bytes) -> bytes:

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from typing import Any, ClassVar, TypeVar
 
 from ._client import default_client
 from ._codec import Codec, codec_for
@@ -24,11 +23,19 @@ from ._log import backoff
 from ._pickle import default_codec, loads_restricted
 from ._store import Conflict, Store, Usage
 
-T = TypeVar("T")
-Digests = dict[Any, bytes]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, TypeVar
+
+    T = TypeVar("T")
+    M = TypeVar("M", bound="PersistentMap")
+    Digests = dict[Any, bytes]
+    _Base = MutableMapping[Any, Any]
+else:
+    _Base = MutableMapping
 
 
-class PersistentMap(MutableMapping[Any, Any]):
+class PersistentMap(_Base):
     """A dict persisted in DynamoDB. ``PersistentMap()`` loads this function's map (one GetItem).
 
     Positional data or keyword data (``PersistentMap({'a': 1})``, ``PersistentMap(a=1)``) is merged into
@@ -320,9 +327,6 @@ class PersistentMap(MutableMapping[Any, Any]):
                 table=s.table_name,
                 key=s.table_key,
             ) from exc
-
-
-M = TypeVar("M", bound=PersistentMap)
 
 
 def decode_map(head: Head | None, blob: bytes | None, settings: Settings) -> dict[Any, Any]:

@@ -12,15 +12,17 @@ import importlib
 import io
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._codec import Codec, register
+from ._errors import CorruptDataError, UnsafeDataError, UnsupportedFormatError, UnsupportedValueError
+from ._limits import MAX_DECODED_BYTES
+from ._pickle_bounds import ExpansionError, check_expansion, scan
+from ._values import supported, unsupported_error
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
     import datetime
-from ._errors import CorruptDataError, UnsafeDataError, UnsupportedFormatError
-from ._limits import MAX_DECODED_BYTES
-from ._values import supported, unsupported_error
+    from typing import Any, ClassVar
 
 PROTOCOL = 5
 
@@ -30,6 +32,13 @@ def _bytearray(*args: Any) -> bytearray:
     if len(args) > 2 or (args and not isinstance(args[0], (bytes, str))):
         raise UnsafeDataError("stored pickle calls bytearray() with something other than its contents")
     return bytearray(*args)
+
+
+def _bytes(*args: Any) -> bytes:
+    # Protocol 2 saves b"" as bytes(); bytes(n) would allocate n bytes, so only contents are accepted.
+    if len(args) > 1 or (args and type(args[0]) is not bytes):
+        raise UnsafeDataError("stored pickle calls bytes() with something other than its contents")
+    return bytes(*args)
 
 
 def _latin1(text: str, encoding: str = "") -> bytes:
@@ -50,6 +59,7 @@ def _zoneinfo(key: str) -> datetime.tzinfo:
 _ALLOWED: dict[tuple[str, str], Callable[..., Any] | None] = {
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
+    ("builtins", "bytes"): _bytes,
     ("builtins", "bytearray"): _bytearray,
     ("builtins", "complex"): complex,
     ("_codecs", "encode"): _latin1,
@@ -128,8 +138,19 @@ def _pickle() -> tuple[Any, Any]:
 
 
 def loads_restricted(data: bytes) -> Any:
-    """Unpickle one object through the allow-list (used for 1.0.0 items)."""
-    return _pickle()[1](io.BytesIO(data)).load()
+    """Unpickle one object through the allow-list and the bounds of ``_pickle_bounds`` (used for 1.0.0 items)."""
+    shares = scan(data)
+    value = _pickle()[1](io.BytesIO(data)).load()
+    if 0 in shares:
+        _check_stored(value, len(data))
+    return value
+
+
+def _check_stored(value: Any, pickle_size: int) -> None:
+    try:
+        check_expansion(value, pickle_size)
+    except ExpansionError as exc:
+        raise CorruptDataError(f"stored pickle refused: {exc}") from None
 
 
 def decompress_bounded(decompress: Callable[[bytes, int], bytes], blob: bytes, raw_size: int) -> bytes:
@@ -166,7 +187,18 @@ class PickleCodec(Codec):
             _pickle()[0](buffer, PROTOCOL).dump((key, value))
         except Exception as exc:  # _Refused, PicklingError, TypeError, RecursionError...: the value cannot be stored
             raise unsupported_error(key, value, exc) from None
-        return buffer.getvalue()
+        entry = buffer.getvalue()
+        # Shared containers (memo GETs, opcodes h and j) are rare: the substring test keeps the check off the
+        # common path. What the reader would refuse must not be written.
+        if (b"h" in entry or b"j" in entry) and scan(entry):
+            try:
+                check_expansion((key, value), len(entry))
+            except ExpansionError as exc:
+                raise UnsupportedValueError(
+                    f"cannot store the value at [{key!r}]: {exc}; store copies instead of repeated references",
+                    path=f"[{key!r}]",
+                ) from None
+        return entry
 
     def join(self, entries: list[bytes]) -> bytes:
         return b"".join(entries)
@@ -182,11 +214,16 @@ class PickleCodec(Codec):
         stream = io.BytesIO(body)
         result: dict[Any, Any] = {}
         try:
-            while stream.tell() < len(body):
+            shares = scan(body)
+            number = start = 0
+            while start < len(body):
                 entry = _pickle()[1](stream).load()  # one unpickler per entry: each pickle numbers its memo from 0
                 if type(entry) is not tuple or len(entry) != 2:
                     raise CorruptDataError("stored pickle entry is not a (key, value) pair")
+                if number in shares:
+                    _check_stored(entry, stream.tell() - start)
                 result[entry[0]] = entry[1]
+                number, start = number + 1, stream.tell()
         except (UnsafeDataError, CorruptDataError):
             raise
         except Exception as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
 
 from ._config import Settings
 from ._errors import ConflictError, CorruptDataError, MissingAWSIAMPermissions, PersistenceError
@@ -18,7 +17,6 @@ from ._format import (
     GARBAGE,
     VER,
     Head,
-    Item,
     digest,
     garbage_keys,
     head_item,
@@ -42,6 +40,12 @@ from ._limits import (
 )
 from ._log import backoff, logger
 from ._table import create_table
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ._format import Item
 
 #: Times a reader re-reads the head when a commit replaced the shards it was reading.
 READ_ATTEMPTS = 8

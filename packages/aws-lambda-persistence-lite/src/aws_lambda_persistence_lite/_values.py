@@ -7,9 +7,12 @@ allowed (a subclass such as ``OrderedDict`` or an ``IntEnum`` would come back as
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from ._errors import UnsupportedValueError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 CONTAINER_TYPES: frozenset[type] = frozenset({list, tuple, dict, set, frozenset})
 _BUILTIN_ATOMS: frozenset[type] = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray})
@@ -62,11 +65,18 @@ def _children(value: Any) -> Iterator[tuple[str, Any]]:
 
 
 def find_unsupported(value: Any, path: str) -> tuple[str, str] | None:
-    """Return (key path, type name) of the first value that cannot be stored, or None if all can."""
+    """Return (key path, type name) of the first value that cannot be stored, or None if all can.
+
+    Each container is looked into once, so shared and self-referencing values take linear time."""
     stack = [(path, value)]
+    seen: set[int] = set()
     while stack:
         where, item = stack.pop()
         kind = type(item)
+        if kind in CONTAINER_TYPES:
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
         if not supported(kind):
             return where, f"{kind.__module__}.{kind.__qualname__}"
         if _name(kind) in _WITH_TZINFO and not _tz_supported(item.tzinfo):

@@ -34,7 +34,7 @@ __version__ = "2.0.0"
 
 class PersistentMap(_LitePersistentMap):
     __doc__ = _LitePersistentMap.__doc__
-    codec_factory: ClassVar[type[Codec]] = MsgpackZstdCodec  # type: ignore[misc,assignment]
+    codec_factory: ClassVar[type[Codec]] = MsgpackZstdCodec
 
 
 __all__ = [
