@@ -49,6 +49,16 @@ TABLE = f"alp-test-{uuid.uuid4().hex[:12]}" if SHARED_TABLE else "AWSLambdaPersi
 _REAL_AWS_ENV = {k: v for k, v in os.environ.items() if k.startswith("AWS_")} if TEST_BACKEND == "aws" else {}
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ALP_TEST_BACKEND set, run only the tests it moves (those using the ``aws`` fixture): the others
+    (local servers they start themselves, codecs, tools) run the same in the default run."""
+    if TEST_BACKEND == "moto":
+        return
+    moved = [item for item in items if "aws" in getattr(item, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[item for item in items if item not in moved])
+    items[:] = moved
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts with no PERSISTENCE_* settings, no endpoint, dummy credentials (real ones on real AWS),
@@ -118,11 +128,12 @@ def shared_table(request: pytest.FixtureRequest) -> Iterator[str | None]:
     Yields the endpoint URL of a local backend, or None for real AWS."""
     url: str | None = None
     if TEST_BACKEND == "aws":
-        if boto3.session.Session().get_credentials() is None:
-            pytest.skip("ALP_TEST_BACKEND=aws needs AWS credentials (none found); skipped")
+        session = boto3.session.Session()
+        if session.get_credentials() is None or session.region_name is None:
+            pytest.skip("ALP_TEST_BACKEND=aws needs AWS credentials and a region (AWS_DEFAULT_REGION or a profile)")
         client = boto3.client("dynamodb")
     elif TEST_BACKEND == "moto":
-        raise pytest.UsageError("ALP_TEST_SHARED_TABLE=1 needs a server: ALP_TEST_BACKEND=moto-server or dynamodb-local")
+        raise pytest.UsageError("ALP_TEST_SHARED_TABLE=1 needs a server: ALP_TEST_BACKEND=moto-server, dynamodb-local")
     else:
         url = request.getfixturevalue(TEST_BACKEND.replace("-", "_"))
         client = boto3.client("dynamodb", endpoint_url=url)
