@@ -10,6 +10,7 @@ included; see TEST_BACKEND and SHARED_TABLE below.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -44,6 +45,8 @@ if TEST_BACKEND not in BACKENDS:
 #: pytest-xdist worker) creates one uniquely named on-demand table and deletes it at the end; every test keeps
 #: to map keys of its own, and tests that need an empty DynamoDB (marker ``fresh_dynamodb``) are skipped.
 SHARED_TABLE = TEST_BACKEND == "aws" or os.environ.get("ALP_TEST_SHARED_TABLE") == "1"
+if SHARED_TABLE and TEST_BACKEND == "moto":
+    raise pytest.UsageError("ALP_TEST_SHARED_TABLE=1 needs a server: ALP_TEST_BACKEND=moto-server or dynamodb-local")
 #: The table the library uses by default in tests (the default table name, or this session's shared table).
 TABLE = f"alp-test-{uuid.uuid4().hex[:12]}" if SHARED_TABLE else "AWSLambdaPersistence"
 _REAL_AWS_ENV = {k: v for k, v in os.environ.items() if k.startswith("AWS_")} if TEST_BACKEND == "aws" else {}
@@ -132,23 +135,22 @@ def shared_table(request: pytest.FixtureRequest) -> Iterator[str | None]:
         if session.get_credentials() is None or session.region_name is None:
             pytest.skip("ALP_TEST_BACKEND=aws needs AWS credentials and a region (AWS_DEFAULT_REGION or a profile)")
         client = boto3.client("dynamodb")
-    elif TEST_BACKEND == "moto":
-        raise pytest.UsageError("ALP_TEST_SHARED_TABLE=1 needs a server: ALP_TEST_BACKEND=moto-server, dynamodb-local")
     else:
         url = request.getfixturevalue(TEST_BACKEND.replace("-", "_"))
         client = boto3.client("dynamodb", endpoint_url=url)
-    client.create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-        Tags=[{"Key": "purpose", "Value": "aws-lambda-persistence tests"}],
-    )
-    client.get_waiter("table_exists").wait(TableName=TABLE)
     try:
+        client.create_table(
+            TableName=TABLE,
+            AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+            Tags=[{"Key": "purpose", "Value": "aws-lambda-persistence tests"}],
+        )
+        client.get_waiter("table_exists").wait(TableName=TABLE)
         yield url
-    finally:
-        client.delete_table(TableName=TABLE)
+    finally:  # also after a failed or interrupted creation (DeleteTable of a missing table is harmless here)
+        with contextlib.suppress(client.exceptions.ResourceNotFoundException):
+            client.delete_table(TableName=TABLE)
 
 
 @dataclass

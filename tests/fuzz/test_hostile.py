@@ -95,6 +95,30 @@ def _claim(opcode: bytes, width: int, size: int = 1 << 30) -> bytes:
     return b"\x80\x05" + opcode + size.to_bytes(width, "little") + b"abc"
 
 
+def _unicode(text: str) -> bytes:
+    raw = text.encode("utf-8", "surrogatepass")
+    return b"\x8c" + bytes([len(raw)]) + raw if len(raw) < 256 else b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def _tuple_dag(depth: int) -> bytes:
+    """Pickle opcodes (protocol 2, no header or STOP) of a tuple holding the one below twice, ``depth`` deep."""
+    value: Any = (1,)
+    for _ in range(depth):
+        value = (value, value)
+    return pickle.dumps(value, 2)[2:-1]
+
+
+_FRAMED_TWO = b"K\x00K\x00\x86.N."  # a frame holding a whole entry and, after its STOP, the start of another
+
+SHARING_BOMBS = {
+    "tuple-DAG-as-dict-key": b"\x80\x02" + _unicode("k") + b"}" + _tuple_dag(40) + b"K\x01s\x86.",
+    "tuple-DAG-in-set": b"\x80\x04" + _unicode("k") + b"\x8f(" + _tuple_dag(40) + b"\x90\x86.",
+    "DUP-tree": b"\x80\x05K\x01)" + b"2\x86" * 40 + b"\x86.",
+    "DUP-cycle": b"\x80\x05K\x01]2a\x86.",
+    "frame-drift": b"\x80\x05\x95" + len(_FRAMED_TWO).to_bytes(8, "little") + _FRAMED_TWO
+    + b"\x80\x02" + _unicode("k") + _tuple_dag(40) + b"\x86.",
+}  # fmt: skip
+
 MEMORY_BOMBS = {
     "BINBYTES": _claim(b"B", 4),
     "BINBYTES8": _claim(b"\x8e", 8),
@@ -132,6 +156,12 @@ class TestDecoder:
         damaged = data.draw(mutated(body))
         decode_or_refuse(codec, codec.compress(damaged), len(damaged))
         assert not TRIPPED
+
+    def test_declared_size_beyond_the_functions_memory(self, codec: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        """In Lambda, a map that decodes to more than the function's memory is refused before decompressing."""
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        with pytest.raises(stored_data_error(), match=r"this function's memory \(128 MB\)"):
+            codec.decode(b"anything", 200 * 1024 * 1024)
 
     def test_decompression_is_bounded_by_the_head(self, codec: Any) -> None:
         """A small blob that inflates far beyond the declared size is cut off at the declared size."""
@@ -198,10 +228,56 @@ class TestDecoder:
             value = [value, value]
         entry = pickle.dumps(("bomb", value), 5)
         for reader in (PickleCodec(), ZstdPickleCodec()):
-            with pytest.raises(core.CorruptDataError, match="shares containers"):
+            with pytest.raises(core.CorruptDataError, match="shares values"):
                 reader.decode(reader.compress(entry), len(entry))
-        with pytest.raises(core.CorruptDataError, match="shares containers"):
+        with pytest.raises(core.CorruptDataError, match="shares values"):
             loads_restricted(pickle.dumps({"bomb": value}))
+
+    @pytest.mark.parametrize("bomb", SHARING_BOMBS.values(), ids=SHARING_BOMBS.keys())
+    def test_sharing_bombs_are_refused_before_loading(self, bomb: bytes) -> None:
+        """Shared values that the unpickler itself would expand (hashing a dict key walks a tuple's whole tree),
+        built through GET or DUP, or hidden behind a frame that makes entry numbers drift: refused at once."""
+        from aws_lambda_persistence_lite._pickle import PickleCodec
+
+        with pytest.raises(stored_data_error(), match=r"shares values|refers to itself"):
+            PickleCodec().decode(zlib.compress(bomb), len(bomb))
+
+    @pytest.mark.parametrize(
+        "value",
+        [[{"a": 1, "b": "x" * 200}] * 20_000, [b"x" * 1_000_000] * 500],
+        ids=["one dict 20,000 times", "one megabyte 500 times"],
+    )
+    def test_heavy_sharing_is_refused_by_the_writer_in_linear_time(self, value: Any) -> None:
+        """The lite writer refuses what its readers would (and promptly: each shared value is weighed once)."""
+        from aws_lambda_persistence_lite import UnsupportedValueError
+        from aws_lambda_persistence_lite._pickle import PickleCodec
+
+        with pytest.raises(UnsupportedValueError, match="shares values"):
+            PickleCodec().encode_entry("k", value)
+
+    def test_repeated_strings_are_bounded_by_the_scan_alone(self) -> None:
+        """JSON-like data repeats its keys (one str object, memo GETs): the one-pass scan bounds those, and only
+        pickles that share a container pay for replaying their stack effects."""
+        import json
+
+        from aws_lambda_persistence_lite._pickle_bounds import scan
+
+        users = json.loads(json.dumps([{"id": i, "name": f"user{i}"} for i in range(1000)]))
+        entry = pickle.dumps(("users", users), 5)
+        assert entry.count(b"h") >= 1000  # the keys, shared
+        assert scan(entry) == [(0, len(entry), False)]
+        grid = [[0] * 10] * 10
+        assert scan(pickle.dumps(("grid", grid), 5))[0][2] is True
+
+    def test_honest_sharing_and_edge_values_load(self) -> None:
+        from aws_lambda_persistence_lite._pickle import PickleCodec, loads_restricted
+
+        grid = [[0] * 10] * 100  # the classic shared row
+        codec = PickleCodec()
+        entry = codec.encode_entry("grid", grid)
+        assert codec.decode(codec.compress(entry), len(entry)) == {"grid": grid}
+        assert loads_restricted(pickle.dumps({"n": 10**4299}, 0)) == {"n": 10**4299}  # the longest INT/LONG text
+        assert loads_restricted(b"\x80\x02N\x94h\x00\x86.") == (None, None)  # GET of an atom at top level
 
     def test_cycles_are_refused(self) -> None:
         from aws_lambda_persistence_lite._pickle import PickleCodec
@@ -248,11 +324,6 @@ def _allowed(module: str, name: str) -> bool:
 
 
 targets = (st.sampled_from(GLOBAL_TARGETS) | st.tuples(identifier, identifier)).filter(lambda t: not _allowed(*t))
-
-
-def _unicode(text: str) -> bytes:
-    raw = text.encode("utf-8", "surrogatepass")
-    return b"\x8c" + bytes([len(raw)]) + raw if len(raw) < 256 else b"X" + struct.pack("<I", len(raw)) + raw
 
 
 def hostile_pickle(module: str, name: str, opcode: str) -> bytes:

@@ -242,6 +242,7 @@ class TestConfiguration:
             == 1
         )
 
+    @pytest.mark.fresh_dynamodb  # reads a table of another name
     def test_environment_wins_over_arguments(
         self, aws: Any, pkg: Any, table_key: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:

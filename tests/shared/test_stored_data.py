@@ -125,7 +125,7 @@ class TestVersion1Items:
         for _ in range(60):
             value = [value, value]
         put_legacy(aws, table_key, pickle.dumps({"bomb": value}))
-        with pytest.raises(pkg.CorruptDataError, match="shares containers"):
+        with pytest.raises(pkg.CorruptDataError, match="shares values"):
             pkg.PersistentMap()
 
     def test_modest_sharing_loads(self, aws: Any, pkg: Any, table_key: str) -> None:

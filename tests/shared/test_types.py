@@ -152,7 +152,7 @@ class TestUnsupportedValues:
         for _ in range(60):
             value = [value, value]
         data = lite.PersistentMap(keep=1)
-        with pytest.raises(lite.UnsupportedValueError, match="shares containers"):
+        with pytest.raises(lite.UnsupportedValueError, match="shares values"):
             data["k"] = value
         assert lite.PersistentMap().to_dict() == {"keep": 1}
 

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import importlib
 import io
+import os
 import zlib
 from collections.abc import Callable
 
 from ._codec import Codec, register
-from ._errors import CorruptDataError, UnsafeDataError, UnsupportedFormatError, UnsupportedValueError
+from ._errors import CorruptDataError, StoredDataError, UnsafeDataError, UnsupportedFormatError, UnsupportedValueError
 from ._limits import MAX_DECODED_BYTES
-from ._pickle_bounds import ExpansionError, check_expansion, scan
+from ._pickle_bounds import ExpansionError, check_expansion, scan, weigh
 from ._values import supported, unsupported_error
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
     import datetime
-    from typing import Any, ClassVar
+    from typing import Any, ClassVar, TypeVar
+
+    T = TypeVar("T")
 
 PROTOCOL = 5
 
@@ -139,16 +142,20 @@ def _pickle() -> tuple[Any, Any]:
 
 def loads_restricted(data: bytes) -> Any:
     """Unpickle one object through the allow-list and the bounds of ``_pickle_bounds`` (used for 1.0.0 items)."""
-    shares = scan(data)
+    pickles = _bounded(scan, data)
+    shares = bool(pickles) and pickles[0][2]
+    if shares:
+        _bounded(weigh, data)
     value = _pickle()[1](io.BytesIO(data)).load()
-    if 0 in shares:
-        _check_stored(value, len(data))
+    if shares:
+        _bounded(check_expansion, value, len(data))
     return value
 
 
-def _check_stored(value: Any, pickle_size: int) -> None:
+def _bounded(check: Callable[..., T], *args: Any) -> T:
+    """Run a check of ``_pickle_bounds`` on stored data: what it refuses is CorruptDataError."""
     try:
-        check_expansion(value, pickle_size)
+        return check(*args)
     except ExpansionError as exc:
         raise CorruptDataError(f"stored pickle refused: {exc}") from None
 
@@ -157,6 +164,12 @@ def decompress_bounded(decompress: Callable[[bytes, int], bytes], blob: bytes, r
     """Decompress to exactly ``raw_size`` bytes, refusing anything larger (a hostile size claim included)."""
     if not 0 <= raw_size <= MAX_DECODED_BYTES:
         raise CorruptDataError(f"declared decoded size {raw_size} is outside 0..{MAX_DECODED_BYTES}")
+    memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")  # MB, set by Lambda
+    if memory.isdigit() and raw_size > int(memory) * 1024 * 1024:
+        raise StoredDataError(
+            f"the stored map decodes to {raw_size >> 20} MB, more than this function's memory ({memory} MB) can "
+            "hold; give the function more memory, or (if the map should be small) check the item"
+        )
     try:
         body = decompress(blob, raw_size)
     except CorruptDataError:
@@ -190,9 +203,11 @@ class PickleCodec(Codec):
         entry = buffer.getvalue()
         # Shared containers (memo GETs, opcodes h and j) are rare: the substring test keeps the check off the
         # common path. What the reader would refuse must not be written.
-        if (b"h" in entry or b"j" in entry) and scan(entry):
+        if b"h" in entry or b"j" in entry:
             try:
-                check_expansion((key, value), len(entry))
+                if scan(entry)[0][2]:
+                    weigh(entry)
+                    check_expansion((key, value), len(entry))
             except ExpansionError as exc:
                 raise UnsupportedValueError(
                     f"cannot store the value at [{key!r}]: {exc}; store copies instead of repeated references",
@@ -214,16 +229,19 @@ class PickleCodec(Codec):
         stream = io.BytesIO(body)
         result: dict[Any, Any] = {}
         try:
-            shares = scan(body)
-            number = start = 0
-            while start < len(body):
+            pickles = _bounded(scan, body)
+            for start, end, shares in pickles:
+                if shares:
+                    _bounded(weigh, body[start:end])
+            for start, end, shares in pickles:
                 entry = _pickle()[1](stream).load()  # one unpickler per entry: each pickle numbers its memo from 0
                 if type(entry) is not tuple or len(entry) != 2:
                     raise CorruptDataError("stored pickle entry is not a (key, value) pair")
-                if number in shares:
-                    _check_stored(entry, stream.tell() - start)
+                if stream.tell() != end:
+                    raise CorruptDataError(f"stored pickle entry at byte {start} does not end where its STOP is")
+                if shares:
+                    _bounded(check_expansion, entry, end - start)
                 result[entry[0]] = entry[1]
-                number, start = number + 1, stream.tell()
         except (UnsafeDataError, CorruptDataError):
             raise
         except Exception as exc:

@@ -23,6 +23,8 @@ class _RecordType(type):
             raise TypeError(f"record {name} declares no fields (is `from __future__ import annotations` missing?)")
         fields = list(annotations)
         defaults = [namespace[f] for f in fields if f in namespace]
+        if any(f in namespace for f in fields[: len(fields) - len(defaults)]):  # as typing.NamedTuple says
+            raise TypeError(f"record {name}: a field without a default follows a field with one")
         base = namedtuple(name, fields, defaults=defaults, module=str(namespace["__module__"]))  # type: ignore[misc]
         body = {key: value for key, value in namespace.items() if key not in annotations}
         return type(name, (base,), {**body, "__slots__": ()})
