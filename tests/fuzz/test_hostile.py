@@ -108,6 +108,18 @@ def _tuple_dag(depth: int) -> bytes:
     return pickle.dumps(value, 2)[2:-1]
 
 
+def _uuid_int_dag(depth: int) -> bytes:
+    """UUIDs whose ``int`` (set by BUILD, UUID.__setstate__) is a tuple holding the UUID below twice, each set
+    before the one below is: hashing the top one as a dict key walks 2**depth nodes."""
+    body = bytearray(b"\x80\x02")
+    for i in range(depth + 1):
+        body += b"cuuid\nUUID\n)\x81q" + bytes([i]) + b"0"
+    body += b"h\x00}X\x03\x00\x00\x00intK\x00sb0"
+    for i in range(depth - 1, -1, -1):
+        body += b"h" + bytes([i + 1]) + b"}X\x03\x00\x00\x00inth" + bytes([i]) + b"h" + bytes([i]) + b"\x86sb0"
+    return bytes(body + b"}h" + bytes([depth]) + b"Ns.")
+
+
 _FRAMED_TWO = b"K\x00K\x00\x86.N."  # a frame holding a whole entry and, after its STOP, the start of another
 
 SHARING_BOMBS = {
@@ -115,6 +127,7 @@ SHARING_BOMBS = {
     "tuple-DAG-in-set": b"\x80\x04" + _unicode("k") + b"\x8f(" + _tuple_dag(40) + b"\x90\x86.",
     "DUP-tree": b"\x80\x05K\x01)" + b"2\x86" * 40 + b"\x86.",
     "DUP-cycle": b"\x80\x05K\x01]2a\x86.",
+    "UUID-int-DAG": _uuid_int_dag(60),
     "frame-drift": b"\x80\x05\x95" + len(_FRAMED_TWO).to_bytes(8, "little") + _FRAMED_TWO
     + b"\x80\x02" + _unicode("k") + _tuple_dag(40) + b"\x86.",
 }  # fmt: skip
@@ -239,7 +252,7 @@ class TestDecoder:
         built through GET or DUP, or hidden behind a frame that makes entry numbers drift: refused at once."""
         from aws_lambda_persistence_lite._pickle import PickleCodec
 
-        with pytest.raises(stored_data_error(), match=r"shares values|refers to itself"):
+        with pytest.raises(stored_data_error(), match=r"shares values|refers to itself|before that value is complete"):
             PickleCodec().decode(zlib.compress(bomb), len(bomb))
 
     @pytest.mark.parametrize(
@@ -254,6 +267,28 @@ class TestDecoder:
 
         with pytest.raises(UnsupportedValueError, match="shares values"):
             PickleCodec().encode_entry("k", value)
+
+    def test_deep_stack_with_sharing_is_weighed_in_linear_time(self) -> None:
+        """Many MARKs over a deep stack, in a pickle that shares (so it is replayed before loading)."""
+        from aws_lambda_persistence_lite._pickle_bounds import weigh
+
+        weigh(b"\x80\x04N" + b"N" * 100_000 + b"2" + b"(t" * 100_000 + b".")  # finishes within the timeout
+
+    def test_enum_members_cannot_be_changed(self) -> None:
+        """BUILD on an allow-listed object that is shared process-wide (uuid.SafeUUID members) is impossible:
+        SafeUUID is not allow-listed at all (UUID pickles store its value, not the member)."""
+        import uuid
+
+        from aws_lambda_persistence_lite import UnsafeDataError
+        from aws_lambda_persistence_lite._pickle import loads_restricted
+
+        state = _unicode("_name_") + _unicode("hacked") + _unicode("_value_") + b"K\x07"
+        body = b"\x80\x02cuuid\nSafeUUID\nK\x00\x85R}(" + state + b"ub."
+        with pytest.raises(UnsafeDataError):
+            loads_restricted(body)
+        assert uuid.SafeUUID.safe.name == "safe"
+        safe = uuid.UUID(int=5, is_safe=uuid.SafeUUID.safe)
+        assert loads_restricted(pickle.dumps({"u": safe})) == {"u": safe}
 
     def test_repeated_strings_are_bounded_by_the_scan_alone(self) -> None:
         """JSON-like data repeats its keys (one str object, memo GETs): the one-pass scan bounds those, and only
@@ -285,7 +320,7 @@ class TestDecoder:
         loop: list[Any] = [1]
         loop.append([loop])
         entry = pickle.dumps(("loop", loop), 5)
-        with pytest.raises(stored_data_error(), match="refers to itself"):
+        with pytest.raises(stored_data_error(), match=r"refers to itself|before that value is complete"):
             PickleCodec().decode(zlib.compress(entry), len(entry))
 
 

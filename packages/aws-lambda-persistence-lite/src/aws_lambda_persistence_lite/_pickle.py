@@ -73,7 +73,6 @@ _ALLOWED: dict[tuple[str, str], Callable[..., Any] | None] = {
     ("datetime", "timezone"): None,
     ("decimal", "Decimal"): None,
     ("uuid", "UUID"): None,
-    ("uuid", "SafeUUID"): None,
     ("zoneinfo", "ZoneInfo"): _zoneinfo,
 }
 

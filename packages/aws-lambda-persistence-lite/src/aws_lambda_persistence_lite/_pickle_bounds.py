@@ -215,14 +215,17 @@ def cast_any(value: object) -> Any:
 
 def weigh(pickle: bytes) -> None:
     """Replay one pickle's stack effects on tree weights, without building anything, and raise ExpansionError
-    when a value it builds weighs more than :func:`expansion_limit` allows. Run before loading a pickle that
-    shares values: the unpickler hashes dict keys and set elements as it builds them, and hashing a tuple walks
-    its whole tree. A container's weight counts each reference to a shared value again."""
+    when a value it builds weighs more than :func:`expansion_limit` allows, or when it changes a value after
+    sharing it. Run before loading a pickle that shares containers: the unpickler hashes dict keys and set
+    elements as it builds them, and hashing a tuple (or a UUID, through its ``int``) walks its whole tree. A
+    container's weight counts each reference to a shared value again; pickle.dumps fills every value before it
+    refers to it again, so a weight is final once shared (cycles aside, which check_expansion refuses)."""
     import pickletools
 
     limit = expansion_limit(len(pickle))
-    stack: list[list[int] | None] = []  # one weight cell per value (a shared value shares its cell); None: MARK
-    memo: dict[int, list[int] | None] = {}
+    stack: list[list[int]] = []  # one [weight, shared] cell per value: a shared value shares its cell
+    marks: list[int] = []  # stack heights at each MARK
+    memo: dict[int, list[int]] = {}
     try:
         for op, argument, _ in pickletools.genops(pickle):
             name, arg = op.name, cast_any(argument)
@@ -230,21 +233,28 @@ def weigh(pickle: bytes) -> None:
             if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
                 memo[len(memo) if name == "MEMOIZE" else int(arg)] = stack[-1]
             elif name in ("GET", "BINGET", "LONG_BINGET", "DUP"):
-                stack.append(stack[-1] if name == "DUP" else memo[int(arg)])
+                cell = stack[-1] if name == "DUP" else memo[int(arg)]
+                cell[1] = 1
+                stack.append(cell)
             elif name == "MARK":
-                stack.append(None)
+                marks.append(len(stack))
             elif action == "atom":  # strings, bytes and integers: heavier the longer they are
-                stack.append([1 + (abs(arg).bit_length() // 64 if isinstance(arg, int) else len(arg) // 8)])
+                stack.append([1 + (abs(arg).bit_length() // 64 if isinstance(arg, int) else len(arg) // 8), 0])
             else:
-                at = len(stack) - 1 - stack[::-1].index(None) if pops == "MARK" else len(stack) - int(pops)
-                weight = sum(cell[0] for cell in stack[at:] if cell is not None)
-                del stack[max(at, 0) :]
+                at = marks.pop() if pops == "MARK" else len(stack) - int(pops)
+                if at < 0:
+                    return  # stack underflow: the unpickler reports it
+                weight = sum(cell[0] for cell in stack[at:])
+                del stack[at:]
                 if action == "new":
-                    stack.append([1 + weight if name != "STACK_GLOBAL" else 1])
-                elif action == "fill" and stack[-1] is not None:
-                    stack[-1][0] += weight  # type: ignore[index]
-            top = stack[-1] if stack else None
-            if top is not None and top[0] > limit:
+                    stack.append([1 + weight if name != "STACK_GLOBAL" else 1, 0])
+                elif action == "fill":
+                    if stack[-1][1]:
+                        raise ExpansionError(
+                            "it refers to a value before that value is complete (a cycle, or a change after sharing it)"
+                        )
+                    stack[-1][0] += weight
+            if stack and stack[-1][0] > limit:
                 raise ExpansionError(f"it shares values so much that its tree weighs more than {limit}")
     except (IndexError, KeyError, ValueError, TypeError) as damaged:  # underflow, missing MARK or memo entry,
         if isinstance(damaged, ExpansionError):  # bad argument: the unpickler reports those itself
