@@ -296,6 +296,19 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> Faults:
     return injector
 
 
+def enter_container(endpoint: str, table_key: str, **settings: str) -> None:
+    """In a child process standing for a Lambda container: reach ``endpoint`` with dummy credentials and use the
+    map ``table_key`` (plus any PERSISTENCE_* ``settings``), as the function's environment would."""
+    os.environ.update(
+        AWS_ENDPOINT_URL_DYNAMODB=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        PERSISTENCE_TABLE_KEY=table_key,
+        **{f"PERSISTENCE_{name.upper()}": value for name, value in settings.items()},
+    )
+
+
 def stored_item(client: Any, key: str, table: str = TABLE) -> dict[str, Any] | None:
     """The raw head item of a map, as DynamoDB holds it."""
     item: dict[str, Any] | None = client.get_item(TableName=table, Key={"key": {"S": key}}, ConsistentRead=True).get(

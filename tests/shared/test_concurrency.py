@@ -8,21 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Calls, Faults
+from tests.conftest import Calls, Faults, enter_container
 
 WORKERS, ROUNDS = 4, 50
 
 
 def _worker(package: str, endpoint: str, table_key: str, kind: str, worker: int, results: Any) -> None:
     """One container: its own process, client and map, doing ROUNDS writes as fast as it can."""
-    os.environ.update(
-        AWS_ENDPOINT_URL_DYNAMODB=endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        PERSISTENCE_TABLE_KEY=table_key,
-        PERSISTENCE_MAX_ATTEMPTS="60",
-    )
+    enter_container(endpoint, table_key, max_attempts="60")
     module = __import__(package)
     data = module.PersistentMap()
     values = []

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TABLE, Backend, Calls, Faults, all_keys, stored_item
+from tests.conftest import TABLE, Backend, Calls, Faults, all_keys, enter_container, stored_item
 
 KB = 1024
 MB = 1024 * KB
@@ -215,13 +215,7 @@ def _version(version: int) -> dict[str, Any]:
 
 def _container(package: str, endpoint: str, table_key: str, role: str, stop: Any, results: Any) -> None:
     """One container in its own process: the writer rewrites the map; a reader cold-loads it until stopped."""
-    os.environ.update(
-        AWS_ENDPOINT_URL_DYNAMODB=endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        PERSISTENCE_TABLE_KEY=table_key,
-    )
+    enter_container(endpoint, table_key)
     module = __import__(package)
     seen: list[int] = []
     try:

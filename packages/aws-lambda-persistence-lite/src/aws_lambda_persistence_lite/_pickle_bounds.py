@@ -209,10 +209,6 @@ _EFFECTS: dict[str, tuple[int | str, str]] = {
 }  # fmt: skip
 
 
-def cast_any(value: object) -> Any:
-    return value
-
-
 def weigh(pickle: bytes) -> None:
     """Replay one pickle's stack effects on tree weights, without building anything, and raise ExpansionError
     when a value it builds weighs more than :func:`expansion_limit` allows, or when it changes a value after
@@ -226,9 +222,10 @@ def weigh(pickle: bytes) -> None:
     stack: list[list[int]] = []  # one [weight, shared] cell per value: a shared value shares its cell
     marks: list[int] = []  # stack heights at each MARK
     memo: dict[int, list[int]] = {}
+    arg: Any
     try:
         for op, argument, _ in pickletools.genops(pickle):
-            name, arg = op.name, cast_any(argument)
+            name, arg = op.name, argument  # arg: Any (typeshed types genops' arguments as object)
             pops, action = _EFFECTS.get(name, (0, "atom" if arg is not None else ""))
             if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
                 memo[len(memo) if name == "MEMOIZE" else int(arg)] = stack[-1]
@@ -256,9 +253,10 @@ def weigh(pickle: bytes) -> None:
                     stack[-1][0] += weight
             if stack and stack[-1][0] > limit:
                 raise ExpansionError(f"it shares values so much that its tree weighs more than {limit}")
-    except (IndexError, KeyError, ValueError, TypeError) as damaged:  # underflow, missing MARK or memo entry,
-        if isinstance(damaged, ExpansionError):  # bad argument: the unpickler reports those itself
-            raise
+    except ExpansionError:
+        raise
+    except (IndexError, KeyError, ValueError, TypeError):  # underflow, missing MARK or memo entry, bad argument:
+        return  # the unpickler reports those itself
 
 
 def _weight(atom: Any) -> int:
