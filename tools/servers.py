@@ -43,19 +43,39 @@ def _wait_for(port: int, process: subprocess.Popen[bytes] | None = None, timeout
 
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
-    """moto's server in a thread of this process, on a port the OS picks."""
-    import logging
+    """moto's server in a thread of this process, on a port the OS picks, answering one request at a time.
 
-    from moto.server import ThreadedMotoServer
+    moto's threaded server evaluates a condition and then writes, without a lock between the two, so two
+    concurrent conditional PutItems on one item can both succeed (test_concurrency.py shows it). DynamoDB
+    never lets that happen, and our no-lost-update tests rely on it, so requests are serialised here: one lock
+    around moto's WSGI application, on werkzeug's threaded server (which keeps connections alive).
+    """
+    import logging
+    import threading
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access-log line per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
+
+    def serialised(environ: dict[str, Any], start_response: Any) -> Any:
+        with lock:  # the response body is built inside moto's call, so it is complete when the lock is released
+            return list(moto_app(environ, start_response))
+
+    server = make_server("127.0.0.1", 0, serialised, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+    thread.start()
     try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join()
 
 
 def reset(url: str, client: Any) -> None:
