@@ -226,12 +226,14 @@ def _container(package: str, endpoint: str, table_key: str, role: str, stop: Any
             stop.set()
         else:
             deadline = time.monotonic() + 120
-            while not stop.is_set() and time.monotonic() < deadline:
+            while True:  # at least one load, even when the writer is done before this process is up
                 loaded = module.PersistentMap().to_dict()
                 if loaded != _version(loaded["version"]):
                     results.put((role, seen, f"torn map at version {loaded['version']}"))
                     return
                 seen.append(loaded["version"])
+                if stop.is_set() or time.monotonic() > deadline:
+                    break
         results.put((role, seen, None))
     except BaseException as exc:  # reported to the test, which fails with it
         results.put((role, seen, repr(exc)))

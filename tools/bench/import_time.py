@@ -50,17 +50,18 @@ class ImportProfile:
         return self.total - self.boto
 
 
-def profile_import(module: str, after: str = "") -> ImportProfile:
+def profile_import(module: str, after: str = "", extra_env: dict[str, str] | None = None) -> ImportProfile:
     """Import ``module`` in a fresh interpreter under ``-X importtime`` and account for its tree. With ``after``
     (e.g. "boto3"), that is imported first: what ``module`` then adds is its cost in a real cold start, where
-    boto3 (and the standard library modules boto3 loads) is always imported."""
+    boto3 (and the standard library modules boto3 loads) is always imported. ``extra_env`` is added to the
+    interpreter's environment (layer_import.py points PYTHONPATH at a layer)."""
     code = f"import {after}; import {module}" if after else f"import {module}"
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code],
         capture_output=True,
         text=True,
         check=True,
-        env=clean_env(),
+        env={**clean_env(), **(extra_env or {})},
     )
     # Lines come children first, indented two spaces per level: read them backwards to see parents first.
     rows = []

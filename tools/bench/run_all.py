@@ -30,7 +30,9 @@ from common import ROOT, log
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-BENCHMARKS = ["import_time.py", "storage.py", "increments.py", "versus_1_0_0.py"]
+BENCHMARKS = ["import_time.py", "layer_import.py", "storage.py", "increments.py", "versus_1_0_0.py"]
+#: The benchmarks that run against DynamoDB Local too (and take --no-local).
+USE_DYNAMODB_LOCAL = {"storage.py", "increments.py", "versus_1_0_0.py"}
 #: Section titles other than the script's name.
 TITLES = {"versus_1_0_0.py": "versus 1.0.0 (`versus_1_0_0.py`)"}
 VERSIONS = [
@@ -100,7 +102,7 @@ def main() -> None:
     header, source = machine(), library_source()
     sections, durations = [], []
     for name in BENCHMARKS:
-        extra = ["--no-local"] if args.no_local and name != "import_time.py" else []
+        extra = ["--no-local"] if args.no_local and name in USE_DYNAMODB_LOCAL else []
         log(f"run_all: {name}")
         began = time.perf_counter()
         proc = subprocess.run(
