@@ -115,7 +115,7 @@ def race_conditional_puts(endpoint: str, rounds: int = 100, writers: int = 4) ->
 @pytest.mark.slow
 class TestConcurrentContainers:
     def test_server_lets_one_conditional_write_win(self, endpoint: str) -> None:
-        """The premise of the tests below. moto's own threaded server fails it (about 1 round in 15 had two
+        """The premise of the tests below. moto's own threaded server fails it (1 round in 15 to 20 had two
         winners: it checks, then writes, with no lock between), so tools/servers.py serialises its requests."""
         switch = sys.getswitchinterval()
         sys.setswitchinterval(1e-5)  # switch threads often: the in-process server's check-then-write gap is tiny
