@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import Calls
+
 UTC_PLUS_2 = dt.timezone(dt.timedelta(hours=2), "EET-ish")
 
 VALUES: list[tuple[str, Any]] = [
@@ -140,10 +142,29 @@ class TestUnsupportedValues:
         loop: list[Any] = [1]
         loop.append({"again": loop})
         data = pkg.PersistentMap(keep=1)
-        with pytest.raises(pkg.UnsupportedValueError, match=r"\['k'\]"):
+        with pytest.raises(pkg.UnsupportedValueError, match=r"\['k'\].*contains itself at \['k'\]\[1\]\['again'\]"):
             data["k"] = loop
         assert data.to_dict() == {"keep": 1}
         assert pkg.PersistentMap().to_dict() == {"keep": 1}
+
+    def test_too_deeply_nested_value(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """Both encoders recurse; a value nested deeper than they can follow is refused with its depth (not an
+        encoder's internal message), before anything is sent. Moderate nesting is stored by both."""
+        shallow: list[Any] = []
+        for _ in range(200):
+            shallow = [shallow]
+        data = pkg.PersistentMap(keep=1, shallow=shallow)
+        deep: list[Any] = []
+        for _ in range(5000):
+            deep = [deep]
+        calls.clear()
+        with pytest.raises(
+            pkg.UnsupportedValueError, match=r"cannot store the value at \['k'\]: it is nested 5001 levels deep"
+        ):
+            data["k"] = deep
+        assert calls.names == []
+        assert "k" not in data
+        assert pkg.PersistentMap().to_dict() == {"keep": 1, "shallow": shallow}
 
     def test_exponentially_shared_value_in_lite(self, aws: Any, lite: Any, table_key: str) -> None:
         """Pickle stores 2**60 leaves shared this way in a few hundred bytes; no reader could expand them, so the

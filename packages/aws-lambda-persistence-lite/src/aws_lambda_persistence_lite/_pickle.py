@@ -18,7 +18,7 @@ from ._codec import Codec, register
 from ._errors import CorruptDataError, StoredDataError, UnsafeDataError, UnsupportedFormatError, UnsupportedValueError
 from ._limits import MAX_DECODED_BYTES
 from ._pickle_bounds import ExpansionError, check_expansion, scan, weigh
-from ._values import supported, unsupported_error
+from ._values import nesting, supported, unsupported_error
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
@@ -208,6 +208,8 @@ class PickleCodec(Codec):
                     weigh(entry)
                     check_expansion((key, value), len(entry))
             except ExpansionError as exc:
+                if nesting(value, "")[1] is None:  # a cycle: say so, as the full package does
+                    raise unsupported_error(key, value) from None
                 raise UnsupportedValueError(
                     f"cannot store the value at [{key!r}]: {exc}; store copies instead of repeated references",
                     path=f"[{key!r}]",

@@ -87,10 +87,46 @@ def find_unsupported(value: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
+def nesting(value: Any, path: str) -> tuple[str, int | None]:
+    """Where a value is nested deepest, as (key path, depth); depth None means the container at that path
+    contains itself (a cycle). Iterative, so any depth is measured, and linear: each container is entered once."""
+    deepest: tuple[str, int | None] = (path, 0)
+    on_path: set[int] = set()
+    done: set[int] = set()
+    stack: list[tuple[str, Any, int, bool]] = [(path, value, 1, False)]
+    while stack:
+        where, item, depth, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(item))
+            done.add(id(item))
+        elif type(item) in CONTAINER_TYPES and id(item) not in done:
+            if id(item) in on_path:
+                return where, None
+            if depth > (deepest[1] or 0):
+                deepest = (where, depth)
+            on_path.add(id(item))
+            stack.append((where, item, depth, True))
+            stack.extend((where + suffix, child, depth + 1, False) for suffix, child in reversed(list(_children(item))))
+    return deepest
+
+
 def unsupported_error(key: Any, value: Any, cause: BaseException | None = None) -> UnsupportedValueError:
     """Build the error for ``data[key] = value``, naming the path and type of the offending part."""
     found = find_unsupported(value, f"[{key!r}]") or find_unsupported(key, f"the key {key!r}")
     if found is None:
+        where, depth = nesting(value, f"[{key!r}]")
+        if depth is None:
+            return UnsupportedValueError(
+                f"cannot store the value at [{key!r}]: it contains itself at {where} (a reference cycle); maps "
+                "are stored as trees, so break the cycle first",
+                path=where,
+            )
+        if isinstance(cause, RecursionError) or "recursion" in str(cause):
+            return UnsupportedValueError(
+                f"cannot store the value at [{key!r}]: it is nested {depth} levels deep, deeper than the encoder "
+                "can follow; flatten it",
+                path=f"[{key!r}]",
+            )
         detail = f"{type(cause).__name__}: {cause}" if cause else "it could not be encoded"
         return UnsupportedValueError(f"cannot store the value at [{key!r}]: {detail}", path=f"[{key!r}]")
     path, type_name = found
