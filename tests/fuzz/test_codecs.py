@@ -189,19 +189,22 @@ class TestShardSplit:
 
 
 def inline_head_size(pkg: Any, table_key: str, value_size: int) -> int:
-    """Size of the head item if the map {'b': random bytes} were stored inline (as Store._commit decides)."""
+    """Size of the head item if the map {'b': random bytes} were stored inline (as Store._commit decides), with
+    a full commit history (every commit after the first HISTORY ones has one) and a two-digit version."""
     from aws_lambda_persistence_lite._config import Settings
-    from aws_lambda_persistence_lite._format import Head, digest, head_item, item_size
+    from aws_lambda_persistence_lite._format import HISTORY, Head, digest, head_item, item_size
 
     codec = pkg.PersistentMap.codec_factory()
     body = codec.join([codec.encode_entry("b", random.Random(7).randbytes(value_size))])
     blob = codec.compress(body)
-    head = Head(1, codec.name, len(body), digest(blob), blob, commit_id="0" * 16)
+    previous = tuple(f"{i:016x}" for i in range(HISTORY - 1))
+    head = Head(10, codec.name, len(body), digest(blob), blob, commit_id="0" * 16, previous=previous)
     return item_size(head_item(Settings.resolve({"table_key": table_key}), head))
 
 
 def transaction_size(pkg: Any, table_key: str, value_size: int) -> int:
-    """The bytes Store._commit counts against the transaction budget for {'b': random bytes}, nothing stale."""
+    """The bytes Store._commit counts against the transaction budget for {'b': random bytes} as a first commit
+    (no commit history), nothing stale."""
     from aws_lambda_persistence_lite._config import Settings
     from aws_lambda_persistence_lite._format import Head, digest, head_item, item_size, shard_item, shard_key
     from aws_lambda_persistence_lite._store import Store
@@ -237,6 +240,9 @@ class TestSizeLimitsThroughMoto:
         from aws_lambda_persistence_lite._limits import ITEM_BUDGET
 
         edge = last_fitting(lambda n: inline_head_size(pkg, table_key, n), ITEM_BUDGET, 300_000, 420_000)
+        history = pkg.PersistentMap.open(client=aws, table_key=table_key)
+        for i in range(8):  # fill the head's commit history, as on any map written a few times (versions 10-99)
+            history["i"] = i
         for size in (edge - 1, edge, edge + 1, edge + 2):
             value = {"b": random.Random(7).randbytes(size)}
             pkg.PersistentMap.open(client=aws, table_key=table_key).clear()

@@ -34,6 +34,11 @@ GEN = "alp_gen"
 SHARDS = "alp_shards"
 GARBAGE = "alp_garbage"
 COMMIT = "alp_cid"
+PREVIOUS = "alp_prev"
+
+#: Commit ids a head remembers: its own and the previous ones, so that a writer whose response was lost can tell
+#: its commit was applied even after other containers committed on top of it.
+HISTORY = 8
 
 #: The codec name of 1.0.0's items: a plain pickle of the whole dict, uncompressed.
 LEGACY_CODEC = "pickle-1.0.0"
@@ -82,6 +87,8 @@ class Head(NamedTuple):
     #: Unique per commit: tells a writer whether the stored head is its own (after a lost response) or another's
     #: with the same contents.
     commit_id: str = ""
+    #: The ids of the commits before this one, newest first (at most HISTORY - 1).
+    previous: tuple[str, ...] = ()
     #: The head item's size as stored (DynamoDB bills an overwrite at the larger of old and new item).
     stored_size: int = 0
 
@@ -89,6 +96,11 @@ class Head(NamedTuple):
     def empty(self) -> bool:
         """True when the head holds no map (a placeholder left by an unfinished first commit)."""
         return self.codec is None
+
+    @property
+    def commits(self) -> tuple[str, ...]:
+        """This head's commit id and the previous ones, newest first: the commits it is known to contain."""
+        return (self.commit_id, *self.previous) if self.commit_id else self.previous
 
     def shard_keys(self, table_key: str) -> list[str]:
         assert self.gen is not None
@@ -150,6 +162,7 @@ def parse_head(item: Item, settings: Settings) -> Head:
             shard_digests=shards,
             garbage=frozenset(item.get(GARBAGE, {}).get("SS", ())),
             commit_id=item[COMMIT]["S"] if COMMIT in item else "",
+            previous=_commit_ids(bytes(item[PREVIOUS]["B"])) if PREVIOUS in item else (),
             stored_size=item_size(item),
         )
     except StoredDataError:
@@ -181,7 +194,16 @@ def head_item(settings: Settings, head: Head) -> Item:
         item[SHARDS] = {"L": [{"B": d} for d in head.shard_digests]}
     if head.garbage:
         item[GARBAGE] = {"SS": sorted(head.garbage)}
+    if head.previous:
+        item[PREVIOUS] = {"B": b"".join(bytes.fromhex(c) for c in head.previous)}
     return item
+
+
+def _commit_ids(packed: bytes) -> tuple[str, ...]:
+    """``alp_prev``: 8-byte commit ids, concatenated."""
+    if len(packed) % 8:
+        raise ValueError(f"{PREVIOUS} is {len(packed)} bytes, not a multiple of 8")
+    return tuple(packed[i : i + 8].hex() for i in range(0, len(packed), 8))
 
 
 def shard_item(settings: Settings, key: str, chunk: bytes) -> Item:

@@ -74,6 +74,7 @@ class PersistentMap(_Base):
         self._lock = threading.RLock()
         self._batch: list[Callable[[dict[Any, Any]], Any]] | None = None
         self._before_batch: dict[Any, Any] = {}
+        self._batch_reads = False
         self._data: dict[Any, Any] = {}
         self._digests: Digests = {}
         self._head: Head | None = None
@@ -85,10 +86,12 @@ class PersistentMap(_Base):
     # -- reading ------------------------------------------------------------------------------------------
 
     def _view(self) -> dict[Any, Any]:
-        max_age = self.settings.max_age
-        if max_age is not None and self._batch is None and time.monotonic() - self._synced_at > max_age:
-            self.refresh()
-        return self._data
+        # Under the lock: another thread's batch() holds it until its changes are committed or discarded.
+        with self._lock:
+            max_age = self.settings.max_age
+            if max_age is not None and self._batch is None and time.monotonic() - self._synced_at > max_age:
+                self.refresh()
+            return self._data
 
     def __getitem__(self, key: Any) -> Any:
         return self._view()[key]
@@ -150,6 +153,12 @@ class PersistentMap(_Base):
             head, blob = self._store.load(unless_version=self._head)
             if head is None or blob is not None or head.empty:
                 self._adopt(head, blob)
+                if self._batch is not None:
+                    # Inside batch(): the block's changes so far stay, on top of the fresh state, which is also
+                    # what the block's exit commits on (not the state the block started from).
+                    self._before_batch = dict(self._data)
+                    for operation in self._batch:
+                        operation(self._data)
             self._synced_at = time.monotonic()
 
     # -- writing ------------------------------------------------------------------------------------------
@@ -179,15 +188,24 @@ class PersistentMap(_Base):
         """Remove every key with one write (also keys that other containers added meanwhile)."""
         self._apply(dict.clear)
 
-    def popitem(self) -> tuple[Any, Any]:
-        """Remove and return the last inserted (key, value) pair, like dict.popitem()."""
+    def pop(self, key: Any, *default: Any) -> Any:
+        """Remove ``key`` and return its value, like dict.pop(); atomic across containers: after a concurrent
+        write, the value returned is the one this write removed from the fresh state."""
+        if len(default) > 1:
+            raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
         with self._lock:
-            if not self._data:
+            if key not in self._view():
+                if default:
+                    return default[0]
+                raise KeyError(key)
+            return self._apply(lambda d: d.pop(key, *default), reads=True)
+
+    def popitem(self) -> tuple[Any, Any]:
+        """Remove and return the last inserted (key, value) pair, like dict.popitem(); atomic like pop()."""
+        with self._lock:
+            if not self._view():
                 raise KeyError("popitem(): map is empty")
-            key = next(reversed(self._data))
-            value = self._data[key]
-            del self[key]
-            return key, value
+            return self._apply(dict.popitem, reads=True)
 
     def save(self) -> None:
         """Commit in-place changes to nested values (``data['list'].append(x)``), if there are any."""
@@ -208,7 +226,7 @@ class PersistentMap(_Base):
             d[key] = current + delta
             return d[key]
 
-        return self._apply(add)
+        return self._apply(add, reads=True)
 
     def mutate(self, function: Callable[[dict[Any, Any]], T]) -> T:
         """Run ``function(d)`` on a private copy of the map and commit what it changed, atomically.
@@ -216,20 +234,24 @@ class PersistentMap(_Base):
         On a concurrent write, ``function`` runs again on the fresh state, so read-modify-write code such as
         ``d['n'] = d.get('n', 0) + 1`` or popping from a queue is correct across containers. It must have no
         side effects besides changing ``d``. Returns what ``function`` returned on the attempt that committed.
+        When it changes nothing, one GetItem confirms that it ran on the stored state (or it runs again on that).
         """
-        return self._apply(lambda d: function(_deep_copy_into(d)))
+        return self._apply(lambda d: function(_deep_copy_into(d)), reads=True)
 
     @contextmanager
     def batch(self) -> Iterator[PersistentMap]:
         """Group changes: inside, writes only change memory; at exit they are committed with one write.
 
-        If the block raises, its changes are discarded and nothing is written.
+        If the block raises, its changes are discarded and nothing is written. Values returned inside the block
+        (by ``increment()``, ``mutate()``, ``pop()``) come from this container's copy; when another container
+        committed meanwhile, the exit re-applies the block's operations on the fresh state, so read the map
+        after the block for what was committed.
         """
         with self._lock:
             if self._batch is not None:  # nested: the outermost batch commits
                 yield self
                 return
-            self._batch, self._before_batch = [], dict(self._data)
+            self._batch, self._before_batch, self._batch_reads = [], dict(self._data), False
             try:
                 yield self
             except BaseException:
@@ -243,19 +265,22 @@ class PersistentMap(_Base):
                 for operation in operations:
                     operation(d)
 
-            self._apply(replay)
+            self._apply(replay, reads=self._batch_reads)
 
     # -- the commit loop ----------------------------------------------------------------------------------
 
-    def _apply(self, operation: Callable[[dict[Any, Any]], T]) -> T:
+    def _apply(self, operation: Callable[[dict[Any, Any]], T], *, reads: bool = False) -> T:
+        """Commit ``operation``. ``reads``: its effect or result depends on the stored values (increment, mutate,
+        pop), so even when it changes nothing, that must be decided on the current stored state."""
         with self._lock:
             if self._batch is not None:
                 result = operation(self._data)
                 self._batch.append(operation)
+                self._batch_reads |= reads
                 return result
-            return self._commit(operation)
+            return self._commit(operation, reads)
 
-    def _commit(self, operation: Callable[[dict[Any, Any]], T]) -> T:
+    def _commit(self, operation: Callable[[dict[Any, Any]], T], reads: bool) -> T:
         head, base = self._head, self._digests
         work = dict(self._data)
         result = operation(work)
@@ -264,28 +289,36 @@ class PersistentMap(_Base):
         for attempt in range(self.settings.max_attempts):
             digests, body = self._encode(work)
             if list(digests.items()) == list(base.items()):
-                self._data, self._digests, self._head = work, digests, head  # nothing to write
-                return result
-            blob = self._codec.compress(body)
-            try:
-                new_head = self._store.commit(blob, self._codec.name, len(body), head, usage=usage)
-            except Conflict as conflict:
-                if unsaved is None:
-                    unsaved = self._unsaved()
-                head, fresh, base = self._fetch(conflict.current)
-                if attempt + 1 == self.settings.max_attempts:
-                    self._data, self._digests, self._head = fresh, base, head
-                    break
-                work = dict(fresh)
-                work.update(unsaved[0])
-                for key in unsaved[1]:
-                    work.pop(key, None)
-                result = operation(work)
-                backoff(attempt, 0.02, 1.0)
-                continue
-            self._data, self._digests, self._head = work, digests, new_head
-            self._synced_at = time.monotonic()
-            return result
+                # Nothing to write. An operation that reads must have decided on the current state: one GetItem
+                # (no shard is read when the version is unchanged) confirms it, or gives the state to redo it on.
+                stored, blob = self._store.load(unless_version=head) if reads else (head, None)
+                if _same_version(stored, head):
+                    self._data, self._digests, self._head = work, digests, head
+                    return result
+                fresh, newer = self._stored(stored, blob)
+            else:
+                blob = self._codec.compress(body)
+                try:
+                    new_head = self._store.commit(blob, self._codec.name, len(body), head, usage=usage)
+                except Conflict as conflict:
+                    stored, (fresh, newer) = self._fetch(conflict.current)
+                else:
+                    self._data, self._digests, self._head = work, digests, new_head
+                    self._synced_at = time.monotonic()
+                    return result
+            # Another container committed first: redo this container's changes on the newest stored state.
+            if unsaved is None:
+                unsaved = self._unsaved()
+            head, base = stored, newer
+            if attempt + 1 == self.settings.max_attempts:
+                self._data, self._digests, self._head = fresh, base, head
+                break
+            work = dict(fresh)
+            work.update(unsaved[0])
+            for key in unsaved[1]:
+                work.pop(key, None)
+            result = operation(work)
+            backoff(attempt, 0.02, 1.0)
         raise ConflictError(
             f"map {self.settings.table_key!r} was changed by other writers on each of {self.settings.max_attempts} "
             "attempts; nothing of this call was written, and the map now shows the newest stored state"
@@ -301,13 +334,13 @@ class PersistentMap(_Base):
         changed = {k: self._data[k] for k, d in digests.items() if self._digests.get(k) != d}
         return changed, set(self._digests) - set(digests)
 
-    def _fetch(self, current: Head | None) -> tuple[Head | None, dict[Any, Any], Digests]:
+    def _fetch(self, current: Head | None) -> tuple[Head | None, tuple[dict[Any, Any], Digests]]:
         """The newest stored state: the winner's head returned with a lost condition, or one more load."""
         if current is None or current.blob is None:
             current, blob = self._store.load()
         else:
             blob = current.blob
-        return (current, *self._stored(current, blob))
+        return current, self._stored(current, blob)
 
     def _adopt(self, head: Head | None, blob: bytes | None) -> None:
         data, digests = self._stored(head, blob)
@@ -352,6 +385,12 @@ def decode_map(head: Head | None, blob: bytes | None, settings: Settings) -> dic
             table=s.table_name,
             key=s.table_key,
         ) from exc
+
+
+def _same_version(a: Head | None, b: Head | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (a.version, a.digest) == (b.version, b.digest)
 
 
 def _deep_copy_into(d: dict[Any, Any]) -> dict[Any, Any]:

@@ -15,6 +15,7 @@ from ._config import Settings
 from ._errors import ConflictError, CorruptDataError, MissingAWSIAMPermissions, PersistenceError
 from ._format import (
     GARBAGE,
+    HISTORY,
     VER,
     Head,
     digest,
@@ -145,7 +146,9 @@ class Store:
 
     def _translate(self, exc: Exception, operation: str) -> Exception:
         code = _error_code(exc)
-        if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
+        # (UnrecognizedClientException is an invalid or expired credential, not a missing permission: botocore's
+        # own error says so better than a policy would)
+        if code in ("AccessDeniedException", "AccessDenied"):
             import re
 
             match = re.search(r"perform: (dynamodb:\w+)", str(exc))
@@ -156,13 +159,16 @@ class Store:
         if code == "ConditionalCheckFailedException":
             item = getattr(exc, "response", {}).get("Item")
             return Conflict(self._parse_quietly(item))
+        if code == "TransactionConflictException":  # another container's transaction holds the head: reload, retry
+            return Conflict()
         if code == "TransactionCanceledException":
             reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
             codes = {r.get("Code") for r in reasons}
             if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
                 current = next((self._parse_quietly(r.get("Item")) for r in reasons if r.get("Item")), None)
                 return Conflict(current)
-            if codes <= {"None", "ThrottlingError", None} and "ThrottlingError" in codes:
+            throttled = {"ThrottlingError", "ProvisionedThroughputExceeded"}  # on-demand and provisioned tables
+            if codes <= {"None", None, *throttled} and codes & throttled:
                 return _Throttled(exc)
         return exc
 
@@ -206,7 +212,10 @@ class Store:
                 if head.blob is not None and digest(head.blob) != head.digest:
                     raise self._corrupt("the inline blob fails its integrity check")
                 return head, head.blob
-            blob = self._read_shards(usage, head)
+            try:
+                blob = self._read_shards(usage, head)
+            except _TableMissing:  # the table was deleted under us: nothing is stored
+                return None, None
             if blob is not None:
                 return head, blob
             if seen_version == head.version:
@@ -269,7 +278,8 @@ class Store:
         accumulates the cost over the attempts of one write (it becomes ``last_commit``).
         """
         usage = self.last_commit = usage if usage is not None else Usage()
-        units_before = usage.capacity_units  # a failed condition check is billed; a missing table is not
+        # A failed condition check is billed; a write to a missing table is not, and wrote nothing
+        before = (usage.items, usage.bytes, usage.capacity_units)
         commit_id = os.urandom(8).hex()
         try:
             try:
@@ -277,18 +287,22 @@ class Store:
             except _TableMissing:
                 # First write ever: create the table (its CreateTable and DescribeTable polling are not counted)
                 # and commit again; the failed attempt wrote nothing.
-                usage.capacity_units = units_before
+                usage.items, usage.bytes, usage.capacity_units = before
                 self._create_table()
                 head = self._commit(usage, blob, codec, raw_size, expected, commit_id=commit_id)
         except (Conflict, PersistenceError):
             raise
         except Exception:
             # The network or DynamoDB failed after botocore's retries; the write may still have been applied
-            # (a lost response). One read tells: if the stored head is this commit's, the commit succeeded.
+            # (a lost response). One read tells: if the stored head is or follows this commit, it succeeded.
             stored = self._confirm(usage, commit_id)
             if stored is None:
                 raise
-            head = stored
+            if stored.commit_id == commit_id:
+                head = stored
+            else:  # applied, then others committed on top: report this commit's version, now behind the stored one
+                version = (expected.version if expected else 0) + 1
+                head = Head(version, codec, raw_size, digest(blob), blob, commit_id=commit_id)
         if usage.capacity_units > FREE_TIER_UNITS:
             logger().warning(
                 "committing map %r used %.0f write capacity units; a provisioned table within the free tier has %d "
@@ -307,7 +321,8 @@ class Store:
             raise self._translate(exc, operation) from exc
 
     def _confirm(self, usage: Usage, commit_id: str) -> Head | None:
-        """The stored head if it is commit ``commit_id``'s, else None (also when it cannot be read)."""
+        """The stored head if it contains commit ``commit_id`` (it is that commit's, or one of the HISTORY - 1
+        following it), else None (also when it cannot be read)."""
         try:
             response = self._call(
                 usage, "get_item", TableName=self.settings.table_name, Key=self.key, ConsistentRead=True
@@ -316,7 +331,7 @@ class Store:
             head = parse_head(item, self.settings) if item else None
         except Exception:
             return None
-        return head if head is not None and head.commit_id == commit_id else None
+        return head if head is not None and commit_id in head.commits else None
 
     def _commit(
         self, usage: Usage, blob: bytes, codec: str, raw_size: int, expected: Head | None, *, commit_id: str
@@ -334,6 +349,7 @@ class Store:
             digest=digest(blob),
             blob=blob,
             commit_id=commit_id,
+            previous=expected.commits[: HISTORY - 1] if expected else (),
         )
         shards: list[Item] = []
         if item_size(head_item(self.settings, head)) > ITEM_BUDGET:
@@ -345,14 +361,14 @@ class Store:
         total = head_size + sum(item_size(s) for s in shards) + 64 * len(stale_keys)
         condition = self._condition(expected)
         old_size = expected.stored_size if expected else 0
+        usage.items += 1 + len(shards)  # counted as sent: an attempt that loses a race sent them too
+        usage.bytes += total
         if not shards and not stale_keys:
             self._put_head(usage, head, condition, old_size)
         elif 1 + len(shards) + len(stale_keys) <= TRANSACT_MAX_ACTIONS and total <= TRANSACT_BUDGET:
             self._transact(usage, head, condition, shards, stale_keys, old_size=old_size)
         else:
             head = self._commit_in_steps(usage, head, condition, shards, frozenset(stale), old_size=old_size)
-        usage.items += 1 + len(shards)
-        usage.bytes += total
         return head._replace(stored_size=head_size)
 
     def _shard_size(self) -> int:
@@ -391,10 +407,9 @@ class Store:
                 **condition,
             )
         except Conflict as conflict:
-            # botocore retries a call whose response was lost; if the first try was applied, the stored head
-            # is ours, and that is a success, not a conflict.
-            current = conflict.current
-            if current is None or current.commit_id != head.commit_id:
+            # botocore retries a call whose response was lost; if the first try was applied, the stored head is
+            # ours or one of the HISTORY - 1 commits since, and that is a success, not a conflict.
+            if conflict.current is None or head.commit_id not in conflict.current.commits:
                 raise
 
     def _transact(
@@ -434,7 +449,7 @@ class Store:
                 self._call(usage, "transact_write_items", TransactItems=actions, ClientRequestToken=head.commit_id)
                 return
             except Conflict as conflict:
-                if conflict.current is None or conflict.current.commit_id != head.commit_id:
+                if conflict.current is None or head.commit_id not in conflict.current.commits:
                     raise
                 return
             except _Throttled as throttled:
@@ -457,13 +472,15 @@ class Store:
         """Commit a map too large for one transaction without ever exposing a torn map (FORMAT.md, "Large
         commits"): claim the version, write new shards under new keys, flip the head, then delete the old."""
         claim = head.version
-        names = dict(condition.get("ExpressionAttributeNames", {}), **{"#v": VER, "#g": GARBAGE})
+        names = dict(condition.get("ExpressionAttributeNames", {}), **{"#v": VER})
         values = dict(condition.get("ExpressionAttributeValues", {}), **{":claim": {"N": str(claim)}})
         update = "SET #v = :claim"
         own = head.own_garbage()
-        if own:
+        if own:  # (an inline head that deletes many old shards has none; DynamoDB refuses unused names)
             update += " ADD #g :g"
+            names["#g"] = GARBAGE
             values[":g"] = {"SS": [own]}
+        usage.capacity_units += _write_units(old_size, False)  # billed even when the condition fails
         self._call(
             usage,
             "update_item",
@@ -475,7 +492,6 @@ class Store:
             ExpressionAttributeValues=values,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-        usage.capacity_units += _write_units(old_size, False)
         self._batch_write(usage, [{"PutRequest": {"Item": s}} for s in shards])
         final = head._replace(version=claim + 1, garbage=stale)
         flip = {
@@ -485,10 +501,18 @@ class Store:
         }
         try:
             self._put_head(usage, final, flip, old_size)
-        except Conflict:
+        except Conflict as conflict:
+            # Without the stored head in the error (some endpoints omit it), read it: if the flip was applied
+            # (a lost response), these shards are live and must stay.
+            if conflict.current is None and self._confirm(usage, final.commit_id) is not None:
+                return self._collected(usage, final)
             if own:  # nobody will ever point at these shards: remove them now
                 self._delete_quietly(usage, garbage_keys(self.settings.table_key, frozenset({own})))
             raise
+        return self._collected(usage, final)
+
+    def _collected(self, usage: Usage, final: Head) -> Head:
+        """``final`` after deleting the shards it lists as garbage (kept listed if that fails)."""
         try:
             self.collect_garbage(usage, final)
         except Exception as exc:  # the commit is done; the stale shards stay listed for the next commit
