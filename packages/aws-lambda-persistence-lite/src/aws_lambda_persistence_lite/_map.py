@@ -296,12 +296,14 @@ class PersistentMap(_Base):
                     self._data, self._digests, self._head = work, digests, head
                     return result
                 fresh, newer = self._stored(stored, blob)
+                raced = False  # nobody raced this call: its view was old, so redo it now, without backing off
             else:
                 blob = self._codec.compress(body)
                 try:
                     new_head = self._store.commit(blob, self._codec.name, len(body), head, usage=usage)
                 except Conflict as conflict:
                     stored, (fresh, newer) = self._fetch(conflict.current)
+                    raced = True
                 else:
                     self._data, self._digests, self._head = work, digests, new_head
                     self._synced_at = time.monotonic()
@@ -318,7 +320,8 @@ class PersistentMap(_Base):
             for key in unsaved[1]:
                 work.pop(key, None)
             result = operation(work)
-            backoff(attempt, 0.02, 1.0)
+            if raced:
+                backoff(attempt, 0.02, 1.0)
         raise ConflictError(
             f"map {self.settings.table_key!r} was changed by other writers on each of {self.settings.max_attempts} "
             "attempts; nothing of this call was written, and the map now shows the newest stored state"
