@@ -6,7 +6,6 @@ transactions. Each test fails on the engine as it was before the fix it guards."
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -58,9 +57,26 @@ class TestLostResponseWithCommitsOnTop:
 
     def test_popped_job_is_the_one_removed(self, aws: Any, pkg: Any, table_key: str) -> None:
         a, b, client = two_containers(pkg, {"queue": ["j1", "j2", "j3"]})
-        retry_after_applied(client, "PutItem", lambda: b.__setitem__("seen", True))
+        state = retry_after_applied(client, "PutItem", lambda: b.__setitem__("seen", True))
         assert a.mutate(lambda d: d["queue"].pop(0)) == "j1"
+        assert state["fired"]
         assert stored(pkg)["queue"] == ["j2", "j3"]
+
+    def test_retry_refused_without_the_stored_item(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """The retry fails with an error that carries no item (here another container's transaction holding the
+        head): one read of the head decides, and finds this commit in its history."""
+        a, b, client = two_containers(pkg, {"n": 0})
+        injector = Faults()
+        client.meta.events.register_first("before-send.dynamodb", injector)
+
+        def meanwhile() -> None:
+            b.increment("other")
+            injector.error("PutItem", "TransactionConflictException", message="ongoing transaction for the item")
+
+        state = retry_after_applied(client, "PutItem", meanwhile)
+        assert a.increment("n") == 1
+        assert state["fired"] and injector.plan
+        assert stored(pkg) == {"n": 1, "other": 1}
 
     def test_transaction_where_the_token_is_ignored(self, aws: Any, pkg: Any, table_key: str) -> None:
         """Real DynamoDB answers a retried TransactWriteItems by its ClientRequestToken; moto ignores the token,
@@ -75,8 +91,9 @@ class TestLostResponseWithCommitsOnTop:
     def test_large_map_flip(self, aws: Any, pkg: Any, table_key: str) -> None:
         """The same on the head flip of a commit too large for one transaction."""
         a, b, client = two_containers(pkg, {**{f"k{i}": os.urandom(400_000) for i in range(12)}, "n": 0})
-        retry_after_applied(client, "PutItem", lambda: b.__setitem__("x", 1))
+        state = retry_after_applied(client, "PutItem", lambda: b.__setitem__("x", 1))
         a.increment("n")
+        assert state["fired"]
         assert stored(pkg)["n"] == 1
 
     def test_write_confirmed_after_botocore_gives_up(self, aws: Any, pkg: Any, table_key: str) -> None:
@@ -141,23 +158,15 @@ class TestBatch:
         a["w"] = 4
         assert stored(pkg) == {"x": 1, "y": 2, "w": 4}
 
-    def test_other_threads_do_not_see_an_open_batch(self, aws: Any, pkg: Any, table_key: str) -> None:
+    def test_worker_threads_can_read_inside_a_batch(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """Reads take no lock: a block may hand the map to worker threads (they see its uncommitted changes)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         data = pkg.PersistentMap(x=1)
-        inside, seen = threading.Event(), []
-        reader = threading.Thread(target=lambda: (inside.wait(), seen.append(data.get("x"))))
-        reader.start()
-
-        def rolled_back_block() -> None:
-            with data.batch():
-                data["x"] = 2
-                inside.set()
-                reader.join(timeout=0.2)  # the reader is blocked until the batch ends
-                raise RuntimeError("rolled back")
-
-        with pytest.raises(RuntimeError):
-            rolled_back_block()
-        reader.join()
-        assert seen == [1]
+        with data.batch(), ThreadPoolExecutor(2) as pool:
+            data["x"] = 2
+            assert pool.submit(data.get, "x").result(timeout=10) == 2
+        assert stored(pkg) == {"x": 2}
 
 
 class TestReadModifyWrite:
@@ -169,6 +178,23 @@ class TestReadModifyWrite:
         assert a.pop("token", "gone") == "gone"
         with pytest.raises(KeyError):
             a.pop("token")
+
+    def test_pop_of_a_key_only_the_stored_map_has(self, aws: Any, pkg: Any, table_key: str, calls: Any) -> None:
+        a, b = pkg.PersistentMap(keep=1), pkg.PersistentMap()
+        b["job"] = "j1"
+        assert a.pop("job", None) == "j1"
+        assert stored(pkg) == {"keep": 1}
+        calls.clear()
+        assert a.pop("job", None) is None  # missing here and there: one read confirms it
+        assert calls.names == ["GetItem"]
+
+    def test_popitem_on_an_empty_copy_of_a_filled_map(self, aws: Any, pkg: Any, table_key: str) -> None:
+        a, b = pkg.PersistentMap(), pkg.PersistentMap()
+        b["job"] = "j1"
+        assert a.popitem() == ("job", "j1")
+        with pytest.raises(KeyError):
+            a.popitem()
+        assert stored(pkg) == {}
 
     def test_popitem_takes_the_newest_entry_of_the_stored_map(self, aws: Any, pkg: Any, table_key: str) -> None:
         a, b = pkg.PersistentMap(first=1), pkg.PersistentMap()

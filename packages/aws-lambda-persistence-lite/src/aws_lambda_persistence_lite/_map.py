@@ -86,12 +86,12 @@ class PersistentMap(_Base):
     # -- reading ------------------------------------------------------------------------------------------
 
     def _view(self) -> dict[Any, Any]:
-        # Under the lock: another thread's batch() holds it until its changes are committed or discarded.
-        with self._lock:
-            max_age = self.settings.max_age
-            if max_age is not None and self._batch is None and time.monotonic() - self._synced_at > max_age:
-                self.refresh()
-            return self._data
+        # Reads take no lock, so that they never wait for a commit's network calls (and a batch() block can hand
+        # the map to worker threads); other threads therefore see a batch's changes before its exit commits them.
+        max_age = self.settings.max_age
+        if max_age is not None and self._batch is None and time.monotonic() - self._synced_at > max_age:
+            self.refresh()
+        return self._data
 
     def __getitem__(self, key: Any) -> Any:
         return self._view()[key]
@@ -189,23 +189,24 @@ class PersistentMap(_Base):
         self._apply(dict.clear)
 
     def pop(self, key: Any, *default: Any) -> Any:
-        """Remove ``key`` and return its value, like dict.pop(); atomic across containers: after a concurrent
-        write, the value returned is the one this write removed from the fresh state."""
+        """Remove ``key`` and return its value, like dict.pop(); atomic across containers: the value returned is
+        the one removed from the stored map (a key missing from this container's copy costs one GetItem to
+        confirm)."""
         if len(default) > 1:
             raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
-        with self._lock:
-            if key not in self._view():
-                if default:
-                    return default[0]
-                raise KeyError(key)
-            return self._apply(lambda d: d.pop(key, *default), reads=True)
+        found = self._apply(lambda d: d.pop(key, _MISSING), reads=True)
+        if found is not _MISSING:
+            return found
+        if default:
+            return default[0]
+        raise KeyError(key)
 
     def popitem(self) -> tuple[Any, Any]:
         """Remove and return the last inserted (key, value) pair, like dict.popitem(); atomic like pop()."""
-        with self._lock:
-            if not self._view():
-                raise KeyError("popitem(): map is empty")
-            return self._apply(dict.popitem, reads=True)
+        found: tuple[Any, Any] | None = self._apply(lambda d: d.popitem() if d else None, reads=True)
+        if found is None:
+            raise KeyError("popitem(): map is empty")
+        return found
 
     def save(self) -> None:
         """Commit in-place changes to nested values (``data['list'].append(x)``), if there are any."""
@@ -388,6 +389,9 @@ def decode_map(head: Head | None, blob: bytes | None, settings: Settings) -> dic
             table=s.table_name,
             key=s.table_key,
         ) from exc
+
+
+_MISSING = object()
 
 
 def _same_version(a: Head | None, b: Head | None) -> bool:

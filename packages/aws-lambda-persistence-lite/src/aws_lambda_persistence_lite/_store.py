@@ -320,9 +320,10 @@ class Store:
             operation = "describe_table" if type(exc).__name__ == "WaiterError" else "create_table"
             raise self._translate(exc, operation) from exc
 
-    def _confirm(self, usage: Usage, commit_id: str) -> Head | None:
+    def _confirm(self, usage: Usage, commit_id: str, *, strict: bool = False) -> Head | None:
         """The stored head if it contains commit ``commit_id`` (it is that commit's, or one of the HISTORY - 1
-        following it), else None (also when it cannot be read)."""
+        following it), else None. When the head cannot be read: None, or with ``strict`` the read's error (the
+        outcome is unknown, so nothing may be undone)."""
         try:
             response = self._call(
                 usage, "get_item", TableName=self.settings.table_name, Key=self.key, ConsistentRead=True
@@ -330,8 +331,17 @@ class Store:
             item = response.get("Item")
             head = parse_head(item, self.settings) if item else None
         except Exception:
+            if strict:
+                raise
             return None
         return head if head is not None and commit_id in head.commits else None
+
+    def _ours(self, conflict: Conflict, commit_id: str, usage: Usage) -> bool:
+        """Whether a failed condition was a retry of commit ``commit_id`` that had been applied: the stored head
+        returned with the failure, or read when the failure came without it, contains the commit."""
+        if conflict.current is not None:
+            return commit_id in conflict.current.commits
+        return self._confirm(usage, commit_id, strict=True) is not None
 
     def _commit(
         self, usage: Usage, blob: bytes, codec: str, raw_size: int, expected: Head | None, *, commit_id: str
@@ -409,7 +419,7 @@ class Store:
         except Conflict as conflict:
             # botocore retries a call whose response was lost; if the first try was applied, the stored head is
             # ours or one of the HISTORY - 1 commits since, and that is a success, not a conflict.
-            if conflict.current is None or head.commit_id not in conflict.current.commits:
+            if not self._ours(conflict, head.commit_id, usage):
                 raise
 
     def _transact(
@@ -449,7 +459,7 @@ class Store:
                 self._call(usage, "transact_write_items", TransactItems=actions, ClientRequestToken=head.commit_id)
                 return
             except Conflict as conflict:
-                if conflict.current is None or head.commit_id not in conflict.current.commits:
+                if not self._ours(conflict, head.commit_id, usage):
                     raise
                 return
             except _Throttled as throttled:
@@ -500,12 +510,8 @@ class Store:
             "ExpressionAttributeValues": {":v": {"N": str(claim)}},
         }
         try:
-            self._put_head(usage, final, flip, old_size)
-        except Conflict as conflict:
-            # Without the stored head in the error (some endpoints omit it), read it: if the flip was applied
-            # (a lost response), these shards are live and must stay.
-            if conflict.current is None and self._confirm(usage, final.commit_id) is not None:
-                return self._collected(usage, final)
+            self._put_head(usage, final, flip, old_size)  # (it reads the head when a failure comes without it)
+        except Conflict:
             if own:  # nobody will ever point at these shards: remove them now
                 self._delete_quietly(usage, garbage_keys(self.settings.table_key, frozenset({own})))
             raise
