@@ -112,7 +112,11 @@ def aws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
             monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
         monkeypatch.setenv("PERSISTENCE_TABLE_NAME", TABLE)
         monkeypatch.setenv("PERSISTENCE_BILLING_MODE", "PAY_PER_REQUEST")
-        yield boto3.client("dynamodb", endpoint_url=url) if url else boto3.client("dynamodb")
+        client = boto3.client("dynamodb", endpoint_url=url) if url else boto3.client("dynamodb")
+        keys = {os.environ["AWS_LAMBDA_FUNCTION_NAME"]}  # clean_env's; table_key (or the test) may set another
+        yield client
+        for prefix in keys | {os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")} - {""}:
+            delete_keys_starting_with(client, prefix)
         return
     if TEST_BACKEND == "moto":
         with mock_aws():
@@ -315,6 +319,24 @@ def stored_item(client: Any, key: str, table: str = TABLE) -> dict[str, Any] | N
         "Item"
     )
     return item
+
+
+def delete_keys_starting_with(client: Any, prefix: str, table: str = TABLE) -> None:
+    """Delete a test's items (its maps' heads and shards) from the shared table, so that the table stays small:
+    tests that scan it (leftover-shard checks) would otherwise slow down with every map stored before them."""
+    pages = client.get_paginator("scan").paginate(
+        TableName=table,
+        ProjectionExpression="#k",
+        FilterExpression="begins_with(#k, :p)",
+        ExpressionAttributeNames={"#k": "key"},
+        ExpressionAttributeValues={":p": {"S": prefix}},
+    )
+    keys = [item["key"] for page in pages for item in page["Items"]]
+    for start in range(0, len(keys), 25):
+        requests = [{"DeleteRequest": {"Key": {"key": key}}} for key in keys[start : start + 25]]
+        while requests:
+            response = client.batch_write_item(RequestItems={table: requests})
+            requests = response.get("UnprocessedItems", {}).get(table, [])
 
 
 def all_keys(client: Any, table: str = TABLE) -> set[str]:
