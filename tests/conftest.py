@@ -279,6 +279,16 @@ class Faults:
 
         self.plan.append((matches, failure))
 
+    def cancelled_transaction(self, reason: str) -> None:
+        """The next TransactWriteItems is cancelled as DynamoDB reports it: one reason per action, here the
+        shards' None and the head's ``reason`` (ThrottlingError, TransactionConflict...)."""
+        self.error(
+            "TransactWriteItems",
+            "TransactionCanceledException",
+            message=f"Transaction cancelled [None, {reason}]",
+            extra={"CancellationReasons": [{"Code": "None"}, {"Code": reason}]},
+        )
+
 
 class _Raw:
     def __init__(self, body: bytes) -> None:

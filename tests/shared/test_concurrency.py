@@ -218,12 +218,7 @@ class TestConflicts:
     def test_transaction_conflict_is_retried(self, aws: Any, pkg: Any, table_key: str, faults: Faults) -> None:
         """DynamoDB's own TransactionConflict cancellation is a conflict like any other: reload and retry."""
         data = pkg.PersistentMap({"blob": os.urandom(600_000)})
-        faults.error(
-            "TransactWriteItems",
-            "TransactionCanceledException",
-            message="Transaction cancelled [None, TransactionConflict]",
-            extra={"CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}]},
-        )
+        faults.cancelled_transaction("TransactionConflict")
         data["blob"] = os.urandom(600_000)
         assert pkg.PersistentMap()["blob"] == data["blob"]
 

@@ -246,12 +246,7 @@ class TestErrorCodes:
         self, aws: Any, pkg: Any, table_key: str, faults: Faults
     ) -> None:
         data = pkg.PersistentMap({"blob": os.urandom(600_000)})
-        faults.error(
-            "TransactWriteItems",
-            "TransactionCanceledException",
-            message="Transaction cancelled [None, ProvisionedThroughputExceeded]",
-            extra={"CancellationReasons": [{"Code": "None"}, {"Code": "ProvisionedThroughputExceeded"}]},
-        )
+        faults.cancelled_transaction("ProvisionedThroughputExceeded")
         new = os.urandom(600_000)
         data["blob"] = new
         assert stored(pkg)["blob"] == new

@@ -515,10 +515,6 @@ class Store:
             if own:  # nobody will ever point at these shards: remove them now
                 self._delete_quietly(usage, garbage_keys(self.settings.table_key, frozenset({own})))
             raise
-        return self._collected(usage, final)
-
-    def _collected(self, usage: Usage, final: Head) -> Head:
-        """``final`` after deleting the shards it lists as garbage (kept listed if that fails)."""
         try:
             self.collect_garbage(usage, final)
         except Exception as exc:  # the commit is done; the stale shards stay listed for the next commit
