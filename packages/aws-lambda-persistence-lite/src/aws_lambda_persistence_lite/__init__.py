@@ -21,7 +21,7 @@ from ._errors import (
 from ._format import FORMAT_VERSION
 from ._iam import policy
 from ._map import PersistentMap
-from ._store import Usage
+from ._meter import Usage
 
 __version__ = "2.0.0"
 

@@ -21,18 +21,33 @@ from ._errors import ConflictError, CorruptDataError, StoredDataError, Unsupport
 from ._format import LEGACY_CODEC, Head, digest
 from ._log import backoff
 from ._pickle import default_codec, loads_restricted
-from ._store import Conflict, Store, Usage
+from ._meter import Usage
+from ._store import Conflict, Store
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
-    from typing import Any, ClassVar, TypeVar
+    from typing import Any, ClassVar, NamedTuple, TypeVar
 
     T = TypeVar("T")
     M = TypeVar("M", bound="PersistentMap")
     Digests = dict[Any, bytes]
     _Base = MutableMapping[Any, Any]
 else:
+    from ._record import NamedTuple
+
     _Base = MutableMapping
+
+
+class _State(NamedTuple):
+    """What this container knows of the stored map, replaced as a whole when a load or a commit succeeds (so a
+    failed write leaves it as it was). ``data`` is also the dict that ``batch()`` edits in place."""
+
+    #: The map's contents as this container sees them.
+    data: dict[Any, Any]
+    #: Per top-level key, the digest of its entry as stored: what tells a real change from a no-op.
+    digests: Digests
+    #: The stored head they came from (None: nothing stored).
+    head: Head | None
 
 
 class PersistentMap(_Base):
@@ -75,9 +90,7 @@ class PersistentMap(_Base):
         self._batch: list[Callable[[dict[Any, Any]], Any]] | None = None
         self._before_batch: dict[Any, Any] = {}
         self._batch_reads = False
-        self._data: dict[Any, Any] = {}
-        self._digests: Digests = {}
-        self._head: Head | None = None
+        self._state = _State({}, {}, None)
         self._synced_at = 0.0
         self.refresh()
         if initial:
@@ -91,7 +104,7 @@ class PersistentMap(_Base):
         max_age = self.settings.max_age
         if max_age is not None and self._batch is None and time.monotonic() - self._synced_at > max_age:
             self.refresh()
-        return self._data
+        return self._state.data
 
     def __getitem__(self, key: Any) -> Any:
         return self._view()[key]
@@ -132,7 +145,8 @@ class PersistentMap(_Base):
     @property
     def version(self) -> int:
         """The stored version this container last read or wrote (0: nothing stored yet, or a 1.0.0 item)."""
-        return self._head.version if self._head else 0
+        head = self._state.head
+        return head.version if head else 0
 
     @property
     def last_load(self) -> Usage:
@@ -150,31 +164,31 @@ class PersistentMap(_Base):
         Unsaved in-place edits of nested values are discarded: call :meth:`save` first to keep them.
         """
         with self._lock:
-            head, blob = self._store.load(unless_version=self._head)
+            head, blob = self._store.load(unless_version=self._state.head)
             if head is None or blob is not None or head.empty:
                 self._adopt(head, blob)
                 if self._batch is not None:
                     # Inside batch(): the block's changes so far stay, on top of the fresh state, which is also
                     # what the block's exit commits on (not the state the block started from).
-                    self._before_batch = dict(self._data)
+                    self._before_batch = dict(self._state.data)
                     for operation in self._batch:
-                        operation(self._data)
+                        operation(self._state.data)
             self._synced_at = time.monotonic()
 
     # -- writing ------------------------------------------------------------------------------------------
 
     def __setitem__(self, key: Any, value: Any) -> None:
         with self._lock:
-            if self._batch is None and key in self._digests:
+            if self._batch is None and key in self._state.digests:
                 entry = self._codec.encode_entry(key, value)  # also validates before anything is sent
-                if digest(entry) == self._digests[key]:
-                    self._data[key] = value  # identical to what is stored (same value, same type): no write
+                if digest(entry) == self._state.digests[key]:
+                    self._state.data[key] = value  # identical to what is stored (same value, same type): no write
                     return
             self._apply(lambda d: d.__setitem__(key, value))
 
     def __delitem__(self, key: Any) -> None:
         with self._lock:
-            if key not in self._data:
+            if key not in self._state.data:
                 raise KeyError(key)
             self._apply(lambda d: d.pop(key, None))
 
@@ -252,15 +266,15 @@ class PersistentMap(_Base):
             if self._batch is not None:  # nested: the outermost batch commits
                 yield self
                 return
-            self._batch, self._before_batch, self._batch_reads = [], dict(self._data), False
+            self._batch, self._before_batch, self._batch_reads = [], dict(self._state.data), False
             try:
                 yield self
             except BaseException:
-                self._data = self._before_batch
+                self._state = self._state._replace(data=self._before_batch)
                 raise
             finally:
                 operations, self._batch = self._batch, None
-            self._data = self._before_batch
+            self._state = self._state._replace(data=self._before_batch)
 
             def replay(d: dict[Any, Any]) -> None:
                 for operation in operations:
@@ -275,15 +289,15 @@ class PersistentMap(_Base):
         pop), so even when it changes nothing, that must be decided on the current stored state."""
         with self._lock:
             if self._batch is not None:
-                result = operation(self._data)
+                result = operation(self._state.data)
                 self._batch.append(operation)
                 self._batch_reads |= reads
                 return result
             return self._commit(operation, reads)
 
     def _commit(self, operation: Callable[[dict[Any, Any]], T], reads: bool) -> T:
-        head, base = self._head, self._digests
-        work = dict(self._data)
+        head, base = self._state.head, self._state.digests
+        work = dict(self._state.data)
         result = operation(work)
         unsaved: tuple[dict[Any, Any], set[Any]] | None = None
         usage = Usage()  # one write's cost, over all its attempts
@@ -294,7 +308,7 @@ class PersistentMap(_Base):
                 # (no shard is read when the version is unchanged) confirms it, or gives the state to redo it on.
                 stored, blob = self._store.load(unless_version=head) if reads else (head, None)
                 if _same_version(stored, head):
-                    self._data, self._digests, self._head = work, digests, head
+                    self._state = _State(work, digests, head)
                     return result
                 fresh, newer = self._stored(stored, blob)
                 raced = False  # nobody raced this call: its view was old, so redo it now, without backing off
@@ -306,7 +320,7 @@ class PersistentMap(_Base):
                     stored, (fresh, newer) = self._fetch(conflict.current)
                     raced = True
                 else:
-                    self._data, self._digests, self._head = work, digests, new_head
+                    self._state = _State(work, digests, new_head)
                     self._synced_at = time.monotonic()
                     return result
             # Another container committed first: redo this container's changes on the newest stored state.
@@ -314,7 +328,7 @@ class PersistentMap(_Base):
                 unsaved = self._unsaved()
             head, base = stored, newer
             if attempt + 1 == self.settings.max_attempts:
-                self._data, self._digests, self._head = fresh, base, head
+                self._state = _State(fresh, base, head)
                 break
             work = dict(fresh)
             work.update(unsaved[0])
@@ -334,9 +348,10 @@ class PersistentMap(_Base):
 
     def _unsaved(self) -> tuple[dict[Any, Any], set[Any]]:
         """This container's edits not yet stored (in-place edits of nested values), per top-level key."""
-        digests = self._encode(self._data)[0]
-        changed = {k: self._data[k] for k, d in digests.items() if self._digests.get(k) != d}
-        return changed, set(self._digests) - set(digests)
+        state = self._state
+        digests = self._encode(state.data)[0]
+        changed = {k: state.data[k] for k, d in digests.items() if state.digests.get(k) != d}
+        return changed, set(state.digests) - set(digests)
 
     def _fetch(self, current: Head | None) -> tuple[Head | None, tuple[dict[Any, Any], Digests]]:
         """The newest stored state: the winner's head returned with a lost condition, or one more load."""
@@ -348,7 +363,7 @@ class PersistentMap(_Base):
 
     def _adopt(self, head: Head | None, blob: bytes | None) -> None:
         data, digests = self._stored(head, blob)
-        self._data, self._digests, self._head = data, digests, head
+        self._state = _State(data, digests, head)
 
     def _stored(self, head: Head | None, blob: bytes | None) -> tuple[dict[Any, Any], Digests]:
         """A stored map and its per-entry digests. Decoded data that cannot be encoded again (a hostile body

@@ -1,18 +1,17 @@
 """The DynamoDB store: reads and commits one map's blob, inline or sharded, never torn (FORMAT.md).
 
-Owns every DynamoDB call the library makes and translates AWS error codes into this library's errors at
-that one boundary. It knows nothing of Python values: it moves opaque, compressed blobs. Every commit is
-conditional on the version the caller last read, so a concurrent writer is reported (Conflict), never
-overwritten.
+Owns format 2's read and commit protocols; every call goes through the DynamoDB boundary (``_dynamodb``). It
+knows nothing of Python values: it moves opaque, compressed blobs. Every commit is conditional on the version
+the caller last read, so a concurrent writer is reported (Conflict), never overwritten.
 """
 
 from __future__ import annotations
 
-import math
 import os
 
 from ._config import Settings
-from ._errors import ConflictError, CorruptDataError, MissingAWSIAMPermissions, PersistenceError
+from ._dynamodb import Conflict, Table, TableMissing
+from ._errors import ConflictError, CorruptDataError, PersistenceError
 from ._format import (
     GARBAGE,
     HISTORY,
@@ -27,20 +26,16 @@ from ._format import (
     shard_item,
     shard_key,
 )
-from ._iam import permission_message
 from ._limits import (
     BATCH_GET_MAX_BYTES,
     BATCH_GET_MAX_KEYS,
-    BATCH_WRITE_MAX_ITEMS,
     FREE_TIER_UNITS,
     ITEM_BUDGET,
-    READ_UNIT_BYTES,
     TRANSACT_BUDGET,
     TRANSACT_MAX_ACTIONS,
-    WRITE_UNIT_BYTES,
 )
-from ._log import backoff, logger
-from ._table import create_table
+from ._log import logger
+from ._meter import Usage, write_units
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
@@ -50,73 +45,8 @@ if TYPE_CHECKING:
 
 #: Times a reader re-reads the head when a commit replaced the shards it was reading.
 READ_ATTEMPTS = 8
-#: Attempts of a TransactWriteItems that DynamoDB cancels for throttling (botocore does not retry those).
-THROTTLE_ATTEMPTS = 5
-#: Rounds of BatchGetItem/BatchWriteItem for keys DynamoDB left unprocessed (throttling) before giving up.
-BATCH_ROUNDS = 12
 
-
-class Conflict(Exception):
-    """Another writer committed first. ``current`` is the winner's head when DynamoDB returned it."""
-
-    def __init__(self, current: Head | None = None) -> None:
-        super().__init__("conditional write lost to a concurrent commit")
-        self.current = current
-
-
-class _TableMissing(Exception):
-    pass
-
-
-class _Throttled(Exception):
-    """DynamoDB cancelled a transaction because of throttling; ``original`` is botocore's error."""
-
-    def __init__(self, original: Exception) -> None:
-        super().__init__(str(original))
-        self.original = original
-
-
-class Usage:
-    """What one load or one write cost: DynamoDB calls, items and bytes moved, capacity units.
-
-    ``capacity_units`` is computed from item sizes by DynamoDB's published rules (1 write unit per KB, double in a
-    transaction; a delete or an overwrite costs the larger item; 1 read unit per 4 KB, strongly consistent).
-    Deleting an old shard is counted at full shard size, an upper bound. ``reported_units`` is what DynamoDB itself
-    returned (ReturnConsumedCapacity), where it did. A write's figures include every attempt it made.
-    """
-
-    __slots__ = ("bytes", "calls", "capacity_units", "items", "reported_units")
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.items = 0
-        self.bytes = 0
-        self.capacity_units = 0.0
-        self.reported_units: float | None = None
-
-    def __repr__(self) -> str:
-        fields = ", ".join(
-            f"{name}={getattr(self, name)!r}"
-            for name in ("calls", "items", "bytes", "capacity_units", "reported_units")
-        )
-        return f"Usage({fields})"
-
-
-def _write_units(size: int, transactional: bool) -> float:
-    return max(1, math.ceil(size / WRITE_UNIT_BYTES)) * (2 if transactional else 1)
-
-
-def _read_units(size: int) -> float:
-    return max(1, math.ceil(size / READ_UNIT_BYTES))
-
-
-def _error_code(exc: Exception) -> str | None:
-    # ClientError carries .response; botocore's WaiterError carries the failing call's as .last_response
-    response = getattr(exc, "response", None) or getattr(exc, "last_response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return code if isinstance(code, str) else None
-    return None
+__all__ = ["Conflict", "Store", "Usage"]
 
 
 class Store:
@@ -125,52 +55,24 @@ class Store:
     def __init__(self, client: Any, settings: Settings) -> None:
         self.client = client
         self.settings = settings
-        self.key = {settings.key_field_name: {"S": settings.table_key}}
+        self.table = Table(client, settings)
+        self.key = self.table.key(settings.table_key)
         self.last_load = Usage()
         self.last_commit = Usage()
 
-    # -- the boundary: every call goes through here -------------------------------------------------------
-
     def _call(self, usage: Usage, operation: str, **arguments: Any) -> dict[str, Any]:
-        arguments.setdefault("ReturnConsumedCapacity", "TOTAL")
-        usage.calls += 1
         try:
-            response: dict[str, Any] = getattr(self.client, operation)(**arguments)
-        except Exception as exc:
-            raise self._translate(exc, operation) from exc
-        consumed = response.get("ConsumedCapacity")
-        for entry in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
-            if "CapacityUnits" in entry:
-                usage.reported_units = (usage.reported_units or 0.0) + float(entry["CapacityUnits"])
-        return response
+            return self.table.call(usage, operation, **arguments)
+        except Conflict as conflict:
+            conflict.current = self._parse_quietly(conflict.item)
+            raise
 
-    def _translate(self, exc: Exception, operation: str) -> Exception:
-        code = _error_code(exc)
-        # (UnrecognizedClientException is an invalid or expired credential, not a missing permission: botocore's
-        # own error says so better than a policy would)
-        if code in ("AccessDeniedException", "AccessDenied"):
-            import re
-
-            match = re.search(r"perform: (dynamodb:\w+)", str(exc))
-            action = match.group(1) if match else "dynamodb:" + "".join(p.title() for p in operation.split("_"))
-            return MissingAWSIAMPermissions(permission_message(self.settings, action), action=action)
-        if code == "ResourceNotFoundException":
-            return _TableMissing()
-        if code == "ConditionalCheckFailedException":
-            item = getattr(exc, "response", {}).get("Item")
-            return Conflict(self._parse_quietly(item))
-        if code == "TransactionConflictException":  # another container's transaction holds the head: reload, retry
-            return Conflict()
-        if code == "TransactionCanceledException":
-            reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
-            codes = {r.get("Code") for r in reasons}
-            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
-                current = next((self._parse_quietly(r.get("Item")) for r in reasons if r.get("Item")), None)
-                return Conflict(current)
-            throttled = {"ThrottlingError", "ProvisionedThroughputExceeded"}  # on-demand and provisioned tables
-            if codes <= {"None", None, *throttled} and codes & throttled:
-                return _Throttled(exc)
-        return exc
+    def _transact_call(self, usage: Usage, actions: list[dict[str, Any]], token: str) -> None:
+        try:
+            self.table.transact(usage, actions, token)
+        except Conflict as conflict:
+            conflict.current = self._parse_quietly(conflict.item)
+            raise
 
     def _parse_quietly(self, item: Item | None) -> Head | None:
         if not item:
@@ -189,19 +91,11 @@ class Store:
         seen_version = None
         for _ in range(READ_ATTEMPTS):
             try:
-                response = self._call(
-                    usage, "get_item", TableName=self.settings.table_name, Key=self.key, ConsistentRead=True
-                )
-            except _TableMissing:
+                item = self.table.get(usage, self.settings.table_key)
+            except TableMissing:
                 return None, None
-            item = response.get("Item")
             if item is None:
-                usage.capacity_units += 1
                 return None, None
-            size = item_size(item)
-            usage.items += 1
-            usage.bytes += size
-            usage.capacity_units += _read_units(size)
             head = parse_head(item, self.settings)
             if unless_version is not None and (head.version, head.digest) == (
                 unless_version.version,
@@ -214,7 +108,7 @@ class Store:
                 return head, head.blob
             try:
                 blob = self._read_shards(usage, head)
-            except _TableMissing:  # the table was deleted under us: nothing is stored
+            except TableMissing:  # the table was deleted under us: nothing is stored
                 return None, None
             if blob is not None:
                 return head, blob
@@ -225,31 +119,12 @@ class Store:
 
     def _read_shards(self, usage: Usage, head: Head) -> bytes | None:
         keys = head.shard_keys(self.settings.table_key)
-        chunks: dict[str, bytes] = {}
-        field, name, table = self.settings.key_field_name, self.settings.value_field_name, self.settings.table_name
         # As many full shards as one 16 MB response holds, so that a large map is not cut short by the size limit
-        per_call = min(BATCH_GET_MAX_KEYS, BATCH_GET_MAX_BYTES // ITEM_BUDGET)
-        for start in range(0, len(keys), per_call):
-            wanted = [{field: {"S": k}} for k in keys[start : start + per_call]]
-            for round_ in range(BATCH_ROUNDS):
-                # ConsistentRead is set on every request, retries included: some endpoints drop it from the
-                # UnprocessedKeys they hand back.
-                request = {table: {"Keys": wanted, "ConsistentRead": True}}
-                response = self._call(usage, "batch_get_item", RequestItems=request)
-                received = response.get("Responses", {}).get(table, [])
-                for item in received:
-                    size = item_size(item)
-                    usage.items += 1
-                    usage.bytes += size
-                    usage.capacity_units += _read_units(size)
-                    chunks[item[field]["S"]] = bytes(item[name]["B"])
-                wanted = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-                if not wanted:
-                    break
-                if not received:  # no progress at all: throttled, so back off before asking again
-                    backoff(round_, 0.05, 2.0)
-            if wanted:
-                raise PersistenceError("DynamoDB kept shard reads unprocessed (throttled); try again later")
+        items = self.table.batch_get(usage, keys, min(BATCH_GET_MAX_KEYS, BATCH_GET_MAX_BYTES // ITEM_BUDGET))
+        for item in items.values():
+            usage.read(item_size(item))
+        name = self.settings.value_field_name
+        chunks = {k: bytes(item[name]["B"]) for k, item in items.items()}
         ordered = []
         for key, expected in zip(keys, head.shard_digests, strict=True):
             chunk = chunks.get(key)
@@ -279,16 +154,16 @@ class Store:
         """
         usage = self.last_commit = usage if usage is not None else Usage()
         # A failed condition check is billed; a write to a missing table is not, and wrote nothing
-        before = (usage.items, usage.bytes, usage.capacity_units)
+        before = usage.snapshot()
         commit_id = os.urandom(8).hex()
         try:
             try:
                 head = self._commit(usage, blob, codec, raw_size, expected, commit_id=commit_id)
-            except _TableMissing:
+            except TableMissing:
                 # First write ever: create the table (its CreateTable and DescribeTable polling are not counted)
                 # and commit again; the failed attempt wrote nothing.
-                usage.items, usage.bytes, usage.capacity_units = before
-                self._create_table()
+                usage.restore(before)
+                self.table.create()
                 head = self._commit(usage, blob, codec, raw_size, expected, commit_id=commit_id)
         except (Conflict, PersistenceError):
             raise
@@ -313,18 +188,12 @@ class Store:
             )
         return head
 
-    def _create_table(self) -> None:
-        try:
-            create_table(self.client, self.settings)
-        except Exception as exc:
-            operation = "describe_table" if type(exc).__name__ == "WaiterError" else "create_table"
-            raise self._translate(exc, operation) from exc
-
     def _confirm(self, usage: Usage, commit_id: str, *, strict: bool = False) -> Head | None:
         """The stored head if it contains commit ``commit_id`` (it is that commit's, or one of the HISTORY - 1
         following it), else None. When the head cannot be read: None, or with ``strict`` the read's error (the
         outcome is unknown, so nothing may be undone)."""
         try:
+            # (a bare call: the read's units are not a write's, so they stay out of the commit's usage)
             response = self._call(
                 usage, "get_item", TableName=self.settings.table_name, Key=self.key, ConsistentRead=True
             )
@@ -406,7 +275,7 @@ class Store:
 
     def _put_head(self, usage: Usage, head: Head, condition: dict[str, Any], old_size: int) -> None:
         item = head_item(self.settings, head)
-        usage.capacity_units += _write_units(max(item_size(item), old_size), False)
+        usage.capacity_units += write_units(max(item_size(item), old_size), False)
         try:
             self._call(
                 usage,
@@ -444,30 +313,19 @@ class Store:
                 }
             }
         )
-        actions.extend(
-            {"Delete": {"TableName": table, "Key": {self.settings.key_field_name: {"S": k}}}} for k in stale_keys
-        )
+        actions.extend({"Delete": {"TableName": table, "Key": self.table.key(k)}} for k in stale_keys)
         for s in shards:
-            usage.capacity_units += _write_units(item_size(s), True)
+            usage.capacity_units += write_units(item_size(s), True)
         head_size = item_size(head_item(self.settings, head))
-        usage.capacity_units += _write_units(max(head_size, old_size), True)
-        usage.capacity_units += len(stale_keys) * _write_units(self._shard_size(), True)
-        for attempt in range(THROTTLE_ATTEMPTS):
-            try:
-                # The token makes botocore's retry of a commit whose response was lost idempotent on DynamoDB
-                # (10 minutes); where an endpoint ignores it, the retry fails its condition on our own head.
-                self._call(usage, "transact_write_items", TransactItems=actions, ClientRequestToken=head.commit_id)
-                return
-            except Conflict as conflict:
-                if not self._ours(conflict, head.commit_id, usage):
-                    raise
-                return
-            except _Throttled as throttled:
-                # botocore does not retry a transaction that DynamoDB cancelled for throttling; we do, like
-                # botocore does for a throttled PutItem, and then raise botocore's error as it would.
-                if attempt + 1 == THROTTLE_ATTEMPTS:
-                    raise throttled.original from None
-                backoff(attempt, 0.05, 2.0)
+        usage.capacity_units += write_units(max(head_size, old_size), True)
+        usage.capacity_units += len(stale_keys) * write_units(self._shard_size(), True)
+        try:
+            self._transact_call(usage, actions, head.commit_id)
+        except Conflict as conflict:
+            # Where an endpoint ignores the ClientRequestToken, botocore's retry of an applied transaction fails
+            # its condition on our own head (or one of the HISTORY - 1 commits since): a success.
+            if not self._ours(conflict, head.commit_id, usage):
+                raise
 
     def _commit_in_steps(
         self,
@@ -490,7 +348,7 @@ class Store:
             update += " ADD #g :g"
             names["#g"] = GARBAGE
             values[":g"] = {"SS": [own]}
-        usage.capacity_units += _write_units(old_size, False)  # billed even when the condition fails
+        usage.capacity_units += write_units(old_size, False)  # billed even when the condition fails
         self._call(
             usage,
             "update_item",
@@ -502,7 +360,7 @@ class Store:
             ExpressionAttributeValues=values,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-        self._batch_write(usage, [{"PutRequest": {"Item": s}} for s in shards])
+        self.table.batch_write(usage, puts=shards)
         final = head._replace(version=claim + 1, garbage=stale)
         flip = {
             "ConditionExpression": "#v = :v",
@@ -526,14 +384,8 @@ class Store:
         """Delete the shards ``head`` lists as garbage, then drop them from its list (order-independent)."""
         if not head.garbage:
             return
-        self._batch_write(
-            usage,
-            [
-                {"DeleteRequest": {"Key": {self.settings.key_field_name: {"S": k}}}}
-                for k in garbage_keys(self.settings.table_key, head.garbage)
-            ],
-        )
-        usage.capacity_units += _write_units(item_size(head_item(self.settings, head)), False)
+        self.table.batch_write(usage, deletes=garbage_keys(self.settings.table_key, head.garbage))
+        usage.capacity_units += write_units(item_size(head_item(self.settings, head)), False)
         self._call(
             usage,
             "update_item",
@@ -546,25 +398,6 @@ class Store:
 
     def _delete_quietly(self, usage: Usage, keys: list[str]) -> None:
         try:
-            self._batch_write(
-                usage, [{"DeleteRequest": {"Key": {self.settings.key_field_name: {"S": k}}}} for k in keys]
-            )
+            self.table.batch_write(usage, deletes=keys)
         except Exception:  # best effort: a later commit cannot find these, but they are never read either
             logger().warning("could not delete %d orphaned shard(s) of map %r", len(keys), self.settings.table_key)
-
-    def _batch_write(self, usage: Usage, requests: list[dict[str, Any]]) -> None:
-        table = self.settings.table_name
-        for start in range(0, len(requests), BATCH_WRITE_MAX_ITEMS):
-            pending: dict[str, Any] | None = {table: requests[start : start + BATCH_WRITE_MAX_ITEMS]}
-            for request in requests[start : start + BATCH_WRITE_MAX_ITEMS]:
-                item = request.get("PutRequest", {}).get("Item")
-                usage.capacity_units += _write_units(item_size(item) if item else self._shard_size(), False)
-            for round_ in range(BATCH_ROUNDS):
-                if not pending:
-                    break
-                response = self._call(usage, "batch_write_item", RequestItems=pending)
-                pending = response.get("UnprocessedItems") or None
-                if pending:
-                    backoff(round_, 0.05, 2.0)
-            if pending:
-                raise PersistenceError("DynamoDB kept writes unprocessed (throttled); the stored map is unchanged")
