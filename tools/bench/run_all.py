@@ -30,11 +30,16 @@ from common import ROOT, log
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-BENCHMARKS = ["import_time.py", "layer_import.py", "storage.py", "increments.py", "versus_1_0_0.py"]
+BENCHMARKS = ["import_time.py", "layer_import.py", "storage.py", "increments.py", "versus_1_0_0.py", "writes.py"]
 #: The benchmarks that run against DynamoDB Local too (and take --no-local).
-USE_DYNAMODB_LOCAL = {"storage.py", "increments.py", "versus_1_0_0.py"}
+USE_DYNAMODB_LOCAL = {"storage.py", "increments.py", "versus_1_0_0.py", "writes.py"}
+#: Arguments other than the defaults: writes.py's full run takes hours on stored format 2.
+ARGUMENTS = {"writes.py": ["--quick"]}
 #: Section titles other than the script's name.
-TITLES = {"versus_1_0_0.py": "versus 1.0.0 (`versus_1_0_0.py`)"}
+TITLES = {
+    "versus_1_0_0.py": "versus 1.0.0 (`versus_1_0_0.py`)",
+    "writes.py": "Writes, refreshes and increments (`writes.py --quick`)",
+}
 VERSIONS = [
     "aws-lambda-persistence",
     "aws-lambda-persistence-lite",
@@ -102,7 +107,7 @@ def main() -> None:
     header, source = machine(), library_source()
     sections, durations = [], []
     for name in BENCHMARKS:
-        extra = ["--no-local"] if args.no_local and name in USE_DYNAMODB_LOCAL else []
+        extra = ARGUMENTS.get(name, []) + (["--no-local"] if args.no_local and name in USE_DYNAMODB_LOCAL else [])
         log(f"run_all: {name}")
         began = time.perf_counter()
         proc = subprocess.run(
