@@ -1,4 +1,5 @@
-"""Fixtures of the fault suite: moto's server behind the fault-injecting proxy, and a direct client to moto."""
+"""Fixtures of the fault suite: a local DynamoDB server (DynamoDB Local; moto's server where DynamoDB Local is not
+installed) behind the fault-injecting proxy, and a direct client to that server."""
 
 from __future__ import annotations
 
@@ -18,8 +19,19 @@ ATTEMPTS = 3
 
 
 @pytest.fixture(scope="session")
-def proxy_server(moto_server: str) -> Iterator[FaultProxy]:
-    with FaultProxy(moto_server) as proxy:
+def upstream(request: pytest.FixtureRequest) -> str:
+    """The server behind the proxy: DynamoDB Local (real transaction semantics: ClientRequestToken, conflicts),
+    else moto's server."""
+    try:
+        url: str = request.getfixturevalue("dynamodb_local")
+    except pytest.skip.Exception:
+        url = request.getfixturevalue("moto_server")
+    return url
+
+
+@pytest.fixture(scope="session")
+def proxy_server(upstream: str) -> Iterator[FaultProxy]:
+    with FaultProxy(upstream) as proxy:
         yield proxy
 
 
@@ -27,8 +39,8 @@ def proxy_server(moto_server: str) -> Iterator[FaultProxy]:
 def proxy(proxy_server: FaultProxy, direct: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
     """The proxy with an empty plan; the library's shared client points at it, with fewer botocore attempts.
 
-    Each test gets a table of its own (PERSISTENCE_TABLE_NAME), dropped afterwards: scans stay small and moto's
-    memory does not grow with every megabyte the suite writes.
+    Each test gets a table of its own (PERSISTENCE_TABLE_NAME), dropped afterwards: scans stay small and the
+    server's memory does not grow with every megabyte the suite writes.
     """
     from aws_lambda_persistence_lite import _client
     from botocore.retries import standard
@@ -50,9 +62,9 @@ def proxy(proxy_server: FaultProxy, direct: Any, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def direct(moto_server: str) -> Any:  # the table is PERSISTENCE_TABLE_NAME (see current_table)
-    """A client to moto's server itself, bypassing the proxy: what DynamoDB really holds."""
-    return boto3.client("dynamodb", endpoint_url=moto_server)
+def direct(upstream: str) -> Any:  # the table is PERSISTENCE_TABLE_NAME (see current_table)
+    """A client to the server itself, bypassing the proxy: what DynamoDB really holds."""
+    return boto3.client("dynamodb", endpoint_url=upstream)
 
 
 def short_timeout_client(url: str, read_timeout: float = 0.5) -> Any:

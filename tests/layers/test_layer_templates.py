@@ -66,7 +66,7 @@ def test_example_policy_limits_the_function_to_its_own_rows() -> None:
     function_name = resources["Function"]["Properties"]["FunctionName"]["Fn::Sub"]
     assert items["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == [
         {"Fn::Sub": function_name},
-        {"Fn::Sub": function_name + "#alp-shard#*"},
+        {"Fn::Sub": function_name + "#alp#*"},
     ]
     table = resources["Table"]["Properties"]
     assert table["KeySchema"] == [{"AttributeName": "key", "KeyType": "HASH"}]

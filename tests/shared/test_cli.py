@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Faults, stored_item
+from tests.conftest import TABLE, Faults, all_keys, stored_item
 from tests.shared.test_stored_data import put_legacy
 from tests.shared.test_types import VALUES, same
 
 KB = 1024
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
 
 #: The table-wide commands (list, migrate) and the fixed map names here need a table of their own: these tests
 #: skip where tests share one table (real AWS). The engine under them runs there through the rest of the suite.
@@ -75,11 +76,15 @@ def opened(pkg: Any, key: str, **settings: Any) -> Any:
 
 
 class TestList:
-    def test_lists_heads_not_shards_nor_blobs(self, cli: Cli, pkg: Any, aws: Any) -> None:
-        """Small, sharded and 1.0.0 maps each get a row; shard items do not; the Scan never fetches blobs."""
+    def test_lists_heads_not_segments_nor_blobs(self, cli: Cli, pkg: Any, aws: Any) -> None:
+        """Small, segmented and 1.0.0 maps each get a row, and so does a head this version cannot read (saying so);
+        segment items (key + value, like 1.0.0 items) do not; the Scan never fetches values."""
         opened(pkg, "small")["a"] = 1
         opened(pkg, "large")["blob"] = random.Random(0).randbytes(500 * KB)
         put_legacy(aws, "old", pickle.dumps({"x": 1}))
+        v2 = {"key": {"S": "v2"}, "value": {"B": b"x"}, "alp_fmt": {"N": "2"}, "alp_ver": {"N": "4"}}
+        aws.put_item(TableName=TABLE, Item={**v2, "alp_codec": {"S": "pickle5+zlib"}})
+        assert [k for k in all_keys(aws) if k.startswith("large#alp#")]  # the run holding the blob: 2 items
         scans: list[dict[str, Any]] = []
         from aws_lambda_persistence_lite._client import default_client
 
@@ -91,16 +96,23 @@ class TestList:
         lines = result.out.splitlines()
         assert lines[0].split() == ["KEY", "VERSION", "FORMAT", "CODEC", "STORAGE", "SIZE"]
         rows = {line.split()[0]: line.split() for line in lines[1:]}
-        assert set(rows) == {"small", "large", "old"}
-        assert rows["small"][1:5] == ["1", "2", pkg.PersistentMap.codec_factory().name, "inline"]
-        assert rows["large"][4:6] == ["2", "shards"]
-        assert rows["old"][1:4] == ["0", "1", "pickle-1.0.0"]
+        assert set(rows) == {"small", "large", "old", "v2"}
+        codec = pkg.PersistentMap.codec_factory().name
+        assert rows["small"][1:5] == ["1", "3", codec, "head"]  # the one change is in the head's log
+        assert rows["large"][1:6] == ["1", "3", codec, "1", "segment"]
+        assert rows["old"][1:] == ["0", "1", "pickle-1.0.0", "inline", "-"]
+        assert rows["v2"][1:] == ["4", "2", "pickle5+zlib", "unreadable", "-"]
         projection = scans[0]["ProjectionExpression"]
         names = scans[0]["ExpressionAttributeNames"]
         assert "value" not in {names[n.strip()] for n in projection.split(",")}
 
         rows_json = {r["key"]: r for r in json.loads(cli("list", "--json").out)}
-        assert rows_json["large"]["shards"] == 2 and rows_json["small"]["size"] > 0 and rows_json["old"]["size"] is None
+        large, small = rows_json["large"], rows_json["small"]
+        assert large["segments"] == 1 and large["shards"] == 2 and large["size"] > 500 * KB
+        # the head's size, its value (the 1.0.0 trap, not fetched by the Scan) included
+        binary = sum(len(v["B"]) for v in (stored_item(aws, "small") or {}).values() if "B" in v)
+        assert small["segments"] == 0 and small["log"] == 1 and binary < small["size"] < 4000
+        assert rows_json["old"]["size"] is None and "format 2" in rows_json["v2"]["error"]
 
     def test_missing_table_is_one_line(self, cli: Cli) -> None:
         line = one_line_error(cli("list", "--table", "NoSuchTable"))
@@ -193,8 +205,8 @@ class TestExportImport:
         assert cli("import", "src", str(path), "--yes").code == 0
         restored = opened(pkg, "src")
         assert same(values, restored.to_dict())
-        assert restored.version == 3  # one commit
-        assert calls.count("PutItem") == 1
+        assert restored.version == 3  # one commit: one change record
+        assert [name for name in calls.names if name in WRITES] in (["UpdateItem"], ["TransactWriteItems"])
 
     def test_import_asks_before_replacing(self, cli: Cli, pkg: Any, tmp_path: Path) -> None:
         path = tmp_path / "map.json"
@@ -240,63 +252,177 @@ class TestExportImport:
 
 
 class TestMigrate:
-    def test_migrates_1_0_0_items_in_place(self, cli: Cli, pkg: Any, aws: Any) -> None:
-        """Only 1.0.0 items are rewritten (not format 2 heads, not shards, which also are just key + value)."""
+    def test_migrates_1_0_0_items(self, cli: Cli, pkg: Any, aws: Any) -> None:
+        """1.0.0 items become format-3 maps of this package's codec; maps already in it are left as they are, and
+        so are segment items (key + value, like 1.0.0 items) and heads of a format this version cannot read."""
         legacy = {"when": "2023", "n": 3, "tags": {"a"}}
         put_legacy(aws, "old-1", pickle.dumps(legacy))
         put_legacy(aws, "old-2", pickle.dumps({}, protocol=2))
         opened(pkg, "new")["a"] = 1
         opened(pkg, "large")["blob"] = random.Random(2).randbytes(500 * KB)
+        aws.put_item(TableName=TABLE, Item={"key": {"S": "v2"}, "value": {"B": b"x"}, "alp_fmt": {"N": "2"}})
+        untouched = {key: stored_item(aws, key) for key in all_keys(aws) if not key.startswith("old-")}
 
         dry = cli("migrate", "--dry-run")
-        assert dry.code == 0 and dry.out.split() == ["old-1", "old-2"] and "2 1.0.0 item(s)" in dry.err
+        assert dry.code == 0 and dry.out.split() == ["old-1", "old-2"] and "2 map(s) to rewrite" in dry.err
         assert "--yes" in one_line_error(cli("migrate"), code=2)
         assert "alp_fmt" not in (stored_item(aws, "old-1") or {})
 
         result = cli("migrate", "--yes")
         assert result.code == 0, result
         assert "old-1: migrated: 3 entries, version 1" in result.out
+        assert "old-2: migrated: 0 entries, version 1" in result.out
         codec = pkg.PersistentMap.codec_factory().name
         for key in ("old-1", "old-2"):
             item = stored_item(aws, key) or {}
-            assert item["alp_fmt"] == {"N": "2"} and item["alp_codec"] == {"S": codec}
+            assert item["alp_fmt"] == {"N": "3"} and item["alp_codec"] == {"S": codec}
         assert opened(pkg, "old-1").to_dict() == legacy
         assert opened(pkg, "old-2").to_dict() == {}
+        assert {key: stored_item(aws, key) for key in untouched} == untouched
         assert cli("migrate", "--dry-run").out == ""
 
+    @pytest.mark.parametrize("steps", [False, True], ids=["one-transaction", "in-steps"])
+    def test_rewrites_maps_of_another_codec(
+        self,
+        aws: Any,
+        core: Any,
+        lite: Any,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+        steps: bool,
+    ) -> None:
+        """The full package's migrate moves a lite map to msgpack+zstd: a new head that continues the sequence,
+        the same entries (types and order), the old segments deleted. Too large for one transaction, the new run
+        is put before the head (in steps)."""
+        from aws_lambda_persistence.__main__ import main as core_main
+        from aws_lambda_persistence_lite import _replica
+
+        data = lite.PersistentMap.open(table_key="lite-map")
+        data.update({"blob": random.Random(4).randbytes(500 * KB), "t": (1, b"\x00")})
+        for i in range(60):  # enough changes to fill the head's log: a flush writes a partition
+            data[f"k{i}"] = "v" * 40
+        values = data.to_dict()
+        claim = {":g": {"SS": ["00000000000000ff:1:0"]}}  # a large write in steps left a claim: a flush collects it
+        aws.update_item(
+            TableName=TABLE,
+            Key={"key": {"S": "lite-map"}},
+            UpdateExpression="ADD alp_garbage :g",
+            ExpressionAttributeValues=claim,
+        )
+        old = stored_item(aws, "lite-map") or {}
+        old_segments = {key for key in all_keys(aws) if key.startswith("lite-map#alp#")}
+        assert old["alp_codec"] != {"S": "msgpack+zstd"} and len(old_segments) >= 3
+        core.PersistentMap.open(table_key="core-map")["a"] = 1
+        core_map = stored_item(aws, "core-map")
+        if steps:
+            monkeypatch.setattr(_replica, "TRANSACT_BUDGET", 100 * KB)
+
+        dry = _run(core_main, capsys, "migrate", "--dry-run")
+        assert dry.code == 0 and dry.out.split() == ["lite-map"]
+        result = _run(core_main, capsys, "migrate", "--yes")
+        version = int(old["alp_ver"]["N"]) + 1
+        assert result.code == 0, result
+        assert result.out == f"lite-map: migrated: {len(values)} entries, version {version}, codec msgpack+zstd\n"
+
+        new = stored_item(aws, "lite-map") or {}
+        assert new["alp_codec"] == {"S": "msgpack+zstd"} and new["alp_ver"] == {"N": str(version)}
+        assert int(new["alp_ep"]["N"]) == int(old["alp_ep"]["N"]) + 1 and new["alp_garbage"] == claim[":g"]
+        assert list(core.PersistentMap.open(table_key="lite-map").items()) == list(values.items())
+        keys = all_keys(aws)
+        assert not old_segments & keys
+        assert [key for key in keys if key.startswith("lite-map#alp#")]  # the new run: too large for the log
+        assert stored_item(aws, "core-map") == core_map
+        assert _run(core_main, capsys, "migrate", "--dry-run").out == ""
+
+    def test_concurrent_writer_is_not_overwritten(
+        self, aws: Any, core: Any, lite: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A change committed between migrate's read and its write wins: the map is skipped, not rewritten."""
+        from aws_lambda_persistence.__main__ import main as core_main
+        from aws_lambda_persistence_lite import _cli
+
+        put_legacy(aws, "old", pickle.dumps({"a": 1}))
+        lite.PersistentMap.open(table_key="m")["a"] = 1
+        replace = _cli.replace_map
+
+        def racing(client: Any, settings: Any, *args: Any) -> Any:
+            lite.PersistentMap.open(table_key=settings.table_key)["b"] = 2  # another container, meanwhile
+            return replace(client, settings, *args)
+
+        monkeypatch.setattr(_cli, "replace_map", racing)
+        result = _run(core_main, capsys, "migrate", "--yes")
+        assert result.code == 0, result
+        assert result.out.splitlines() == [
+            f"{key}: skipped: another writer changed it meanwhile (run migrate again)" for key in ("m", "old")
+        ]
+        for key in ("m", "old"):
+            assert lite.PersistentMap.open(table_key=key) == {"a": 1, "b": 2}
+            assert (stored_item(aws, key) or {})["alp_codec"] == {"S": lite.PersistentMap.codec_factory().name}
+
     def test_unreadable_item_is_reported(self, cli: Cli, pkg: Any, aws: Any) -> None:
+        """migrate names what it cannot rewrite (exit 1); --dry-run lists only what migrate can rewrite."""
         put_legacy(aws, "bad", pickle.dumps({"x": Path("/")}))
         put_legacy(aws, "good", pickle.dumps({"x": 1}))
+        dry = cli("migrate", "--dry-run")
+        assert dry.code == 1 and dry.out.split() == ["good"]
+        assert "bad: cannot be migrated:" in dry.err and "1 of 2 map(s) cannot be migrated" in dry.err
         result = cli("migrate", "--yes")
         assert result.code == 1
         assert "bad: not migrated:" in result.out and "good: migrated" in result.out
-        assert "1 of 2 item(s) were not migrated" in result.err
+        assert "1 of 2 map(s) were not migrated" in result.err
 
 
 class TestPolicyAndInfo:
     def test_policy(self, cli: Cli, pkg: Any) -> None:
         result = cli("policy", "my-fn", "--table", "Other")
         assert json.loads(result.out) == pkg.policy(pkg.Settings.resolve({"table_key": "my-fn", "table_name": "Other"}))
-        assert "my-fn#alp-shard#*" in result.out
+        assert "my-fn#alp#*" in result.out  # the map's segment items (table_key#alp#<sid>#<i>)
         assert "Condition" not in json.loads(cli("policy", "my-fn", "--all-rows").out)["Statement"][0]
 
     def test_info(self, cli: Cli, pkg: Any, aws: Any) -> None:
+        codec = pkg.PersistentMap.codec_factory().name
         opened(pkg, "small").update({"a": 1, "b": "x" * 1000})
         facts = json.loads(cli("info", "small", "--json").out)
-        assert facts["version"] == 1 and facts["format"] == 2 and facts["storage"] == "inline"
-        assert facts["entries"] == 2 and facts["decoded_bytes"] > 1000 > facts["stored_bytes"] > 0
-        assert facts["load_calls"] == 1 and facts["load_read_units"] == 1
-        assert facts["codec"] == pkg.PersistentMap.codec_factory().name
+        assert facts["version"] == 1 and facts["epoch"] == 0 and facts["format"] == 3 and facts["codec"] == codec
+        assert facts["storage"] == "head" and facts["segments"] == [] and facts["log_records"] == 1
+        assert facts["entries"] == 2 and facts["decoded_bytes"] == facts["log_bytes"] > 1000
+        assert facts["stored_bytes"] == facts["head_bytes"] > facts["log_bytes"]  # (the log is not compressed)
+        assert facts["load_calls"] == 1 and facts["load_read_units"] == 1  # the whole map is in the head
 
         opened(pkg, "large")["blob"] = random.Random(3).randbytes(500 * KB)
         text = cli("info", "large").out
-        assert "2 shards (generation" in text and "entries:" in text and "read units" in text
+        assert "1 segment" in text and "(level 0, sequence 1-1): 2 items" in text and "read units" in text
         facts = json.loads(cli("info", "large", "--json").out)
-        assert facts["load_items"] == 3 and facts["stored_bytes"] > 500 * KB
+        (run,) = facts["segments"]
+        assert run["kind"] == "run" and run["shards"] == 2 and (run["lo"], run["hi"]) == (1, 1)
+        assert facts["load_items"] == 3 and facts["stored_bytes"] > 500 * KB and facts["entries"] == 1
+
+        busy = opened(pkg, "busy")
+        for i in range(60):  # enough changes to fill the head's log: a flush writes a run and a partition
+            busy[f"k{i}"] = "v" * 40
+        facts = json.loads(cli("info", "busy", "--json").out)
+        partitions = [s for s in facts["segments"] if s["kind"] == "partition" and s["shards"]]
+        assert facts["epoch"] >= 1 and facts["entries"] == 60 and partitions and partitions[0]["watermark"] > 0
+        assert f"watermark {partitions[0]['watermark']}): 1 item" in cli("info", "busy").out
 
         put_legacy(aws, "old", pickle.dumps({"x": 1}))
         assert "1 (aws-lambda-persistence 1.0.0)" in cli("info", "old").out
+        assert json.loads(cli("info", "old", "--json").out)["entries"] == 1
         assert "no map is stored" in one_line_error(cli("info", "nope"))
+
+    def test_info_on_a_codec_this_package_cannot_read(self, cli: Cli, pkg: Any, aws: Any) -> None:
+        """The head's facts still show; the entries say why they cannot be read here; reading the map fails."""
+        opened(pkg, "m")["a"] = 1
+        aws.update_item(
+            TableName=TABLE,
+            Key={"key": {"S": "m"}},
+            UpdateExpression="SET alp_codec = :c",
+            ExpressionAttributeValues={":c": {"S": "cbor+brotli"}},
+        )
+        result = cli("info", "m")
+        assert result.code == 0, result
+        assert "cbor+brotli" in result.out and "entries:   unreadable here (cannot decode" in result.out
+        assert "upgrade" in one_line_error(cli("show", "m"))
 
 
 class TestSettingsAndErrors:
@@ -366,6 +492,20 @@ def test_full_command_reads_lite_maps(aws: Any, core: Any, lite: Any, capsys: py
 
     lite.PersistentMap.open(table_key="m")["b"] = bytearray(b"x")
     assert json.loads(_run(core_main, capsys, "show", "m").out) == {"b": {"$bytearray": "eA=="}}
+
+
+def test_full_command_writes_lite_maps_with_their_codec(
+    aws: Any, core: Any, lite: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A map holds entries of one codec: the full command changes a lite map with the lite codec, so that lite
+    functions still read it (migrate is what moves a map to another codec)."""
+    from aws_lambda_persistence.__main__ import main as core_main
+
+    lite.PersistentMap.open(table_key="m")["b"] = 1
+    assert _run(core_main, capsys, "set", "m", "c", "[2]").code == 0
+    assert _run(core_main, capsys, "delete", "m", "b", "--yes").code == 0
+    assert (stored_item(aws, "m") or {})["alp_codec"] == {"S": lite.PersistentMap.codec_factory().name}
+    assert lite.PersistentMap.open(table_key="m") == {"c": [2]}
 
 
 def test_python_dash_m(moto_server: str, pkg: Any, table_key: str) -> None:

@@ -155,15 +155,27 @@ class TestConflicts:
         b["from_b"] = 2  # b's view is stale: its commit conflicts, reloads, re-applies only its own change
         assert b.to_dict() == {"x": 0, "from_a": 1, "from_b": 2} == pkg.PersistentMap().to_dict()
 
-    def test_last_commit_counts_every_attempt(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
-        """A write that lost a race once: its cost includes the failed conditional PutItem, and no extra read
-        was needed (the winner's item came back with the failure)."""
+    def test_blind_write_on_a_stale_view_is_one_call(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """A set never conflicts: on a view another container made stale it is still one UpdateItem, whose answer
+        brings the other container's change along."""
         a, b = pkg.PersistentMap(x=0), pkg.PersistentMap()
         a["x"] = 1
         calls.clear()
         b["y"] = 2
-        assert calls.names == ["PutItem", "PutItem"]
+        assert calls.names == ["UpdateItem"]
+        assert b.last_commit.calls == 1
+        assert b.to_dict() == {"x": 1, "y": 2}
+
+    def test_last_commit_counts_every_attempt(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """A conditional write (mutate) that lost a race once: its cost includes the failed append, and no extra
+        read was needed (the winner's head came back with the failure)."""
+        a, b = pkg.PersistentMap(x=0), pkg.PersistentMap()
+        a["x"] = 1
+        calls.clear()
+        b.mutate(lambda d: d.__setitem__("x", d["x"] + 1))
+        assert calls.names == ["UpdateItem", "UpdateItem"]
         assert b.last_commit.calls == 2 and b.last_commit.capacity_units == 2
+        assert pkg.PersistentMap()["x"] == 2
 
     def test_delete_and_clear_replay(self, aws: Any, pkg: Any, table_key: str) -> None:
         a, b = pkg.PersistentMap(x=0, y=1), pkg.PersistentMap()
@@ -174,11 +186,14 @@ class TestConflicts:
         b.clear()  # clear() means: nothing left, including what others added meanwhile
         assert pkg.PersistentMap().to_dict() == {}
 
-    def test_unsaved_nested_edit_is_replayed(self, aws: Any, pkg: Any, table_key: str) -> None:
+    def test_unsaved_nested_edit_is_not_written_by_other_writes(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """An in-place edit is this container's until save(): another key's write does not carry it along."""
         a, b = pkg.PersistentMap(l=[1], n=0), pkg.PersistentMap()
         a["n"] = 5
         b["l"].append(2)
         b["m"] = 1
+        assert pkg.PersistentMap().to_dict() == {"l": [1], "n": 5, "m": 1}
+        b.save()
         assert pkg.PersistentMap().to_dict() == {"l": [1, 2], "n": 5, "m": 1}
 
     def test_increment_on_stale_view(self, aws: Any, pkg: Any, table_key: str) -> None:
@@ -194,24 +209,25 @@ class TestConflicts:
         assert pkg.PersistentMap()["queue"] == ["j3"]
 
     def test_conflict_exhaustion(self, aws: Any, pkg: Any, table_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        """When others win every attempt: ConflictError, nothing written, memory equals the stored state."""
+        """When others win every attempt of a conditional write: ConflictError, nothing written, memory equals the
+        stored state."""
         a = pkg.PersistentMap.open({"x": 0}, max_attempts=3)
         other = pkg.PersistentMap()
-        from aws_lambda_persistence_lite import _store
+        from aws_lambda_persistence_lite._replica import Replica
 
-        real_commit = _store.Store.commit
+        real_commit = Replica.commit
         bumps = {"n": 0}
 
         def racing_commit(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if self is a._store:
+            if self is a._replica:
                 bumps["n"] += 1
                 other["x"] = bumps["n"]  # another container commits just before us, every time
             return real_commit(self, *args, **kwargs)
 
-        monkeypatch.setattr(_store.Store, "commit", racing_commit)
+        monkeypatch.setattr(Replica, "commit", racing_commit)
         with pytest.raises(pkg.ConflictError):
-            a["mine"] = 1
-        monkeypatch.setattr(_store.Store, "commit", real_commit)
+            a.mutate(lambda d: d.__setitem__("mine", d["x"]))
+        monkeypatch.setattr(Replica, "commit", real_commit)
         stored = pkg.PersistentMap().to_dict()
         assert stored == {"x": 3} and a.to_dict() == stored
 

@@ -29,7 +29,7 @@ class TestFailedWrites:
         data = pkg.PersistentMap(a=1)
         before = stored_item(aws, table_key)
         faults.error(
-            "PutItem", code, times=10, message=DENIED.format("PutItem"), status=500 if "Internal" in code else 400
+            "UpdateItem", code, times=10, message=DENIED.format("UpdateItem"), status=500 if "Internal" in code else 400
         )
         expected = getattr(pkg, error, ClientError)
         with pytest.raises(expected):
@@ -52,7 +52,7 @@ class TestFailedWrites:
         def drop(name: str) -> Any:
             raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
 
-        faults.plan.append((lambda name, seen: name == "PutItem", drop))
+        faults.plan.append((lambda name, seen: name == "UpdateItem", drop))
         with pytest.raises(EndpointConnectionError):
             data["a"] = 2
         assert data["a"] == 1
@@ -72,9 +72,9 @@ class TestFailedWrites:
     def test_transient_throttle_is_retried_by_botocore(
         self, aws: Any, pkg: Any, table_key: str, faults: Faults, calls: Calls
     ) -> None:
-        """One throttled PutItem is retried by botocore's standard mode; the write succeeds."""
+        """One throttled UpdateItem is retried by botocore's standard mode; the write succeeds."""
         data = pkg.PersistentMap(a=1)
-        faults.error("PutItem", "ProvisionedThroughputExceededException", times=1)
+        faults.error("UpdateItem", "ProvisionedThroughputExceededException", times=1)
         data["a"] = 2
         assert pkg.PersistentMap()["a"] == 2
 
@@ -87,16 +87,16 @@ class TestFailedWrites:
         state = {"lost": False}
 
         def lose_first_response(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
-            if model.name == "PutItem" and not state["lost"]:
+            if model.name == "UpdateItem" and not state["lost"]:
                 state["lost"] = True
                 raise ConnectionResetError("connection reset after the write was applied")
 
         client = default_client()
-        client.meta.events.register("after-call.dynamodb.PutItem", lose_first_response)
+        client.meta.events.register("after-call.dynamodb.UpdateItem", lose_first_response)
         calls.clear()
         data["a"] = 2
-        client.meta.events.unregister("after-call.dynamodb.PutItem", lose_first_response)
-        assert calls.names == ["PutItem", "GetItem"]
+        client.meta.events.unregister("after-call.dynamodb.UpdateItem", lose_first_response)
+        assert calls.names == ["UpdateItem", "GetItem"]
         assert data.to_dict() == {"a": 2} == pkg.PersistentMap().to_dict()
 
     def test_failed_write_that_was_not_applied(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
@@ -107,12 +107,12 @@ class TestFailedWrites:
         data = pkg.PersistentMap(a=1)
 
         def fail_before_sending(model: Any, **_: Any) -> None:
-            if model.name == "PutItem":
+            if model.name == "UpdateItem":
                 raise ConnectionResetError("connection reset before the request was sent")
 
         client = default_client()
-        client.meta.events.register("before-call.dynamodb.PutItem", fail_before_sending)
+        client.meta.events.register("before-call.dynamodb.UpdateItem", fail_before_sending)
         with pytest.raises(ConnectionResetError):
             data["a"] = 2
-        client.meta.events.unregister("before-call.dynamodb.PutItem", fail_before_sending)
+        client.meta.events.unregister("before-call.dynamodb.UpdateItem", fail_before_sending)
         assert data.to_dict() == {"a": 1} == pkg.PersistentMap().to_dict()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TABLE, TEST_BACKEND, Calls, stored_item
+from tests.conftest import TABLE, TEST_BACKEND, Calls, all_keys, stored_item
 
 
 class TestDictAPI:
@@ -66,7 +66,7 @@ class TestDictAPI:
         pkg.PersistentMap(a=1)
         calls.clear()
         data = pkg.PersistentMap({"b": 2}, c=3)
-        assert calls.names == ["GetItem", "PutItem"]
+        assert calls.names == ["GetItem", "UpdateItem"]
         assert pkg.PersistentMap().to_dict() == {"a": 1, "b": 2, "c": 3} == data
 
 
@@ -123,8 +123,8 @@ class TestWrites:
         pkg.PersistentMap()["a"] = 1
         assert pkg.PersistentMap()["a"] == 1
 
-    def test_each_mutation_is_one_put(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
-        """Set, delete, update and clear each cost one conditional PutItem."""
+    def test_each_mutation_is_one_append(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """Set, delete, update and clear each cost one UpdateItem that appends a record to the head's log."""
         data = pkg.PersistentMap(seed=0)
         for mutate in (
             lambda: data.__setitem__("a", 1),
@@ -134,7 +134,7 @@ class TestWrites:
         ):
             calls.clear()
             mutate()
-            assert calls.names == ["PutItem"]
+            assert calls.names == ["UpdateItem"]
 
     def test_identical_value_writes_nothing(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
         data = pkg.PersistentMap(n=5, flag=True, nested={"a": [1, 2]})
@@ -156,7 +156,7 @@ class TestWrites:
         data = pkg.PersistentMap(v=before)
         calls.clear()
         data["v"] = after
-        assert calls.names == ["PutItem"]
+        assert calls.names == ["UpdateItem"]
         assert repr(pkg.PersistentMap()["v"]) == repr(after)
 
     def test_batch_writes_once(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
@@ -172,7 +172,7 @@ class TestWrites:
                 data["d"] = 4
             assert data.to_dict() == {"b": 2, "c": 3, "n": 1, "d": 4}
             assert calls.names == []
-        assert calls.names == ["PutItem"]
+        assert calls.names == ["UpdateItem"]
         assert pkg.PersistentMap().to_dict() == {"b": 2, "c": 3, "n": 1, "d": 4}
 
     def test_batch_that_raises_writes_nothing(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
@@ -189,34 +189,50 @@ class TestWrites:
         assert calls.names == [] and data.to_dict() == {"a": 1}
 
     def test_nested_in_place_changes_need_save(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
-        """data['l'].append(x) changes memory only; save() (or the next write) persists it, detected exactly."""
+        """data['l'].append(x) changes memory only; save() persists it, detected exactly. Other writes do not
+        (a write costs what it changes: finding in-place edits means encoding every value, which only save() does)."""
         data = pkg.PersistentMap(l=[1])
         data["l"].append(2)
         assert pkg.PersistentMap()["l"] == [1]
         calls.clear()
         data.save()
-        assert calls.names == ["PutItem"]
+        assert calls.names == ["UpdateItem"]
         assert pkg.PersistentMap()["l"] == [1, 2]
         calls.clear()
         data.save()
         assert calls.names == []
         data["l"].append(3)
         data["other"] = 1
+        assert pkg.PersistentMap()["l"] == [1, 2]
+        data.save()
         assert pkg.PersistentMap()["l"] == [1, 2, 3]
 
     def test_stored_item_layout(self, aws: Any, pkg: Any, table_key: str) -> None:
-        """What is in DynamoDB: the map under its key, with format, codec, version and integrity check."""
+        """What is in DynamoDB: the map's head under its key, with format, codec, version, the log of its two
+        changes, and a segment-table check; a small map is its head alone."""
         data = pkg.PersistentMap(a=1)
         data["b"] = 2
         item = stored_item(aws, table_key)
         assert item is not None
         assert item["key"] == {"S": table_key}
-        assert item["alp_fmt"] == {"N": "2"}
+        assert item["alp_fmt"] == {"N": "3"}
         assert item["alp_ver"] == {"N": "2"}
         assert item["alp_codec"]["S"] == data._codec.name
+        assert len(item["alp_log"]["L"]) == 2
         assert len(item["alp_dig"]["B"]) == 16
-        assert "B" in item["value"]
+        assert all_keys(aws) == {table_key}
         assert data.version == 2
+
+    def test_aws_lambda_persistence_1_0_0_refuses_the_item_loudly(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """1.0.0 unpickles ``value``: it must fail with a message saying what to do, never read an empty map (and
+        then overwrite this one with it)."""
+        import pickle
+
+        pkg.PersistentMap(a=1)
+        item = stored_item(aws, table_key)
+        assert item is not None
+        with pytest.raises(ValueError, match=r"2\.x stored this map; 1\.0\.0 cannot read it: upgrade this function"):
+            pickle.loads(item["value"]["B"])
 
 
 class TestConfiguration:

@@ -1,18 +1,27 @@
-"""Interleavings and faults at the exact moment that matters: a response lost after DynamoDB applied the write
-while another container commits on top, a refresh inside a batch, atomic pop, read-modify-write that changes
-nothing, a large map shrinking to one item, and the error codes DynamoDB uses for throttled and contended
-transactions. Each test fails on the engine as it was before the fix it guards."""
+"""Interleavings and faults at the exact moment that matters, on format 3 (FORMAT3.md): an append or a flush
+applied whose response is lost while other containers commit on top, flushes that lose to another container's
+flush or are cancelled, throttled transactions, concurrent increments across flushes, a refresh inside a batch,
+atomic pop, read-modify-write that changes nothing, large writes, and the error codes DynamoDB uses for throttled
+and contended calls. Each test fails on an engine that breaks the promise its docstring names."""
 
 from __future__ import annotations
 
-import os
+import random
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 
-from tests.conftest import Faults
+from tests.conftest import Backend, Faults
+
+#: A value of ~1.2 KB: three fill the head's log (4,000 bytes), the fourth change flushes it.
+FILLER = 1200
+
+
+def text(seed: int, size: int = FILLER) -> str:
+    return random.Random(seed).randbytes(size // 2).hex()
 
 
 def retry_after_applied(client: Any, operation: str, meanwhile: Callable[[], None]) -> dict[str, bool]:
@@ -41,64 +50,127 @@ def two_containers(pkg: Any, initial: dict[str, Any]) -> tuple[Any, Any, Any]:
 
 
 def stored(pkg: Any) -> dict[Any, Any]:
+    """What every reader sees: a cold map with a client of its own."""
     return dict(pkg.PersistentMap.open(client=boto3.client("dynamodb")).to_dict())
 
 
-class TestLostResponseWithCommitsOnTop:
-    """The head remembers the ids of its last commits (alp_prev), so a writer whose retry fails its condition on
-    a newer head still sees that its own commit was applied, and does not apply it a second time."""
+def operations(client: Any) -> list[str]:
+    """Records the DynamoDB operations ``client`` makes, in order."""
+    names: list[str] = []
+    client.meta.events.register("before-call.dynamodb", lambda model, **_: names.append(model.name))
+    return names
+
+
+def filler(prefix: str, i: int, size: int = FILLER) -> str:
+    return text(sum(map(ord, prefix)) * 1000 + i, size)
+
+
+def sets(data: Any, prefix: str, count: int) -> dict[str, str]:
+    """``count`` sets of ~1.2 KB values (three fill the head's log: the fourth flushes it). Returns them."""
+    values = {f"{prefix}{i}": filler(prefix, i) for i in range(count)}
+    for key, value in values.items():
+        data[key] = value
+    return values
+
+
+def record_size(data: Any, key: str, value: Any) -> int:
+    """What appending a set of ``key`` takes from the head's ``alp_room`` (the record and its overhead)."""
+    from aws_lambda_persistence_lite._records import SET, Op, encode_record
+    from aws_lambda_persistence_lite._replica import RECORD_OVERHEAD
+
+    return len(encode_record(bytes(8), [Op(SET, data._codec.encode_entry(key, value))])) + RECORD_OVERHEAD
+
+
+def fill_log(data: Any, prefix: str) -> dict[str, str]:
+    """Sets that leave the head's log with room for no record at all (less than 20 bytes), so that the next
+    change flushes it; sized from the head's ``alp_room`` as the writer last saw it. Returns them."""
+    values: dict[str, str] = {}
+    for i in range(20):
+        head = data._replica.head
+        room = head.room if head is not None else 4000
+        if room < 20:
+            return values
+        key = f"{prefix}{i}"
+        value = filler(prefix, i)
+        if record_size(data, key, value) > room - 200:  # the last one: the largest value that still fits
+            value = next(
+                (v for n in range(FILLER, 0, -2) if record_size(data, key, v := filler(prefix, i, n)) <= room),
+                "",
+            )
+        values[key] = data[key] = value
+    raise AssertionError("the log never filled up")
+
+
+class TestLostAppendResponse:
+    """An append applied whose response is lost is retried by botocore; the retry fails ``NOT contains(alp_ids,
+    :id)``, so the change is recognised as this container's own and is applied once, whatever other containers
+    committed in between."""
 
     def test_increment_is_applied_once(self, aws: Any, pkg: Any, table_key: str) -> None:
         a, b, client = two_containers(pkg, {"n": 0})
-        state = retry_after_applied(client, "PutItem", lambda: b.increment("other"))
+        state = retry_after_applied(client, "UpdateItem", lambda: b.increment("other"))
         assert a.increment("n") == 1
         assert state["fired"]
-        assert stored(pkg) == {"n": 1, "other": 1}
+        assert stored(pkg) == {"n": 1, "other": 1} == a.to_dict()
 
     def test_popped_job_is_the_one_removed(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A conditional append (mutate) applied and retried: the retry also fails the version condition, and the
+        job is still popped once and returned."""
         a, b, client = two_containers(pkg, {"queue": ["j1", "j2", "j3"]})
-        state = retry_after_applied(client, "PutItem", lambda: b.__setitem__("seen", True))
+        state = retry_after_applied(client, "UpdateItem", lambda: b.__setitem__("seen", True))
         assert a.mutate(lambda d: d["queue"].pop(0)) == "j1"
         assert state["fired"]
-        assert stored(pkg)["queue"] == ["j2", "j3"]
+        assert stored(pkg) == {"queue": ["j2", "j3"], "seen": True} == a.to_dict()
+        assert a.mutate(lambda d: d["queue"].pop(0)) == "j2"
+
+    def test_recognised_after_the_record_was_flushed(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """Other containers flush the log twice before the retry: the record is in a run by then, and its id is
+        still among the flushed ids the head remembers."""
+        a, b, client = two_containers(pkg, {"n": 0})
+        calls = operations(b._replica.table.client)
+        written: dict[str, str] = {}
+        state = retry_after_applied(client, "UpdateItem", lambda: written.update(sets(b, "b", 4)))
+        assert a.increment("n") == 1
+        assert state["fired"] and calls.count("TransactWriteItems") == 1
+        assert stored(pkg) == {"n": 1, **written} == a.to_dict()
+        assert a.increment("n") == 2
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="engine: a flush keeps only the ids of the records it flushes itself (_forgotten_ids), so the id of "
+        "a record flushed by an earlier flush is dropped although far fewer than 16 records were flushed since; "
+        "botocore's retry of that append is then applied a second time",
+    )
+    def test_recognised_after_two_flushes(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """The same with two flushes (six records) between the append and its retry: FORMAT3.md promises
+        recognition up to 16 flushed records."""
+        a, b, client = two_containers(pkg, {"n": 0})
+        calls = operations(b._replica.table.client)
+        written: dict[str, str] = {}
+        state = retry_after_applied(client, "UpdateItem", lambda: written.update(sets(b, "b", 7)))
+        assert a.increment("n") == 1
+        assert state["fired"] and calls.count("TransactWriteItems") == 2
+        assert stored(pkg) == {"n": 1, **written} == a.to_dict()
 
     def test_retry_refused_without_the_stored_item(self, aws: Any, pkg: Any, table_key: str) -> None:
-        """The retry fails with an error that carries no item (here another container's transaction holding the
-        head): one read of the head decides, and finds this commit in its history."""
+        """The retry fails with an error that carries no item (another container's transaction holding the head):
+        one read of the head decides, and finds this record's id."""
         a, b, client = two_containers(pkg, {"n": 0})
         injector = Faults()
         client.meta.events.register_first("before-send.dynamodb", injector)
 
         def meanwhile() -> None:
             b.increment("other")
-            injector.error("PutItem", "TransactionConflictException", message="ongoing transaction for the item")
+            injector.error("UpdateItem", "TransactionConflictException", message="ongoing transaction for the item")
 
-        state = retry_after_applied(client, "PutItem", meanwhile)
+        state = retry_after_applied(client, "UpdateItem", meanwhile)
         assert a.increment("n") == 1
         assert state["fired"] and injector.plan
-        assert stored(pkg) == {"n": 1, "other": 1}
-
-    def test_transaction_where_the_token_is_ignored(self, aws: Any, pkg: Any, table_key: str) -> None:
-        """Real DynamoDB answers a retried TransactWriteItems by its ClientRequestToken; moto ignores the token,
-        so the history is what tells."""
-        a, b, client = two_containers(pkg, {"blob": os.urandom(600_000), "n": 0})
-        state = retry_after_applied(client, "TransactWriteItems", lambda: b.__setitem__("x", 1))
-        a.increment("n")
-        assert state["fired"]
-        assert stored(pkg)["n"] == 1
-
-    @pytest.mark.slow
-    def test_large_map_flip(self, aws: Any, pkg: Any, table_key: str) -> None:
-        """The same on the head flip of a commit too large for one transaction."""
-        a, b, client = two_containers(pkg, {**{f"k{i}": os.urandom(400_000) for i in range(12)}, "n": 0})
-        state = retry_after_applied(client, "PutItem", lambda: b.__setitem__("x", 1))
-        a.increment("n")
-        assert state["fired"]
-        assert stored(pkg)["n"] == 1
+        assert stored(pkg) == {"n": 1, "other": 1} == a.to_dict()
 
     def test_write_confirmed_after_botocore_gives_up(self, aws: Any, pkg: Any, table_key: str) -> None:
-        """When every attempt's response is lost, one read of the head decides; a commit on top of ours since
-        then no longer makes an applied write look failed."""
+        """When the call fails after the append was applied (every response lost), one strongly consistent read
+        of the head decides: the id is there, so the call succeeds, even with another commit on top."""
         a, b, client = two_containers(pkg, {"n": 0})
         fired = []
 
@@ -108,26 +180,202 @@ class TestLostResponseWithCommitsOnTop:
                 b["other"] = 1
                 raise ConnectionResetError("response lost after the write was applied")
 
-        client.meta.events.register("after-call.dynamodb.PutItem", lose)
+        client.meta.events.register("after-call.dynamodb.UpdateItem", lose)
         assert a.increment("n") == 1
-        assert stored(pkg) == {"n": 1, "other": 1}
-        a["after"] = True  # a's next write finds b's commit, reloads and keeps it
-        assert stored(pkg) == {"n": 1, "other": 1, "after": True}
+        assert fired
+        assert stored(pkg) == {"n": 1, "other": 1} == a.to_dict()
+        a["after"] = True
+        assert stored(pkg) == {"n": 1, "other": 1, "after": True} == a.to_dict()
 
-    def test_flip_retry_without_the_stored_item(self, aws: Any, pkg: Any, table_key: str) -> None:
-        """An endpoint that returns no item with a failed condition: the writer reads the head before it deletes
-        the shards it just wrote, which the applied flip made live."""
-        client = boto3.client("dynamodb")
-        a = pkg.PersistentMap.open({f"k{i}": os.urandom(400_000) for i in range(12)}, client=client)
-        state = retry_after_applied(client, "PutItem", lambda: None)
+    def test_unknown_outcome_when_the_confirming_read_fails_too(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """When the confirming read fails too, the call's error is raised and nothing is undone: the applied
+        increment stays stored (once), memory is unchanged, and the next call catches up."""
+        a, _, client = two_containers(pkg, {"n": 0})
+        injector = Faults()
+        client.meta.events.register_first("before-send.dynamodb", injector)
+        fired = []
 
-        def strip_item(parsed: Any, model: Any, **_: Any) -> None:
-            parsed.pop("Item", None)
+        def lose(model: Any, **_: Any) -> None:
+            if not fired:
+                fired.append(True)
+                injector.error("GetItem", "InternalServerError", status=500, times=99)
+                raise ConnectionResetError("response lost after the write was applied")
 
-        client.meta.events.register("after-call.dynamodb.PutItem", strip_item)
-        a["n"] = 1
+        client.meta.events.register("after-call.dynamodb.UpdateItem", lose)
+        with pytest.raises(ConnectionResetError):
+            a.increment("n")
+        assert a.to_dict() == {"n": 0}, "a failed call changed memory"
+        assert stored(pkg) == {"n": 1}, "the applied increment was undone or applied twice"
+        injector.plan.clear()
+        assert a.increment("n") == 2
+        assert stored(pkg) == {"n": 2} == a.to_dict()
+
+
+class TestLostTransactionResponse:
+    """A transaction applied whose response is lost: DynamoDB answers the retry by its ClientRequestToken; where
+    the token is ignored (moto), the retry fails its condition and the head says the commit was applied."""
+
+    def test_flush_applied_then_retried(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A's flush is applied, B appends before A's retry: A appends its change once after the flush, and the
+        increments each container made are all there, once."""
+        a, b, client = two_containers(pkg, {"n": 0})
+        filled = fill_log(a, "a")
+        state = retry_after_applied(client, "TransactWriteItems", lambda: b.increment("n"))
+        assert a.increment("n") == 2  # after B's increment, which landed between the flush and A's append
         assert state["fired"]
-        assert stored(pkg)["n"] == 1  # every shard is still there
+        assert stored(pkg) == {"n": 2, **filled} == a.to_dict()
+        assert b.increment("n") == 3
+
+    def test_large_write_applied_then_retried(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A large write (a record > 2 KB, its own run) applied, B appends before the retry: the retry is
+        recognised by the record's id, and the record is stored once."""
+        big = {f"u{i}": text(i, 100) for i in range(50)}
+        a, b, client = two_containers(pkg, {f"b{i}": text(-i, 100) for i in range(50)})  # a first large write
+        state = retry_after_applied(client, "TransactWriteItems", lambda: b.increment("n"))
+        a.update(big)
+        assert state["fired"]
+        expected = {**{f"b{i}": text(-i, 100) for i in range(50)}, **big, "n": 1}
+        assert stored(pkg) == expected == a.to_dict()
+        assert a.increment("n") == 2
+
+
+class TestFlushContention:
+    """A writer whose flush is refused (another container flushed first, or holds the head) appends again: its
+    change lands once, and nothing another container committed is lost."""
+
+    def test_flush_loses_to_another_containers_flush(self, aws: Any, pkg: Any, table_key: str) -> None:
+        a, b, client = two_containers(pkg, {})
+        filled = fill_log(a, "a")
+        b.refresh()  # both see the full log
+        fired = []
+
+        def b_flushes_first(model: Any, **_: Any) -> None:
+            if not fired:
+                fired.append(True)
+                b["b"] = text(7)  # finds the log full too: flushes, then appends
+
+        client.meta.events.register("before-call.dynamodb.TransactWriteItems", b_flushes_first)
+        calls = operations(client)
+        assert a.increment("n") == 1
+        assert fired and calls.count("TransactWriteItems") == 1 and calls.count("UpdateItem") >= 2
+        assert stored(pkg) == {**filled, "b": text(7), "n": 1} == a.to_dict()
+
+    @pytest.mark.parametrize("how", ["cancellation reason", "exception"])
+    def test_flush_refused_by_a_transaction_conflict(
+        self, aws: Any, pkg: Any, table_key: str, faults: Faults, calls: Any, how: str
+    ) -> None:
+        data = pkg.PersistentMap()
+        fill_log(data, "a")
+        if how == "cancellation reason":
+            faults.cancelled_transaction("TransactionConflict")
+        else:
+            faults.error("TransactWriteItems", "TransactionConflictException", message="transaction conflict")
+        calls.clear()
+        assert data.increment("n") == 1
+        assert calls.count("TransactWriteItems") == 2, calls.names  # refused, then flushed
+        assert stored(pkg) == data.to_dict() and stored(pkg)["n"] == 1
+
+    @pytest.mark.parametrize("reason", ["ThrottlingError", "ProvisionedThroughputExceeded"])
+    def test_throttled_flush_is_retried(
+        self, aws: Any, pkg: Any, table_key: str, faults: Faults, calls: Any, reason: str
+    ) -> None:
+        """DynamoDB cancels a transaction for throttling (on-demand, provisioned); botocore does not retry it, the
+        library does."""
+        data = pkg.PersistentMap()
+        fill_log(data, "a")
+        faults.cancelled_transaction(reason)
+        calls.clear()
+        data["b"] = 1
+        assert calls.count("TransactWriteItems") == 2
+        assert stored(pkg) == data.to_dict() and stored(pkg)["b"] == 1
+
+    def test_throttled_always_raises_with_nothing_changed(
+        self, aws: Any, pkg: Any, table_key: str, faults: Faults
+    ) -> None:
+        from botocore.exceptions import ClientError
+
+        data = pkg.PersistentMap()
+        fill_log(data, "a")
+        before = data.to_dict()
+        for _ in range(10):
+            faults.cancelled_transaction("ThrottlingError")
+        with pytest.raises(ClientError, match="TransactionCanceled"):
+            data["b"] = 1
+        assert data.to_dict() == before == stored(pkg)
+        faults.plan.clear()
+        data["b"] = 1
+        assert stored(pkg) == {**before, "b": 1} == data.to_dict()
+
+
+class TestConcurrentIncrements:
+    """increment() from several containers is exact across flushes: every addition counted once, and each
+    caller gets the value its own addition produced (all distinct)."""
+
+    def test_interleaved_instances_across_flushes(self, aws: Any, pkg: Any, table_key: str, calls: Any) -> None:
+        """Four maps in one process, taking turns, each on a stale copy; sets of large values between them
+        fill the log, so that flushes (and their maintenance) happen between the increments."""
+        maps = [pkg.PersistentMap() for _ in range(4)]
+        values = []
+        for i in range(120):
+            m = maps[i % 4]
+            values.append(m.increment("n"))
+            if i % 5 == 0:
+                m[f"s{i % 7}"] = text(i)
+        assert calls.count("TransactWriteItems") >= 10
+        assert sorted(values) == list(range(1, 121))
+        for m in maps:
+            m.refresh()
+            assert m["n"] == 120 and m.to_dict() == stored(pkg)
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="engine: a container whose append (or refresh after a conflict) returns a head listing segments it "
+        "lacks reads them; when another container's maintenance deleted them meanwhile, the internal _Moved "
+        "escapes from commit() although the change was applied (load/refresh re-read the head, commit does not)",
+    )
+    def test_segments_replaced_while_a_writer_catches_up(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A's append returns a head listing B's partition and run, which A lacks; before A reads them, B's next
+        flush merges the partition anew and deletes both. A's change is committed: the call must succeed."""
+        a, b, client = two_containers(pkg, {"n": 0})
+        sets(b, "b", 4)  # B's flush: a run and a partition A has not read
+        fired = []
+
+        def b_flushes_again(model: Any, **_: Any) -> None:
+            if not fired:
+                fired.append(sets(b, "c", 4))  # merges the partition anew: the old one and the run are deleted
+
+        client.meta.events.register("before-call.dynamodb.BatchGetItem", b_flushes_again)
+        assert a.increment("n") == 1
+        assert fired
+        assert stored(pkg) == a.to_dict() and a["n"] == 1
+
+    @pytest.mark.xfail(
+        strict=False,
+        reason="engine: intermittent, the _Moved of test_segments_replaced_while_a_writer_catches_up escapes from "
+        "a thread's set() when another thread's merge deleted a segment it was about to read",
+    )
+    @pytest.mark.parametrize("backend", ["moto-server", "dynamodb-local"], indirect=True)
+    def test_threads_across_flushes(self, backend: Backend, pkg: Any, table_key: str) -> None:
+        """Four maps (each with a client of its own) incrementing at once from four threads, with flushes."""
+        results: list[list[int]] = [[] for _ in range(4)]
+
+        def worker(w: int) -> None:
+            m = pkg.PersistentMap.open(client=backend.client(), max_attempts=60)
+            for i in range(30):
+                results[w].append(m.increment("n"))
+                if i % 4 == 0:
+                    m[f"w{w}"] = text(w * 100 + i)
+
+        threads = [threading.Thread(target=worker, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        values = [v for r in results for v in r]
+        assert sorted(values) == list(range(1, 121))
+        assert all(r == sorted(r) for r in results), "a container saw its counter go backwards"
+        final = pkg.PersistentMap.open(client=backend.client())
+        assert final["n"] == 120
 
 
 class TestBatch:
@@ -202,6 +450,14 @@ class TestReadModifyWrite:
         assert a.popitem() == ("second", 2)
         assert stored(pkg) == {"first": 1}
 
+    def test_pop_across_a_flush(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A conditional append whose version moved on by another container's flush and append: computed again
+        on the newest state, the key popped is removed once."""
+        a, b = pkg.PersistentMap(queue=["j1", "j2"]), pkg.PersistentMap()
+        sets(b, "b", 4)  # flushes
+        assert a.mutate(lambda d: d["queue"].pop(0)) == "j1"
+        assert stored(pkg)["queue"] == ["j2"] == a["queue"]
+
     def test_mutate_that_changes_nothing_decides_on_the_stored_state(self, aws: Any, pkg: Any, table_key: str) -> None:
         """A compare-and-set whose stale view says 'already mine' must not report success without checking."""
         a, b = pkg.PersistentMap(holder="A"), pkg.PersistentMap()
@@ -225,38 +481,49 @@ class TestReadModifyWrite:
         assert calls.names == ["GetItem"]
 
 
-class TestLargeMapShrinks:
-    def test_to_one_item_when_the_old_shards_exceed_a_transaction(
-        self, aws: Any, pkg: Any, table_key: str, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """An inline head that must delete more old shards than one transaction holds commits in steps with no
-        new generation (the limit is lowered to 3 actions here; 100 on DynamoDB, i.e. a map of ~40 MB)."""
-        from aws_lambda_persistence_lite import _store
+class TestLargeWrites:
+    """Records too large for the log (update() of 50 keys with 100-byte values, > 2 KB) are written as a run of
+    their own with the head update, in one transaction (FORMAT3.md, commit 4). (Format 2's test of a map that
+    shrinks to one item when its old shards exceed a transaction has no format-3 counterpart: no commit rewrites
+    the whole map; its closest step is a large write and what later flushes do with it.)"""
 
-        data = pkg.PersistentMap({"a": os.urandom(1_000_000)})
-        monkeypatch.setattr(_store, "TRANSACT_MAX_ACTIONS", 3)
-        data["a"] = b"small"
-        assert stored(pkg) == {"a": b"small"}
+    def test_large_write_after_appends_is_seen_by_every_reader(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """The log's records keep their sequence numbers when a large write takes the next one (they move into a
+        run in the same commit): no record is lost or folded twice."""
+        data = pkg.PersistentMap(a=1)
+        data["b"] = 2
+        big = {f"u{i}": text(i, 100) for i in range(50)}
+        data.update(big)
+        assert stored(pkg) == {"a": 1, "b": 2, **big} == data.to_dict()
+
+    def test_large_map_shrinks_and_grows_again(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A map made by a large write, cleared and written again across flushes and merges: every reader sees
+        each state, and no segment the head does not list remains."""
+        big = {f"u{i}": text(i, 100) for i in range(50)}
+        data = pkg.PersistentMap(big)
+        assert stored(pkg) == big
         data.clear()
-        assert stored(pkg) == {}
+        assert stored(pkg) == {} == data.to_dict()
+        expected = sets(data, "c", 8)  # two flushes: the first merges (the cleared run is folded and dropped)
+        assert stored(pkg) == expected == data.to_dict()
 
 
 class TestErrorCodes:
-    def test_transaction_throttled_on_a_provisioned_table_is_retried(
+    def test_large_write_throttled_on_a_provisioned_table_is_retried(
         self, aws: Any, pkg: Any, table_key: str, faults: Faults
     ) -> None:
-        data = pkg.PersistentMap({"blob": os.urandom(600_000)})
+        data = pkg.PersistentMap({f"b{i}": text(-i, 100) for i in range(50)})
         faults.cancelled_transaction("ProvisionedThroughputExceeded")
-        new = os.urandom(600_000)
-        data["blob"] = new
-        assert stored(pkg)["blob"] == new
+        new = {f"u{i}": text(i, 100) for i in range(50)}
+        data.update(new)
+        assert stored(pkg) == data.to_dict() and all(stored(pkg)[k] == v for k, v in new.items())
 
-    def test_put_during_another_containers_transaction_is_a_conflict(
+    def test_append_during_another_containers_transaction_is_retried(
         self, aws: Any, pkg: Any, table_key: str, faults: Faults
     ) -> None:
         data = pkg.PersistentMap(a=1)
-        faults.error("PutItem", "TransactionConflictException", message="ongoing transaction for the item")
-        data["a"] = 2
+        faults.error("UpdateItem", "TransactionConflictException", message="ongoing transaction for the item")
+        assert data.increment("a") == 2
         assert stored(pkg) == {"a": 2}
 
     def test_invalid_credentials_are_not_a_missing_permission(

@@ -1,8 +1,10 @@
-"""Maps beyond 400 KB: sharded across items, committed atomically, never read torn."""
+"""Maps beyond one item (format 3): segments sharded across items, cold loads, the head's bound, the cost of a
+write on a large map, and reads that never see a torn map."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import multiprocessing
 import os
@@ -12,10 +14,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TABLE, Backend, Calls, Faults, all_keys, enter_container, stored_item
+from tests.conftest import Backend, Calls, all_keys, enter_container, stored_item
 
 KB = 1024
 MB = 1024 * KB
+#: FORMAT3.md: the head never exceeds 4,000 bytes; no commit of a single-key change exceeds 900 WCU (1,000 here).
+HEAD_BUDGET = 4_000
+COMMIT_WCU_MAX = 1_000
 
 
 @functools.cache
@@ -40,198 +45,283 @@ def incompressible(size: int, seed: int = 0) -> dict[str, Any]:
     return {"blob": random.Random(seed).randbytes(size)}
 
 
-SIZES = [100 * KB, 400 * KB, 1 * MB, 4 * MB]
+def chunks(data: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """``data`` in ``count`` dicts of consecutive keys (insertion order kept across them)."""
+    items = list(data.items())
+    step = -(-len(items) // count)
+    return [dict(items[i : i + step]) for i in range(0, len(items), step)]
+
+
+SIZES = [100 * KB, 400 * KB, 1 * MB, 3 * MB]
 SHAPES = {"json": json_like, "random": incompressible}
 
 
-def shard_keys(client: Any, table_key: str) -> set[str]:
-    return {k for k in all_keys(client) if k.startswith(f"{table_key}#alp-shard#")}
+def segment_keys(client: Any, table_key: str) -> set[str]:
+    return {k for k in all_keys(client) if k.startswith(f"{table_key}#alp#")}
+
+
+def head_size(client: Any, table_key: str) -> int:
+    from aws_lambda_persistence_lite._meter import item_size
+
+    head = stored_item(client, table_key)
+    assert head is not None
+    return item_size(head)
+
+
+@pytest.fixture
+def local(dynamodb_local: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """DynamoDB Local, which enforces the transaction limits (4 MB, 100 actions) that moto does not."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_local)
+    return boto3.client("dynamodb", endpoint_url=dynamodb_local)
+
+
+def single_key_changes(data: Any, keys: list[str], count: int, *, size: int = 100, seed: int = 0) -> None:
+    """``count`` single-key writes of values about ``size`` bytes: sets of existing and new keys, deletes and
+    increments, each one commit."""
+    rng = random.Random(seed)
+    for i in range(count):
+        choice = rng.random()
+        if choice < 0.5:
+            data[rng.choice(keys)] = {"i": i, "pad": "v" * size}
+        elif choice < 0.7:
+            data[f"new-{i}"] = "n" * size
+        elif choice < 0.85:
+            data.pop(rng.choice(keys), None)
+        else:
+            data.increment("counter")
 
 
 class TestRoundTrips:
     @pytest.mark.parametrize("size", SIZES, ids=[f"{s // KB}KB" for s in SIZES])
     @pytest.mark.parametrize("shape", list(SHAPES))
     def test_cold_load(self, backend: Backend, pkg: Any, table_key: str, size: int, shape: str) -> None:
-        """Any size round-trips through a cold load, on every backend."""
+        """Any size up to one transaction round-trips through a cold load, on every backend."""
         value = SHAPES[shape](size)
         pkg.PersistentMap(value)
         assert pkg.PersistentMap().to_dict() == value
 
     @pytest.mark.slow
-    @pytest.mark.parametrize("size", [16 * MB, 64 * MB], ids=["16MB", "64MB"])
-    @pytest.mark.parametrize("shape", list(SHAPES))
-    def test_cold_load_large(self, backend: Backend, pkg: Any, table_key: str, size: int, shape: str) -> None:
-        value = SHAPES[shape](size)
+    def test_cold_load_16mb(self, backend: Backend, pkg: Any, table_key: str) -> None:
+        """16 MB of JSON-like data (~3.3 MB compressed): one transaction, read back in two round trips."""
+        value = json_like(16 * MB)
         data = pkg.PersistentMap(value)
         loaded = pkg.PersistentMap()
         assert loaded.to_dict() == value
-        assert loaded.last_load.items == data.last_commit.items
-        del value
+        assert loaded.last_load.calls == 2 and loaded.last_load.items == data.last_commit.items
 
+    @pytest.mark.slow
+    def test_cold_load_64mb(self, local: Any, pkg: Any, table_key: str) -> None:
+        """64 MB of JSON-like data, built by four update() calls of 16 MB (each under 4 MB compressed: one
+        transaction each), on DynamoDB Local (the backend adds nothing to a size test)."""
+        value = json_like(64 * MB)
+        first, *rest = chunks(value, 4)
+        data = pkg.PersistentMap(first)
+        for part in rest:
+            data.update(part)
+            assert data.last_commit.calls == 1
+        assert head_size(local, table_key) <= HEAD_BUDGET
+        loaded = pkg.PersistentMap()
+        assert loaded.to_dict() == value
+        assert list(loaded) == list(value)  # insertion order across the four runs
 
-class TestLayout:
-    def test_items_respect_dynamodb_item_limit(self, aws: Any, pkg: Any, table_key: str) -> None:
-        """Every item, head or shard, is under 400 KB counted DynamoDB's way (names + values, key included)."""
-        from aws_lambda_persistence_lite._format import item_size
-        from aws_lambda_persistence_lite._limits import DYNAMODB_ITEM_LIMIT, ITEM_BUDGET
+    def test_value_larger_than_an_item(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A 1 MB value (3 shards) as the map's first write."""
+        blob = os.urandom(1 * MB)
+        pkg.PersistentMap(blob=blob, x=1)
+        assert len(segment_keys(aws, table_key)) == 3
+        assert pkg.PersistentMap().to_dict() == {"blob": blob, "x": 1}
 
-        pkg.PersistentMap(incompressible(3 * MB))
-        pages = aws.get_paginator("scan").paginate(TableName=TABLE)
-        items = [item for page in pages for item in page["Items"] if item["key"]["S"].startswith(table_key)]
-        assert len(items) == 1 + 8
-        assert all(item_size(i) <= ITEM_BUDGET < DYNAMODB_ITEM_LIMIT for i in items)
-
-    def test_head_describes_shards(self, aws: Any, pkg: Any, table_key: str) -> None:
-        pkg.PersistentMap(incompressible(1 * MB))
-        head = stored_item(aws, table_key)
-        assert head is not None and "value" not in head
-        assert len(head["alp_shards"]["L"]) == 3 == len(shard_keys(aws, table_key))
-        assert all(k.startswith(f"{table_key}#alp-shard#{head['alp_gen']['S']}#") for k in shard_keys(aws, table_key))
-
-    def test_small_map_needs_one_transaction(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
-        """Up to ~4 MB a commit is one TransactWriteItems: shards and head together."""
+    def test_value_larger_than_an_item_after_small_writes(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A large write onto a map whose log holds records: the record numbers stay exact for a cold reader."""
         data = pkg.PersistentMap(x=1)
-        calls.clear()
-        data.update(incompressible(3 * MB))
-        assert calls.names == ["TransactWriteItems"]
-
-    def test_huge_map_commits_in_steps(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
-        """Beyond one transaction: claim, shards by BatchWriteItem, flip the head, then delete the old."""
-        data = pkg.PersistentMap(x=1)
-        calls.clear()
-        data.update(incompressible(6 * MB))
-        assert calls.names[0] == "UpdateItem" and calls.names[-1] == "PutItem"
-        assert set(calls.names[1:-1]) == {"BatchWriteItem"}
-        assert pkg.PersistentMap()["blob"] == data["blob"]
-
-    def test_shrinking_removes_shards(self, aws: Any, pkg: Any, table_key: str) -> None:
-        data = pkg.PersistentMap(incompressible(6 * MB))
         data["blob"] = os.urandom(1 * MB)
-        assert len(shard_keys(aws, table_key)) == 3
-        data["blob"] = b"small"
-        assert shard_keys(aws, table_key) == set()
-        assert pkg.PersistentMap().to_dict() == {"blob": b"small"}
+        data["y"] = 2
+        assert pkg.PersistentMap().to_dict() == data.to_dict() == {"x": 1, "blob": data["blob"], "y": 2}
 
-    def test_refresh_rereads_shards_only_when_changed(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
-        data = pkg.PersistentMap(incompressible(1 * MB))
+
+class TestOverOneTransaction:
+    """A change whose compressed run exceeds one TransactWriteItems (4 MB or 100 items). DynamoDB Local enforces
+    both limits (moto accepts larger transactions)."""
+
+    def test_change_is_written_in_steps(self, local: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """On an existing head: claim in alp_garbage (UpdateItem), BatchWriteItem the shards, then the head update
+        that names the run and drops the claim."""
+        data = pkg.PersistentMap(x=1)
+        value = incompressible(6 * MB)
+        calls.clear()
+        data.update(value)
+        assert calls.names[0] == "UpdateItem" and "BatchWriteItem" in calls.names, calls.names
+        assert "TransactWriteItems" not in calls.names[: calls.names.index("BatchWriteItem")]
+        head = stored_item(local, table_key)
+        assert head is not None and "alp_garbage" not in head
+        assert pkg.PersistentMap().to_dict() == {"x": 1, **value}
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="engine: the first write of a map (no head yet) puts its run and the head in one "
+        "TransactWriteItems whatever its size: over 4 MB compressed DynamoDB refuses it with a raw ClientError "
+        "(ValidationException 'Transaction payload size cannot exceed 4MB. Payload Size: 4389661' for 6 MB; "
+        "HTTP 413 for 64 MB of JSON, 13 MB compressed); moto accepts it",
+    )
+    def test_first_write_over_one_transaction(self, local: Any, pkg: Any, table_key: str) -> None:
+        value = incompressible(6 * MB)
+        pkg.PersistentMap(value)
+        assert pkg.PersistentMap().to_dict() == value
+
+
+class TestHead:
+    def test_head_stays_under_budget(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """Whatever the writes (tiny, up to nearly the log's record limit), with flushes and partition merges, the
+        head never exceeds 4,000 bytes."""
+        data = pkg.PersistentMap(json_like(200 * KB))
+        rng = random.Random(1)
+        for i in range(120):
+            size = rng.choice([1, 50, 500, 1_000, 1_900])
+            data[f"k{rng.randrange(40)}"] = "x" * size
+            assert head_size(aws, table_key) <= HEAD_BUDGET, (i, size)
+        assert pkg.PersistentMap().to_dict() == data.to_dict()
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="engine: no manifest segment (FORMAT3.md's alp_man): once the segment table fills the head (93 "
+        "segments, 74 of them partitions, with partitions of at most 3 KB), every set raises ConflictError "
+        "'the log stayed full after 8 flushes'; with the real 192 KB partitions that is a map of ~15 MB "
+        "compressed (~70 MB of JSON)",
+    )
+    def test_many_partitions_keep_the_map_writable(
+        self, aws: Any, pkg: Any, table_key: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from aws_lambda_persistence_lite import _replica
+
+        monkeypatch.setattr(_replica, "PARTITION_MAX", 3_000)  # many partitions out of a small map
+        value = json_like(1 * MB)
+        data = pkg.PersistentMap(value)
+        rng = random.Random(0)
+        for i in range(150):
+            data[f"r{rng.randrange(len(value))}"] = "v" * 1_500 + str(i)  # a flush (and a merge) every 2 sets
+            assert head_size(aws, table_key) <= HEAD_BUDGET
+        assert pkg.PersistentMap().to_dict() == data.to_dict()
+
+
+class TestLargeMapWrites:
+    @pytest.mark.slow
+    def test_single_key_sets_then_cold_load(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """After 300 single-key writes on a 16 MB map (log flushes, partition merges), a cold reader sees
+        exactly the writer's map, in the same order."""
+        value = json_like(16 * MB)
+        data = pkg.PersistentMap(value)
+        single_key_changes(data, list(value)[:1000], 300)
+        loaded = pkg.PersistentMap()
+        assert loaded.to_dict() == data.to_dict() and list(loaded) == list(data)
+        assert head_size(aws, table_key) <= HEAD_BUDGET
+
+    @pytest.mark.slow
+    def test_set_on_a_warm_large_map_costs_what_it_changes(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A single-key set on a warm 16 MB map is one append (at most 4 WCU); the set that meets a full log
+        also flushes it with one maintenance step, bounded too. Not the map's size (~3.3 MB: ~6,400 WCU)."""
+        value = json_like(16 * MB)
+        data = pkg.PersistentMap(value)
+        costs = []
+        for i in range(150):
+            data[f"r{i}"] = {"i": i}
+            costs.append(data.last_commit.capacity_units)
+        appends = [c for c in costs if c <= 4]
+        assert len(appends) >= 140
+        assert max(costs) <= COMMIT_WCU_MAX
+        assert sum(costs) / len(costs) <= 10
+
+    def test_refresh_after_one_change_is_one_getitem(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """Another container changed one key of a 4 MB map: a warm container's refresh reads the head only."""
+        value = json_like(4 * MB)
+        data = pkg.PersistentMap(value)
+        other = pkg.PersistentMap()
+        other["r7"] = "changed"
         calls.clear()
         data.refresh()
         assert calls.names == ["GetItem"]
-        pkg.PersistentMap()["other"] = 1
-        calls.clear()
-        data.refresh()
-        assert calls.names == ["GetItem", "BatchGetItem"] and data["other"] == 1
+        assert data.last_load.calls == 1 and data.last_load.capacity_units <= 1
+        assert data["r7"] == "changed" and data.to_dict() == other.to_dict()
 
-    def test_large_map_reads_in_few_calls(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
-        """44 shards: as many per BatchGetItem as one 16 MB response holds (40), so 2 calls, no retries."""
-        pkg.PersistentMap(incompressible(17 * MB))
-        calls.clear()
-        pkg.PersistentMap()
-        assert calls.names == ["GetItem", "BatchGetItem", "BatchGetItem"]
+    @pytest.mark.xfail(
+        strict=True,
+        reason="engine: the flush that deletes a multi-shard run (the first write's, once partitions have "
+        "absorbed it) deletes it whole in its transaction, billed by size: 1,838 WCU (lite) / 1,778 (core) for a "
+        "4 MB JSON map's 0.8 MB run; 6,636 WCU for a 16 MB map's 3.3 MB run (FORMAT3.md: no commit over 900)",
+    )
+    def test_no_single_key_commit_over_1000_wcu(self, aws: Any, pkg: Any, table_key: str) -> None:
+        value = json_like(4 * MB)
+        data = pkg.PersistentMap(value)
+        rng = random.Random(0)
+        costs = []
+        for i in range(40):  # values of 1.5 KB: a flush every 2 sets, until the first write's run is absorbed
+            data[f"r{rng.randrange(len(value))}"] = "v" * 1_500 + str(i)
+            costs.append(data.last_commit.capacity_units)
+        assert max(costs) <= COMMIT_WCU_MAX, sorted(costs)[-3:]
 
-    def test_usage_is_reported(self, aws: Any, pkg: Any, table_key: str) -> None:
-        """Bytes and capacity units of the last commit and load, by DynamoDB's rules (2 WCU/KB in a transaction)."""
-        data = pkg.PersistentMap(incompressible(1 * MB))
-        commit = data.last_commit
-        assert commit.items == 4 and 1 * MB < commit.bytes < 1.1 * MB
-        assert 2 * 1024 <= commit.capacity_units <= 2 * 1100
-        load = pkg.PersistentMap().last_load
-        assert load.calls == 2 and 256 <= load.capacity_units <= 280
-        data["blob"] = b"small"  # deleting the 3 old shards in the transaction is billed by their size, doubled
-        assert data.last_commit.capacity_units >= 3 * 2 * 390
-
-
-class TestSizeGuards:
-    """moto allows bigger transactions than DynamoDB: the planning rules are checked on their own."""
-
-    def test_split_fits_item_budget(self, lite: Any) -> None:
-        from aws_lambda_persistence_lite._config import Settings
-        from aws_lambda_persistence_lite._format import item_size, shard_item, shard_key
-        from aws_lambda_persistence_lite._limits import ITEM_BUDGET
-        from aws_lambda_persistence_lite._store import Store
-
-        settings = Settings.resolve({"table_key": "k" * 200})
-        store = Store(None, settings)
-        chunks = store._split(b"x" * (5 * MB))
-        sizes = [
-            item_size(shard_item(settings, shard_key(settings.table_key, "a" * 12, i), c)) for i, c in enumerate(chunks)
-        ]
-        assert max(sizes) <= ITEM_BUDGET and b"".join(chunks) == b"x" * (5 * MB)
-
-    def test_transaction_limits(
-        self, aws: Any, pkg: Any, table_key: str, calls: Calls, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """A commit over 100 actions or 4 MB never goes into one TransactWriteItems."""
-        from aws_lambda_persistence_lite import _store
-
-        monkeypatch.setattr(_store, "TRANSACT_MAX_ACTIONS", 3)
-        data = pkg.PersistentMap(x=1)
-        calls.clear()
-        data.update(incompressible(1 * MB))  # 3 shards + head = 4 actions > 3
-        assert "TransactWriteItems" not in calls.names
-        assert pkg.PersistentMap()["blob"] == data["blob"]
+    @pytest.mark.slow
+    @pytest.mark.xfail(
+        strict=True,
+        reason="engine: CPU time: while a 16 MB map's first-write run is pending, each flush re-hashes and "
+        "re-weighs every pending op against every partition (~138,000 keys x ~40 segments): ~6 s per flush on "
+        "this host (38 flushes, 245 s, to absorb the run), ~0.05 s once it is absorbed",
+    )
+    def test_flush_on_a_large_map_is_quick(self, aws: Any, pkg: Any, table_key: str) -> None:
+        value = json_like(16 * MB)
+        data = pkg.PersistentMap(value)
+        data["warm"] = 1
+        slowest = 0.0
+        for i in range(6):  # values of 1.5 KB: a flush every 2 sets
+            start = time.monotonic()
+            data[f"r{i}"] = "v" * 1_500
+            slowest = max(slowest, time.monotonic() - start)
+        assert slowest < 2.0
 
 
-class TestCrashedCommits:
-    """A commit killed after any of its steps leaves the old map intact; the next commit cleans up."""
-
-    @pytest.mark.parametrize("step", range(1, 12))
-    def test_fail_nth_call_of_large_commit(self, aws: Any, pkg: Any, table_key: str, faults: Faults, step: int) -> None:
-        old = incompressible(5 * MB, seed=1)
-        new = incompressible(5 * MB, seed=2)
-        data = pkg.PersistentMap(old)
-        faults.seen = 0
-        faults.error(None, "ValidationException", nth=step, message="killed")
-        try:
-            data.update(new)
-            failed = False
-        except Exception:
-            failed = True
-        faults.plan.clear()
-        loaded = pkg.PersistentMap().to_dict()
-        assert loaded in (old, new), "a torn map was loaded"
-        if failed:
-            assert data.to_dict() == old  # memory did not move
-        final = incompressible(2 * MB, seed=3)
-        data.update(final)
-        assert pkg.PersistentMap().to_dict() == final
-        head = stored_item(aws, table_key)
-        assert head is not None and "alp_garbage" not in head
-        assert len(shard_keys(aws, table_key)) == len(head["alp_shards"]["L"]), "leftover shards"
-
-    def test_failed_transaction(self, aws: Any, pkg: Any, table_key: str, faults: Faults) -> None:
-        old = incompressible(1 * MB, seed=1)
-        data = pkg.PersistentMap(old)
-        faults.error("TransactWriteItems", "ValidationException")
-        with pytest.raises(Exception, match="injected"):
-            data.update(incompressible(2 * MB, seed=2))
-        assert pkg.PersistentMap().to_dict() == old == data.to_dict()
+def _state(data: dict[str, Any]) -> str:
+    """A digest of a whole map, order included (repr: canonical for these JSON-like values, unlike a pickle,
+    which depends on which equal objects are shared)."""
+    return hashlib.sha256(repr(list(data.items())).encode()).hexdigest()
 
 
-def _version(version: int) -> dict[str, Any]:
-    """Version ``version`` of the map: three shards whose contents follow from the version."""
-    return {"version": version, "blob": random.Random(version).randbytes(900 * KB)}
+def _initial() -> dict[str, Any]:
+    return dict(json_like(1 * MB, seed=3))
+
+
+def _writer_step(data: Any, rng: random.Random, step: int) -> None:
+    """One commit: a set (about 1.5 KB: the log is full every 2 or 3, so flushes and partition merges happen
+    all along), a delete, an increment or a small update()."""
+    choice = rng.random()
+    keys = list(data)
+    if choice < 0.55:
+        data[rng.choice(keys)] = {"step": step, "pad": "p" * rng.randrange(100, 1_500)}
+    elif choice < 0.7:
+        data.pop(rng.choice(keys), None)
+    elif choice < 0.85:
+        data.increment("counter")
+    else:
+        data.update({f"u{step}-{j}": step for j in range(5)})
 
 
 def _container(package: str, endpoint: str, table_key: str, role: str, stop: Any, results: Any) -> None:
-    """One container in its own process: the writer rewrites the map; a reader cold-loads it until stopped."""
+    """One container in its own process: the writer changes the map one commit at a time and records the
+    digest of each state it committed; a reader cold-loads the map until stopped and records what it saw."""
     enter_container(endpoint, table_key)
     module = __import__(package)
-    seen: list[int] = []
+    seen: list[str] = []
     try:
         if role == "writer":
             data = module.PersistentMap()
-            for version in range(1, 11):
-                data.update(_version(version))
+            rng = random.Random(7)
+            for step in range(80):
+                _writer_step(data, rng, step)
+                seen.append(_state(data.to_dict()))
             stop.set()
         else:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 240
             while True:  # at least one load, even when the writer is done before this process is up
-                loaded = module.PersistentMap().to_dict()
-                if loaded != _version(loaded["version"]):
-                    results.put((role, seen, f"torn map at version {loaded['version']}"))
-                    return
-                seen.append(loaded["version"])
+                seen.append(_state(module.PersistentMap().to_dict()))
                 if stop.is_set() or time.monotonic() > deadline:
                     break
         results.put((role, seen, None))
@@ -245,10 +335,11 @@ class TestTearFreeReads:
     def test_readers_never_see_a_mix(
         self, request: pytest.FixtureRequest, pkg: Any, table_key: str, server: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """One process rewrites a multi-shard map while two others cold-load it: each load is one whole version."""
+        """One process appends, flushes and merges partitions while two others cold-load the map (segments
+        replaced under their reads): every load is a state the writer committed."""
         endpoint = request.getfixturevalue(server)
         monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
-        pkg.PersistentMap(_version(0))
+        initial = pkg.PersistentMap(_initial())
         context = multiprocessing.get_context("spawn")
         stop, results = context.Event(), context.Queue()
         roles = ["reader-1", "reader-2", "writer"]
@@ -258,10 +349,12 @@ class TestTearFreeReads:
         ]
         for process in processes:
             process.start()
-        reports = {role: (seen, error) for role, seen, error in (results.get(timeout=180) for _ in roles)}
+        reports = {role: (seen, error) for role, seen, error in (results.get(timeout=300) for _ in roles)}
         for process in processes:
             process.join(timeout=30)
         assert all(error is None for _, error in reports.values()), reports
-        loads = [v for role, (seen, _) in reports.items() if role != "writer" for v in seen]
-        assert len(loads) >= 2 and set(loads) <= set(range(11))
-        assert pkg.PersistentMap().to_dict() == _version(10)
+        committed = {_state(initial.to_dict()), *reports["writer"][0]}
+        loads = [state for role, (seen, _) in reports.items() if role != "writer" for state in seen]
+        assert len(loads) >= 2
+        assert [s for s in loads if s not in committed] == [], "a load saw a state the writer never committed"
+        assert _state(pkg.PersistentMap().to_dict()) == reports["writer"][0][-1]

@@ -1,4 +1,5 @@
-"""Reading what is stored: 1.0.0 items, the other package's maps, hostile pickles and damaged items."""
+"""What is stored (FORMAT3.md) and reading it back: the head and segment items, 1.0.0 items and their upgrade,
+the other package's maps, hostile pickles and damaged items, through DynamoDB (moto by default)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,46 @@ import contextlib
 import datetime as dt
 import os
 import pickle
+import random
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from aws_lambda_persistence_lite._codec import codec_for
+from aws_lambda_persistence_lite._head import HEAD_BUDGET, LEGACY_TRAP
+from aws_lambda_persistence_lite._meter import item_size
+from aws_lambda_persistence_lite._records import CLEAR, DEL, PARTITION, RUN, SET, decode_record, decode_table, digest
+from aws_lambda_persistence_lite._records import segment_digest as shard_digest
+from aws_lambda_persistence_lite._replica import SHARD_BYTES, segment_key
 
-from tests.conftest import TABLE, stored_item
+from tests.conftest import TABLE, Calls, all_keys, stored_item
+
+
+def stored_keys(client: Any, table_key: str) -> set[str]:
+    """The hash keys of one map's items: its head and its segment shards."""
+    return {k for k in all_keys(client) if k == table_key or k.startswith(f"{table_key}#")}
+
+
+def segment_keys(table_key: str, segments: list[Any]) -> set[str]:
+    return {segment_key(table_key, s.sid, i) for s in segments for i in range(s.shards)}
+
+
+def logged(item: dict[str, Any]) -> dict[Any, Any]:
+    """The map that the records in a head's log make (SET, DEL and CLEAR), decoded by the codec the head names."""
+    codec = codec_for(item["alp_codec"]["S"])
+    data: dict[Any, Any] = {}
+    for element in item["alp_log"]["L"]:
+        for op in decode_record(element["B"])[1]:
+            if op.kind == CLEAR:
+                data.clear()
+                continue
+            key, value = codec.decode_entry(op.entry)
+            if op.kind == SET:
+                data[key] = value
+            elif op.kind == DEL:
+                data.pop(key, None)
+    return data
 
 
 def put_legacy(
@@ -46,14 +81,46 @@ class TestVersion1Items:
 
     @pytest.mark.parametrize("protocol", [2, 4, pickle.DEFAULT_PROTOCOL])
     def test_loads_and_upgrades(self, aws: Any, pkg: Any, table_key: str, protocol: int) -> None:
-        """A 1.0.0 item loads in both packages; the next write upgrades it to the current format."""
+        """A 1.0.0 item loads in both packages (through the pickle allow-list); the first write replaces it with a
+        format-3 head whose log holds every key, so that the map no longer depends on the 1.0.0 pickle."""
         put_legacy(aws, table_key, pickle.dumps(self.LEGACY, protocol=protocol))
         data = pkg.PersistentMap()
         assert data.to_dict() == self.LEGACY and data.version == 0
         data["count"] += 1
         item = stored_item(aws, table_key)
-        assert item is not None and item["alp_fmt"] == {"N": "2"}
+        assert item is not None and item["alp_fmt"] == {"N": "3"}
+        assert item["value"] == {"B": LEGACY_TRAP}  # the 1.0.0 pickle is gone
+        assert logged(item) == {**self.LEGACY, "count": 4}
+        assert stored_keys(aws, table_key) == {table_key}  # a small map: one head item
         assert pkg.PersistentMap().to_dict() == {**self.LEGACY, "count": 4}
+
+    def test_large_1_0_0_item_is_upgraded_in_one_large_write(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A 1.0.0 map too large for the head's log becomes a run segment written with the new head; every key is
+        kept, in order, and the head stays small."""
+        legacy = {f"k{i}": random.Random(i).randbytes(3_000) for i in range(60)}  # ~180 KB, incompressible
+        put_legacy(aws, table_key, pickle.dumps(legacy, protocol=4))
+        data = pkg.PersistentMap()
+        data["new"] = 1
+        item = stored_item(aws, table_key)
+        assert item is not None and item["alp_fmt"] == {"N": "3"} and item_size(item) <= HEAD_BUDGET
+        segments = decode_table(item["alp_seg"]["B"])
+        assert [s.kind for s in segments] == [RUN]
+        assert stored_keys(aws, table_key) == {table_key} | segment_keys(table_key, segments)
+        assert list(pkg.PersistentMap().to_dict().items()) == [*legacy.items(), ("new", 1)]
+
+    def test_1_0_0_cannot_read_a_format_3_map(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A 1.0.0 container reading a map 2.x wrote fails loudly, before it could replace the map: its
+        pickle.loads of ``value`` raises ValueError saying to upgrade (small maps, and maps flushed many times)."""
+        data = pkg.PersistentMap(a=1)
+        for stage in ("small", "flushed"):
+            if stage == "flushed":
+                for i in range(250):
+                    data[f"k{i % 40}"] = "x" * 100 + str(i)
+            item = stored_item(aws, table_key)
+            assert item is not None
+            with pytest.raises(ValueError, match=r"1\.0\.0 cannot read it: upgrade this function"):
+                pickle.loads(item["value"]["B"])  # exactly what 1.0.0 does with the item it reads
+        assert "alp_seg" in item  # (the second stage did flush)
 
     def test_empty_map_created_by_1_0_0(self, aws: Any, pkg: Any, table_key: str) -> None:
         """1.0.0 wrote an empty pickled dict when it created its table."""
@@ -148,6 +215,71 @@ class TestVersion1Items:
             pkg.PersistentMap()
 
 
+class TestStoredItems:
+    """What a map looks like in DynamoDB (FORMAT3.md, "Items" and "Head item")."""
+
+    def test_a_small_map_is_one_head_item(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A few writes: one head item holding every record in its log, no segment, and the 1.0.0 trap."""
+        data = pkg.PersistentMap(a=1, text="x" * 50)
+        data["b"] = [1, 2]
+        del data["a"]
+        data.increment("n", 3)
+        item = stored_item(aws, table_key)
+        assert item is not None and stored_keys(aws, table_key) == {table_key}
+        assert item["alp_fmt"] == {"N": "3"}
+        assert item["alp_codec"] == {"S": pkg.PersistentMap.codec_factory().name}
+        assert item["alp_ver"] == {"N": "4"} and item["alp_ep"] == {"N": "0"}  # four records, no structural commit
+        log = [element["B"] for element in item["alp_log"]["L"]]
+        assert len(log) == 4
+        assert sorted(item["alp_ids"]["BS"]) == sorted(r[:8] for r in log)  # 8-byte ids of the logged records
+        assert "alp_seg" not in item and item["alp_dig"] == {"B": digest(b"")}  # an empty segment table
+        assert item["value"] == {"B": LEGACY_TRAP}
+        assert int(item["alp_room"]["N"]) >= 0 and item_size(item) <= HEAD_BUDGET
+        assert logged(item) == {"text": "x" * 50, "b": [1, 2]}  # (the ADD is folded by readers, not here)
+        assert pkg.PersistentMap().to_dict() == {"text": "x" * 50, "b": [1, 2], "n": 3}
+
+    def test_flushes_store_segments_the_head_lists(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """Hundreds of 100-byte sets flush the log into immutable segment items at ``table_key#alp#<sid>#<i>``;
+        the head lists exactly the segments stored (nothing orphaned, nothing missing), each shard matches its
+        digest, and the head stays within its 4,000-byte budget throughout."""
+        data = pkg.PersistentMap()
+        epochs = set()
+        for i in range(300):
+            data[f"k{i % 60}"] = "x" * 100 + str(i)
+            item = stored_item(aws, table_key)
+            assert item is not None and item_size(item) <= HEAD_BUDGET
+            epochs.add(int(item["alp_ep"]["N"]))
+        assert item["alp_ver"] == {"N": "300"} and len(epochs) > 5  # many flushes, each one structural commit
+        assert item["alp_dig"] == {"B": digest(item["alp_seg"]["B"])}
+        segments = decode_table(item["alp_seg"]["B"])
+        assert {s.kind for s in segments} <= {PARTITION, RUN} and any(s.kind == PARTITION for s in segments)
+        keys = stored_keys(aws, table_key)
+        assert keys == {table_key} | segment_keys(table_key, segments)
+        assert all(re.fullmatch(re.escape(table_key) + r"#alp#[0-9a-f]{16}#\d+", k) for k in keys - {table_key})
+        for s in segments:
+            if s.shards:
+                shards = [stored_item(aws, segment_key(table_key, s.sid, i)) for i in range(s.shards)]
+                blob = b"".join(shard["value"]["B"] for shard in shards)  # type: ignore[index]
+                assert len(blob) == s.blob_size and shard_digest(blob) == s.digest
+        expected = {f"k{i % 60}": "x" * 100 + str(i) for i in range(240, 300)}
+        assert pkg.PersistentMap().to_dict() == expected == data.to_dict()
+
+    def test_a_large_change_is_a_run_of_its_own(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A change too large for the log (here 500 KB, incompressible) is a run segment in shards of at most
+        SHARD_BYTES, committed with the head; the log does not hold it."""
+        data = pkg.PersistentMap(a=1)
+        blob = random.Random(3).randbytes(500_000)
+        data["blob"] = blob
+        item = stored_item(aws, table_key)
+        assert item is not None and item["alp_ver"] == {"N": "2"} and item_size(item) <= HEAD_BUDGET
+        segments = decode_table(item["alp_seg"]["B"])  # (the log's earlier records may be flushed with it)
+        (run,) = [s for s in segments if (s.kind, s.lo, s.hi) == (RUN, 2, 2)]
+        assert run.shards == -(-run.blob_size // SHARD_BYTES) == 2 and run.raw_size > 500_000
+        assert stored_keys(aws, table_key) == {table_key} | segment_keys(table_key, segments)
+        assert "blob" not in logged(item)
+        assert pkg.PersistentMap().to_dict() == {"a": 1, "blob": blob}
+
+
 class TestBetweenPackages:
     def test_core_reads_lite(self, aws: Any, core: Any, lite: Any, table_key: str) -> None:
         lite.PersistentMap(a={1, 2}, when=dt.date(2020, 1, 1))
@@ -177,74 +309,207 @@ class TestBetweenPackages:
         with pytest.raises(lite.UnsupportedFormatError, match="pip install aws-lambda-persistence"):
             lite.PersistentMap()
 
-    def test_lite_writes_over_core_only_after_reading(self, aws: Any, core: Any, lite: Any, table_key: str) -> None:
-        """A core map written, then rewritten by core from a lite map: the codec follows the writer."""
+    def test_core_writes_over_lite(self, aws: Any, core: Any, lite: Any, table_key: str) -> None:
+        """A lite map that the full package then writes to stays readable by both packages, and the head names
+        the codec of every entry it holds."""
         lite.PersistentMap(a=1)
         data = core.PersistentMap()
         data["b"] = 2
-        assert stored_item(aws, table_key)["alp_codec"] == {"S": "msgpack+zstd"}  # type: ignore[index]
+        item = stored_item(aws, table_key)
+        assert item is not None and logged(item) == {"a": 1, "b": 2}  # decoded by the codec the head names
+        assert lite.PersistentMap().to_dict() == {"a": 1, "b": 2} == core.PersistentMap().to_dict()
+
+
+def flushed(pkg: Any) -> Any:
+    """A map whose log was flushed into segments (a partition and runs), with records in its log."""
+    data = pkg.PersistentMap(a=1, b="x" * 100)
+    for i in range(200):
+        data[f"k{i % 30}"] = "y" * 100 + str(i)
+    return data
+
+
+def patch(client: Any, key: str, **attributes: Any) -> None:
+    """Change the stored head: attributes set to None are removed."""
+    item = stored_item(client, key)
+    assert item is not None
+    item.update(attributes)
+    for name, value in list(item.items()):
+        if value is None:
+            del item[name]
+    client.put_item(TableName=TABLE, Item=item)
+
+
+def refused(pkg: Any, table_key: str, error: type[Exception] = Exception, match: str = "") -> Any:
+    """A cold reader refuses the map with ``error`` (a StoredDataError) naming table and key."""
+    with pytest.raises(error, match=match) as raised:
+        pkg.PersistentMap()
+    assert isinstance(raised.value, pkg.StoredDataError)
+    assert (raised.value.table, raised.value.key) == (TABLE, table_key)
+    return raised.value
 
 
 class TestDamagedItems:
-    def write(self, pkg: Any) -> Any:
-        pkg.PersistentMap(a=1, b="x" * 100)
-        return pkg
+    """Damaged stored items, found by a cold reader: a StoredDataError subclass naming table and key, never another
+    exception and never a wrong or empty map."""
 
-    def patch(self, client: Any, key: str, **attributes: Any) -> None:
-        item = stored_item(client, key)
+    def test_flipped_byte_in_a_segment(self, aws: Any, pkg: Any, table_key: str) -> None:
+        flushed(pkg)
+        shard = sorted(stored_keys(aws, table_key) - {table_key})[0]
+        item = stored_item(aws, shard)
         assert item is not None
-        item.update(attributes)
-        for name, value in list(item.items()):
-            if value is None:
-                del item[name]
-        client.put_item(TableName=TABLE, Item=item)
-
-    def test_flipped_byte(self, aws: Any, pkg: Any, table_key: str) -> None:
-        self.write(pkg)
-        blob = bytearray(stored_item(aws, table_key)["value"]["B"])  # type: ignore[index]
+        blob = bytearray(item["value"]["B"])
         blob[len(blob) // 2] ^= 0xFF
-        self.patch(aws, table_key, value={"B": bytes(blob)})
-        with pytest.raises(pkg.CorruptDataError) as raised:
-            pkg.PersistentMap()
-        assert raised.value.table == TABLE and raised.value.key == table_key
-        assert "integrity" in str(raised.value)
+        item["value"] = {"B": bytes(blob)}
+        aws.put_item(TableName=TABLE, Item=item)
+        refused(pkg, table_key, pkg.CorruptDataError, "integrity")
 
-    def test_wrong_size_claim(self, aws: Any, pkg: Any, table_key: str) -> None:
-        """A head that lies about the decoded size cannot make the reader allocate more."""
-        self.write(pkg)
-        self.patch(aws, table_key, alp_raw={"N": str(10**15)})
-        with pytest.raises(pkg.CorruptDataError):
-            pkg.PersistentMap()
+    def test_damaged_segment_table(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """The table's digest is checked before the table is used."""
+        flushed(pkg)
+        table = bytearray(stored_item(aws, table_key)["alp_seg"]["B"])  # type: ignore[index]
+        table[-1] ^= 0x01
+        patch(aws, table_key, alp_seg={"B": bytes(table)})
+        refused(pkg, table_key, pkg.CorruptDataError, "integrity")
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="engine: a missing shard with an unchanged head is retried READ_ATTEMPTS (8) times and ends in "
+        "ConflictError ('the map changed 8 times'), not CorruptDataError naming table and key",
+    )
+    def test_missing_segment(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """A shard gone while the head still lists it: the reader reads the head again (a structural commit may
+        have replaced the segment) and, the head being the same, reports the damage."""
+        flushed(pkg)
+        shard = sorted(stored_keys(aws, table_key) - {table_key})[0]
+        aws.delete_item(TableName=TABLE, Key={"key": {"S": shard}})
+        calls.clear()
+        refused(pkg, table_key, pkg.CorruptDataError, re.escape(table_key))
+        assert 2 <= calls.count("GetItem") <= 3
 
     def test_missing_attribute(self, aws: Any, pkg: Any, table_key: str) -> None:
-        self.write(pkg)
-        self.patch(aws, table_key, alp_codec=None)
-        with pytest.raises(pkg.CorruptDataError, match="malformed"):
-            pkg.PersistentMap()
+        pkg.PersistentMap(a=1)
+        patch(aws, table_key, alp_codec=None)
+        refused(pkg, table_key, pkg.CorruptDataError, "malformed")
+
+    @pytest.mark.parametrize(
+        "attributes",
+        [
+            pytest.param({"alp_ver": {"S": "1"}}, id="alp_ver-S"),
+            pytest.param({"alp_ver": {"N": "1.5"}}, id="alp_ver-fraction"),
+            pytest.param({"alp_ver": {"N": "-1"}}, id="alp_ver-negative"),
+            pytest.param({"alp_ep": {"S": "0"}}, id="alp_ep-S"),
+            pytest.param({"alp_ep": {"N": "-1"}}, id="alp_ep-negative"),
+            pytest.param({"alp_room": {"B": b"1"}}, id="alp_room-B"),
+            pytest.param({"alp_codec": {"N": "1"}}, id="alp_codec-N"),
+            pytest.param({"alp_dig": {"S": "x"}}, id="alp_dig-S"),
+            pytest.param({"alp_dig": None}, id="alp_dig-missing"),
+            pytest.param({"alp_seg": {"S": "x"}}, id="alp_seg-S"),
+            pytest.param({"alp_log": {"L": [{"S": "record"}]}}, id="alp_log-element-S"),
+            pytest.param({"alp_ids": {"BS": [b"short"]}}, id="alp_ids-short"),
+            pytest.param({"alp_fmt": {"S": "3"}}, id="alp_fmt-S"),
+            pytest.param(
+                {"alp_log": {"S": "x"}},
+                id="alp_log-S",
+                marks=pytest.mark.xfail(strict=True, reason="engine: an alp_log that is not a list reads as an "
+                                        "empty log (_head.parse: item.get(LOG, {}).get('L', ())): the map reads empty"),
+            ),
+            pytest.param(
+                {"alp_log": None},
+                id="alp_log-missing",
+                marks=pytest.mark.xfail(strict=True, reason="engine: a missing alp_log reads as an empty log: the "
+                                        "map silently reads empty"),
+            ),
+            pytest.param(
+                {"alp_ids": {"S": "x"}},
+                id="alp_ids-S",
+                marks=pytest.mark.xfail(strict=True, reason="engine: an alp_ids that is not a binary set reads as "
+                                        "no ids (lost-response detection silently off)"),
+            ),
+            pytest.param(
+                {"alp_garbage": {"N": "3"}},
+                id="alp_garbage-N",
+                marks=pytest.mark.xfail(strict=True, reason="engine: an alp_garbage that is not a string set "
+                                        "reads as no garbage"),
+            ),
+        ],
+    )  # fmt: skip
+    def test_wrong_types_and_values(self, aws: Any, pkg: Any, table_key: str, attributes: dict[str, Any]) -> None:
+        """Every head attribute is checked for its type and range: damage is refused, never read as a default
+        (an absent or mistyped log read as empty would be an empty map)."""
+        pkg.PersistentMap(a=1, b=2)
+        patch(aws, table_key, **attributes)
+        refused(pkg, table_key, pkg.CorruptDataError)
 
     def test_newer_format(self, aws: Any, pkg: Any, table_key: str) -> None:
-        self.write(pkg)
-        self.patch(aws, table_key, alp_fmt={"N": "99"})
-        with pytest.raises(pkg.UnsupportedFormatError, match="upgrade"):
-            pkg.PersistentMap()
+        """A head from a later version names the fix: upgrade."""
+        pkg.PersistentMap(a=1)
+        patch(aws, table_key, alp_fmt={"N": "4"})
+        refused(pkg, table_key, pkg.UnsupportedFormatError, "upgrade aws-lambda-persistence")
 
+    def test_format_2_head(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A head exactly as format 2 stored it (2.0's unreleased format) is refused, not read as empty, and not
+        overwritten by a write."""
+        codec = pkg.PersistentMap.codec_factory()
+        body = codec.join([codec.encode_entry("a", 1)])
+        blob = codec.compress(body)
+        pkg.PersistentMap(x=0)  # (creates the table)
+        format_2 = {
+            "key": {"S": table_key},
+            "alp_fmt": {"N": "2"},
+            "alp_codec": {"S": codec.name},
+            "alp_ver": {"N": "3"},
+            "alp_raw": {"N": str(len(body))},
+            "alp_dig": {"B": digest(blob)},
+            "alp_cid": {"S": "0" * 16},
+            "value": {"B": blob},
+        }
+        aws.put_item(TableName=TABLE, Item=format_2)
+        before = stored_item(aws, table_key)
+        assert before is not None and before["alp_fmt"] == {"N": "2"}
+        refused(pkg, table_key, pkg.UnsupportedFormatError, "format 2")
+        with pytest.raises(pkg.UnsupportedFormatError):
+            pkg.PersistentMap(new=1)
+        assert stored_item(aws, table_key) == before
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="engine: the UnsupportedFormatError for an unknown alp_codec (raised bare by _codec.codec_for) names "
+        "neither table nor key (error.table == error.key == '')",
+    )
     def test_unknown_codec(self, aws: Any, pkg: Any, table_key: str) -> None:
-        self.write(pkg)
-        self.patch(aws, table_key, alp_codec={"S": "cbor+brotli"})
-        with pytest.raises(pkg.UnsupportedFormatError, match="cbor"):
-            pkg.PersistentMap()
+        """A codec this package does not know is named in the error, not guessed."""
+        pkg.PersistentMap(a=1)
+        patch(aws, table_key, alp_codec={"S": "cbor+brotli"})
+        refused(pkg, table_key, pkg.UnsupportedFormatError, "cbor")
 
     def test_value_not_binary(self, aws: Any, pkg: Any, table_key: str) -> None:
         put_legacy(aws, table_key, b"")
-        self.patch(aws, table_key, value={"S": "text"})
-        with pytest.raises(pkg.CorruptDataError, match="Binary"):
-            pkg.PersistentMap()
+        patch(aws, table_key, value={"S": "text"})
+        refused(pkg, table_key, pkg.CorruptDataError, "Binary")
 
-    def test_damaged_map_is_not_overwritten(self, aws: Any, pkg: Any, table_key: str) -> None:
+    @pytest.mark.parametrize("shape", ["small", "flushed"])
+    def test_damaged_map_is_not_overwritten(self, aws: Any, pkg: Any, table_key: str, shape: str) -> None:
         """Nothing replaces a damaged map behind the user's back: it stays as found until repaired."""
-        self.write(pkg)
-        self.patch(aws, table_key, alp_dig={"B": b"0" * 16})
+        if shape == "small":
+            pkg.PersistentMap(a=1, b="x" * 100)
+        else:
+            flushed(pkg)
+        patch(aws, table_key, alp_dig={"B": b"0" * 16})
         before = stored_item(aws, table_key)
         with pytest.raises(pkg.CorruptDataError):
             pkg.PersistentMap(new=1)
+        assert stored_item(aws, table_key) == before
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="engine: a blind append (UpdateItem conditional only on alp_room and alp_ids) lands on a damaged "
+        "head; the CorruptDataError comes from parsing ALL_NEW, after the record was stored",
+    )
+    def test_write_onto_a_head_damaged_since_loading(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A container that loaded the map before it was damaged: its write is refused and changes nothing."""
+        data = pkg.PersistentMap(a=1, b="x" * 100)
+        patch(aws, table_key, alp_dig={"B": b"0" * 16})
+        before = stored_item(aws, table_key)
+        with pytest.raises(pkg.CorruptDataError):
+            data["new"] = 1
         assert stored_item(aws, table_key) == before

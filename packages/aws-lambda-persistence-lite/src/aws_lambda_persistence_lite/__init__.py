@@ -18,7 +18,7 @@ from ._errors import (
     UnsupportedFormatError,
     UnsupportedValueError,
 )
-from ._format import FORMAT_VERSION
+from ._head import FORMAT as FORMAT_VERSION
 from ._iam import policy
 from ._map import PersistentMap
 from ._meter import Usage

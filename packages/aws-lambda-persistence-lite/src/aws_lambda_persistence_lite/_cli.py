@@ -1,7 +1,9 @@
 """The command line tool: inspect, edit, export, import and migrate maps with the library's own engine.
 
 One implementation serves both packages: each package's ``__main__`` passes its ``PersistentMap`` class, so
-the full tool reads every codec and writes msgpack+zstd, and the lite tool reads and writes what lite can.
+the full tool reads every codec and writes new maps with msgpack+zstd, and the lite tool reads and writes what
+lite can. A stored map is changed with the codec it is stored with (a map holds entries of one codec); only
+``migrate`` moves maps to the tool's codec.
 Settings resolve exactly as in a function (``Settings.resolve``: ``PERSISTENCE_*`` wins over the options),
 and the endpoint and region come from the usual AWS variables, which ``--endpoint-url`` and ``--region`` set.
 Only the standard library is used. Exit codes: 0 ok, 1 error (one line naming the problem and the fix),
@@ -13,29 +15,52 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
 import pprint
-import re
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from . import _tagged_json as tagged
 from ._client import default_client
+from ._codec import Codec, codec_for
 from ._config import Settings
 from ._errors import MissingAWSIAMPermissions, PersistenceError, StoredDataError
-from ._format import CODEC, FMT, FORMAT_VERSION, GARBAGE, LEGACY_CODEC, RAW, SHARDS, VER, item_size
+from ._head import (
+    CODEC,
+    EPOCH,
+    FMT,
+    FORMAT,
+    GARBAGE,
+    IDS,
+    LEGACY_CODEC,
+    LEGACY_TRAP,
+    LOG,
+    ROOM,
+    TABLE,
+    TABLE_DIGEST,
+    VER,
+    Head,
+    parse,
+    segment_shards,
+)
 from ._iam import policy
-from ._map import PersistentMap, decode_map
-from ._store import Conflict, Store
+from ._map import PersistentMap
+from ._meter import Usage, item_size
+from ._records import PARTITION, RUN, Segment
+from ._replica import is_segment_key, replace_map, stored_head
 
 #: First key of an export file; its value is the version of the file layout.
 EXPORT_MARKER = "aws-lambda-persistence-export"
-_SHARD_KEY = re.compile(r"#alp-shard#[^#]+#\d+$")
+#: What a Scan for maps projects: every attribute of a head item but ``value`` (which holds a 1.0.0 item's map).
+_HEAD_ATTRIBUTES = (FMT, CODEC, VER, EPOCH, LOG, ROOM, IDS, TABLE, TABLE_DIGEST, GARBAGE)
+#: Reads of a map whose codec changed between its head and its load (a concurrent migrate) before giving up.
+_OPEN_ATTEMPTS = 3
 _WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
 _CHUNK = 1 << 20
 
@@ -175,13 +200,13 @@ def _add_commands(
     sub.add_argument("key", metavar="KEY")
     sub.add_argument("file", metavar="FILE", help="tagged JSON written by export, or a JSON object (- for stdin)")
     confirmation(sub)
-    sub = command("migrate", _migrate, f"rewrite every 1.0.0 item of the table in format 2 (codec {codec})")
-    sub.add_argument("--dry-run", action="store_true", help="only list the 1.0.0 items")
+    sub = command("migrate", _migrate, f"rewrite every 1.0.0 item and every map of another codec with codec {codec}")
+    sub.add_argument("--dry-run", action="store_true", help="only list the maps migrate would rewrite (each is read)")
     confirmation(sub)
     sub = command("policy", _policy, "print the least-privilege IAM policy of the function owning a map")
     sub.add_argument("key", metavar="KEY")
     sub.add_argument("--all-rows", action="store_true", help="do not limit the policy to the map's own rows")
-    sub = command("info", _info, "print a map's version, codec, storage, sizes and read cost")
+    sub = command("info", _info, "print a map's format, codec, version, log, segments, sizes and read cost")
     sub.add_argument("key", metavar="KEY")
     sub.add_argument("--json", action="store_true", help="print a JSON object")
 
@@ -237,19 +262,53 @@ class _Context:
             given["table_key"] = os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "*"
         return Settings.resolve({k: v for k, v in given.items() if v is not None})
 
-    def open(self, key: str) -> PersistentMap:
-        with self.transfer(f"reading {key}"):
-            return self.map_class.open(client=self.client, **_as_arguments(self.settings(key)))
+    @functools.cached_property
+    def codec_name(self) -> str:
+        """The codec this package writes new maps with (and migrate rewrites maps with)."""
+        return self.map_class.codec_factory().name
 
-    def open_existing(self, key: str) -> PersistentMap:
-        """The map under ``key``; an error if nothing is stored there (an empty map is not a typo)."""
-        data = self.open(key)
-        if data.version == 0 and not data and not _exists(self.client, data.settings):
-            raise CliError(
-                f"no map is stored under key {data.settings.table_key!r} in table {data.settings.table_name!r}; "
-                f"`{self.prog} list` shows the stored keys"
-            )
-        return data
+    def open(self, key: str, *, existing: bool = False) -> PersistentMap:
+        """The map under ``key``; with ``existing``, an error if nothing is stored there (an empty map is not a
+        typo), else a new map when nothing is."""
+        settings = self.settings(key)
+        data = self.load(settings, progress=True)
+        if data is not None:
+            return data
+        if existing:
+            raise CliError(_no_map(self, settings))
+        return self.map_class.open(client=self.client, **_as_arguments(settings))
+
+    def load(self, settings: Settings, *, progress: bool = False) -> PersistentMap | None:
+        """The stored map ``settings`` names, read with the codec it is stored with (None: nothing is stored).
+
+        A map holds entries of one codec (its head's ``alp_codec``), and every write to it must use that codec,
+        so a map written by the other package is opened through this package's map class with that codec; the
+        codec is known from the head (one GetItem) before the map is read."""
+        for _ in range(_OPEN_ATTEMPTS):
+            head, item = stored_head(self.client, settings)
+            if item is None:
+                return None
+            codec = head.codec if head is not None else self.codec_name
+            reading = self.transfer(f"reading {settings.table_key}") if progress else contextlib.nullcontext()
+            with reading:
+                data = self.map_class_for(codec).open(client=self.client, **_as_arguments(settings))
+            folded = data._replica.head
+            if folded is None or folded.codec == codec:
+                return data
+        raise CliError(f"map {settings.table_key!r} kept changing its codec while being read; run the command again")
+
+    def map_class_for(self, codec: str) -> type[PersistentMap]:
+        """This package's map class, reading and writing with ``codec`` (UnsupportedFormatError, naming what to
+        install, when this package cannot decode it)."""
+        if codec == self.codec_name:
+            return self.map_class
+        codec_for(codec)
+        stored = type(
+            self.map_class.__name__,
+            (self.map_class,),
+            {"codec_factory": staticmethod(functools.partial(codec_for, codec))},
+        )
+        return cast("type[PersistentMap]", stored)
 
     def confirm(self, question: str) -> None:
         """Ask on the terminal; without one, refuse (exit 2): a script must say --yes explicitly."""
@@ -281,7 +340,7 @@ class _Context:
                 return
             if name == "GetItem" and parsed.get("Item"):
                 item = parsed["Item"]
-                shards = len(item.get(SHARDS, {}).get("L", ()))
+                shards = segment_shards(item)
                 progress.update(1, item_size(item), total=progress.items + 1 + shards if shards else None)
             elif name == "BatchGetItem":
                 items = [i for found in parsed.get("Responses", {}).values() for i in found]
@@ -375,19 +434,7 @@ def _human(size: float) -> str:
 
 def _list(ctx: _Context) -> int:
     s = ctx.settings()
-    names = {"#k": s.key_field_name, "#f": FMT, "#c": CODEC, "#v": VER, "#r": RAW, "#s": SHARDS, "#g": GARBAGE}
-    rows: list[dict[str, Any]] = []
-    with ctx.transfer(f"scanning {s.table_name}") as progress:
-        pages = ctx.client.get_paginator("scan").paginate(
-            TableName=s.table_name, ProjectionExpression=", ".join(names), ExpressionAttributeNames=names
-        )
-        for page in pages:
-            progress.update(page.get("ScannedCount", 0))
-            for item in page.get("Items", ()):
-                key = item.get(s.key_field_name, {}).get("S")
-                if key is not None and not _SHARD_KEY.search(key):
-                    rows.append(_row(key, item))
-    rows.sort(key=lambda r: r["key"])
+    rows = [_row(s, key, item) for key, item in _scan(ctx, s)]
     if getattr(ctx.args, "json", False):
         ctx.out.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
         return 0
@@ -396,36 +443,109 @@ def _list(ctx: _Context) -> int:
         return 0
     table = [["KEY", "VERSION", "FORMAT", "CODEC", "STORAGE", "SIZE"]]
     for r in rows:
-        storage = f"{r['shards']} shards" if r["shards"] else "inline"
         size = "-" if r["size"] is None else _human(r["size"])
-        table.append([r["key"], str(r["version"]), str(r["format"]), r["codec"], storage, size])
+        version = "?" if r["version"] is None else str(r["version"])
+        fmt = "?" if r["format"] is None else str(r["format"])
+        table.append([r["key"], version, fmt, r["codec"], _storage(r), size])
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     for line in table:
         ctx.out.write("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() + "\n")
     return 0
 
 
-def _row(key: str, item: dict[str, Any]) -> dict[str, Any]:
-    legacy = FMT not in item
-    return {
+def _scan(ctx: _Context, s: Settings) -> list[tuple[str, dict[str, Any]]]:
+    """(key, item) of every map in the table, by key: its head item without ``value``, or a 1.0.0 item's key.
+
+    A Scan that never fetches ``value`` (a 1.0.0 item's whole map). Items with neither ``alp_fmt`` nor ``value``
+    are not maps; segment items (key + value, like 1.0.0 items) are parts of maps and are left out by key."""
+    names = {"#k": s.key_field_name, "#b": s.value_field_name}
+    names.update({f"#h{i}": attribute for i, attribute in enumerate(_HEAD_ATTRIBUTES)})
+    maps: list[tuple[str, dict[str, Any]]] = []
+    with ctx.transfer(f"scanning {s.table_name}") as progress:
+        pages = ctx.client.get_paginator("scan").paginate(
+            TableName=s.table_name,
+            ProjectionExpression=", ".join(name for name in names if name != "#b"),
+            FilterExpression="attribute_exists(#h0) OR attribute_exists(#b)",
+            ExpressionAttributeNames=names,
+        )
+        for page in pages:
+            progress.update(page.get("ScannedCount", 0))
+            for item in page.get("Items", ()):
+                key = item.get(s.key_field_name, {}).get("S")
+                if key is not None and not is_segment_key(key):
+                    maps.append((key, item))
+    return sorted(maps, key=lambda found: found[0])
+
+
+def _row(s: Settings, key: str, item: dict[str, Any]) -> dict[str, Any]:
+    """One map as ``list`` shows it. ``segments``: those stored (``shards``: their items); ``size``: bytes stored
+    (head item and segment blobs; None for a 1.0.0 item, whose value the Scan does not fetch); ``error``: why the
+    head cannot be read by this version."""
+    row: dict[str, Any] = {
         "key": key,
-        "version": int(item[VER]["N"]) if VER in item else 0,
-        "format": 1 if legacy else int(item[FMT]["N"]),
-        "codec": LEGACY_CODEC if legacy else item.get(CODEC, {}).get("S", "?"),
-        "shards": len(item.get(SHARDS, {}).get("L", ())),
-        "size": None if legacy else int(item.get(RAW, {}).get("N", 0)),  # decoded bytes; 1.0.0 items lack it
-        "garbage": sorted(item.get(GARBAGE, {}).get("SS", ())),
+        "version": 0,
+        "format": 1,
+        "codec": LEGACY_CODEC,
+        "epoch": None,
+        "log": None,
+        "segments": None,
+        "shards": None,
+        "size": None,
+        "error": None,
+    }
+    if FMT not in item:
+        return row
+    try:
+        # A head's value is always the 1.0.0 trap (_head.build), which the Scan leaves out: put back for its size.
+        head = parse({**item, s.value_field_name: {"B": LEGACY_TRAP}}, _for_key(s, key))
+    except StoredDataError as exc:
+        codec = item.get(CODEC, {}).get("S", "?")
+        return {**row, "version": _number(item, VER), "format": _number(item, FMT), "codec": codec, "error": _line(exc)}
+    return {
+        **row,
+        "version": head.version,
+        "format": FORMAT,
+        "codec": head.codec,
+        "epoch": head.epoch,
+        "log": len(head.log),
+        "segments": _stored(head),
+        "shards": sum(segment.shards for segment in head.table),
+        "size": head.stored_size + sum(segment.blob_size for segment in head.table),
     }
 
 
+def _storage(row: dict[str, Any]) -> str:
+    if row["error"] is not None:
+        return "unreadable"
+    if row["format"] == 1:
+        return "inline"
+    return _segments(row["segments"]) if row["segments"] else "head"
+
+
+def _stored(head: Head) -> int:
+    """Segments stored in items (the table may also list empty partitions, which are not stored)."""
+    return sum(1 for segment in head.table if segment.shards)
+
+
+def _segments(count: int) -> str:
+    return _count(count, "segment")
+
+
+def _number(item: dict[str, Any], name: str) -> int | None:
+    try:
+        return int(item[name]["N"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _show(ctx: _Context) -> int:
-    _print_value(ctx, ctx.open_existing(ctx.args.key).to_dict())
+    _print_value(ctx, ctx.open(ctx.args.key, existing=True).to_dict())
     return 0
 
 
 def _existing_entry(ctx: _Context) -> tuple[PersistentMap, Any]:
     """The map and the entry name the command names, which must exist."""
-    data = ctx.open_existing(ctx.args.key)
+    data = ctx.open(ctx.args.key, existing=True)
     name = _name(ctx)
     if name not in data:
         raise CliError(f"map {ctx.args.key!r} has no entry {name!r}; `{ctx.prog} show {ctx.args.key}` lists them")
@@ -469,7 +589,7 @@ def _export(ctx: _Context) -> int:
     path = ctx.args.file
     if path != "-" and os.path.exists(path):
         ctx.confirm(f"Overwrite {path}?")
-    data = ctx.open_existing(ctx.args.key)
+    data = ctx.open(ctx.args.key, existing=True)
     document = {
         EXPORT_MARKER: 1,
         "table": data.settings.table_name,
@@ -546,69 +666,90 @@ def _read(ctx: _Context, path: str) -> bytes:
 
 
 def _migrate(ctx: _Context) -> int:
+    """Rewrite every map this package would not write as it is: 1.0.0 items, and format-3 maps of another codec.
+
+    Heads in other formats are left alone: format 2 was never released, and a newer format is not downgraded."""
     s = ctx.settings()
-    names = {"#k": s.key_field_name, "#b": s.value_field_name, "#f": FMT}
-    keys: list[str] = []
-    with ctx.transfer(f"scanning {s.table_name}") as progress:
-        pages = ctx.client.get_paginator("scan").paginate(
-            TableName=s.table_name,
-            ProjectionExpression="#k",
-            FilterExpression="attribute_exists(#b) AND attribute_not_exists(#f)",
-            ExpressionAttributeNames=names,
-        )
-        for page in pages:
-            progress.update(page.get("ScannedCount", 0))
-            for item in page.get("Items", ()):
-                key = item.get(s.key_field_name, {}).get("S")
-                if key is not None and not _SHARD_KEY.search(key):  # shards look like 1.0.0 items: key + value
-                    keys.append(key)
-    keys.sort()
-    if ctx.args.dry_run or not keys:
-        for key in keys:
-            ctx.out.write(key + "\n")
-        ctx.note(f"{len(keys)} 1.0.0 item(s) in table {s.table_name!r}")
+    codec = ctx.codec_name
+    rows = [_row(s, key, item) for key, item in _scan(ctx, s)]
+    rows = [r for r in rows if r["format"] == 1 or (r["format"] == FORMAT and r["codec"] != codec)]
+    if ctx.args.dry_run:
+        return _dry_run(ctx, s, [r["key"] for r in rows])
+    if not rows:
+        ctx.note(f"0 maps to rewrite with codec {codec} in table {s.table_name!r}")
         return 0
-    codec = ctx.map_class.codec_factory().name
+    legacy = sum(r["format"] == 1 for r in rows)
+    foreign = sorted({r["codec"] for r in rows if r["format"] != 1})
+    kinds = [f"{legacy} 1.0.0 item(s)"] if legacy else []
+    kinds += [f"{len(rows) - legacy} of codec {', '.join(foreign)}"] if foreign else []
     ctx.confirm(
-        f"Rewrite {len(keys)} 1.0.0 item(s) of table {s.table_name!r} in format {FORMAT_VERSION} with codec "
-        f"{codec}? Functions still running 1.0.0 cannot read them afterwards."
+        f"Rewrite {len(rows)} map(s) of table {s.table_name!r} in format {FORMAT} with codec {codec} "
+        f"({'; '.join(kinds)})? Functions still running 1.0.0, or a package that cannot read {codec}, cannot "
+        "read them afterwards."
     )
     failed = 0
     with ctx.transfer("migrating", unit="maps") as progress:
-        progress.total = len(keys)
-        for key in keys:
+        progress.total = len(rows)
+        for r in rows:
             try:
-                outcome = _migrate_one(ctx, _for_key(s, key))
+                outcome = _migrate_one(ctx, _for_key(s, r["key"]))
             except PersistenceError as exc:
                 failed += 1
                 outcome = f"not migrated: {_library_message(exc, ctx)}"
-            ctx.out.write(f"{key}: {outcome}\n")
+            ctx.out.write(f"{r['key']}: {outcome}\n")
             progress.update(1)
     if failed:
-        raise CliError(f"{failed} of {len(keys)} item(s) were not migrated (see above); fix them and run migrate again")
+        raise CliError(f"{failed} of {len(rows)} map(s) were not migrated (see above); fix them and run migrate again")
     return 0
 
 
-def _migrate_one(ctx: _Context, settings: Settings) -> str:
-    """Re-encode one 1.0.0 item as a format 2 head, conditional on it being unchanged since it was read.
+def _dry_run(ctx: _Context, s: Settings, keys: list[str]) -> int:
+    """List the maps migrate would rewrite: each is read and re-encoded as migrate would, so that a map listed is
+    one migrate can rewrite (the others are named on stderr, and the exit code is 1 as migrate's would be)."""
+    listed = refused = 0
+    with ctx.transfer("reading", unit="maps") as progress:
+        progress.total = len(keys)
+        for key in keys:
+            try:
+                plan = _rewrite_plan(ctx, _for_key(s, key))
+            except PersistenceError as exc:
+                refused += 1
+                ctx.note(f"{key}: cannot be migrated: {_library_message(exc, ctx)}")
+            else:
+                if not isinstance(plan, str):
+                    listed += 1
+                    ctx.out.write(key + "\n")
+            progress.update(1)
+    ctx.note(f"{listed} map(s) to rewrite with codec {ctx.codec_name} in table {s.table_name!r}")
+    if refused:
+        raise CliError(f"{refused} of {len(keys)} map(s) cannot be migrated (see above); fix them, then run migrate")
+    return 0
 
-    PersistentMap writes nothing when the content is unchanged, so the item is committed through its Store and
-    codec directly: the same commit a PersistentMap makes, without a content change to trigger it.
-    """
-    store = Store(ctx.client, settings)
-    head, blob = store.load()
-    if head is None:
+
+def _rewrite_plan(ctx: _Context, settings: Settings) -> tuple[Head | None, list[bytes], Codec] | str:
+    """What migrating one map writes: the head it was read at (None: a 1.0.0 item), its entries encoded with this
+    package's codec, and that codec; or why there is nothing to do."""
+    data = ctx.load(settings)
+    if data is None:
         return "skipped: deleted meanwhile"
-    if not head.legacy:
-        return "skipped: already in format 2"
-    data = decode_map(head, blob, settings)
+    head = data._replica.head
     codec = ctx.map_class.codec_factory()
-    body = codec.join([codec.encode_entry(k, v) for k, v in data.items()])
-    try:
-        new = store.commit(codec.compress(body), codec.name, len(body), head)
-    except Conflict:
+    if head is not None and head.codec == codec.name:
+        return f"skipped: already written with codec {codec.name}"
+    return head, [codec.encode_entry(key, value) for key, value in data.items()], codec
+
+
+def _migrate_one(ctx: _Context, settings: Settings) -> str:
+    """Replace one map by a format-3 map of the same entries written with this package's codec, conditional on
+    the map being unchanged since it was read (a concurrent writer is never overwritten)."""
+    plan = _rewrite_plan(ctx, settings)
+    if isinstance(plan, str):
+        return plan
+    head, entries, codec = plan
+    new = replace_map(ctx.client, settings, codec, head, entries)
+    if new is None:
         return "skipped: another writer changed it meanwhile (run migrate again)"
-    return f"migrated: {_entries(len(data))}, version {new.version}, codec {codec.name}"
+    return f"migrated: {_entries(len(entries))}, version {new.version}, codec {codec.name}"
 
 
 def _policy(ctx: _Context) -> int:
@@ -619,56 +760,127 @@ def _policy(ctx: _Context) -> int:
 
 def _info(ctx: _Context) -> int:
     s = ctx.settings(ctx.args.key)
-    store = Store(ctx.client, s)
-    with ctx.transfer(f"reading {s.table_key}"):
-        head, blob = store.load()
-    if head is None:
-        raise CliError(
-            f"no map is stored under key {s.table_key!r} in table {s.table_name!r}; `{ctx.prog} list` shows the keys"
-        )
-    usage = store.last_load
+    usage = Usage()
+    head, item = stored_head(ctx.client, s, usage)
+    if item is None:
+        raise CliError(_no_map(ctx, s))
+    entries: Any
     try:
-        entries: Any = len(decode_map(head, blob, s))
-    except StoredDataError as exc:
+        data = ctx.load(s, progress=True)
+    except StoredDataError as exc:  # the head's facts still show; the entries need a codec this package lacks
         entries = f"unreadable here ({_library_message(exc, ctx)})"
-    facts: dict[str, Any] = {
-        "table": s.table_name,
-        "key": s.table_key,
-        "format": 1 if head.legacy else FORMAT_VERSION,
-        "codec": head.codec or "none (placeholder of an unfinished first commit)",
-        "version": head.version,
-        "storage": f"{len(head.shard_digests)} shards (generation {head.gen})" if head.gen else "inline",
-        "stored_bytes": len(blob) if blob is not None else 0,
-        "item_bytes": usage.bytes,
-        "decoded_bytes": head.raw_size,
-        "entries": entries,
-        "garbage": sorted(head.garbage),
-        "load_calls": usage.calls,
-        "load_items": usage.items,
-        "load_read_units": usage.capacity_units,
-        "load_reported_units": usage.reported_units,
-    }
+    else:
+        if data is None:
+            raise CliError(_no_map(ctx, s))
+        entries, usage = len(data), data.last_load
+        head, item = data._replica.head, data._replica.legacy or item
+    facts = {"table": s.table_name, "key": s.table_key, **(_legacy_facts(s, item) if head is None else _facts(head))}
+    facts.update(
+        entries=entries,
+        load_calls=usage.calls,
+        load_items=usage.items,
+        load_read_units=usage.capacity_units,
+        load_reported_units=usage.reported_units,
+    )
     if ctx.args.json:
         ctx.out.write(json.dumps(facts, indent=2) + "\n")
         return 0
-    lines = {
-        "table": s.table_name,
-        "key": s.table_key,
-        "format": "1 (aws-lambda-persistence 1.0.0)" if head.legacy else str(FORMAT_VERSION),
-        "codec": facts["codec"],
-        "version": str(head.version),
-        "storage": facts["storage"],
-        "stored": f"{_human(facts['stored_bytes'])} blob, {_human(usage.bytes)} in items",
-        "decoded": _human(head.raw_size),
-        "entries": str(entries),
-        "garbage": ", ".join(facts["garbage"]) or "none",
-        "last load": f"{usage.calls} calls, {usage.items} items, {usage.capacity_units:g} read units"
-        + ("" if usage.reported_units is None else f" (DynamoDB reported {usage.reported_units:g})"),
-    }
-    width = max(map(len, lines))
-    for label, value in lines.items():
+    lines = [("table", s.table_name), ("key", s.table_key)]
+    if head is None:
+        lines += [("format", "1 (aws-lambda-persistence 1.0.0)"), ("codec", LEGACY_CODEC), ("version", "0")]
+        lines += [("storage", "inline (the whole map in the item)"), ("stored", _human(facts["stored_bytes"]))]
+    else:
+        lines += [("format", str(FORMAT)), ("codec", head.codec), ("version", f"{head.version} (epoch {head.epoch})")]
+        log = f"{_count(len(head.log), 'record')}, {_human(facts['log_bytes'])} (room for {_human(head.room)} more)"
+        lines += [("log", log), ("storage", facts["storage"])]
+        lines += [("segment", _segment_line(segment)) for segment in facts["segments"]]
+        stored = f"head {_human(facts['head_bytes'])}, segments {_human(facts['segment_bytes'])}"
+        lines.append(("stored", f"{_human(facts['stored_bytes'])} ({stored})"))
+        if head.garbage:
+            lines.append(("garbage", ", ".join(facts["garbage"])))
+    decoded = facts["decoded_bytes"]
+    lines += [("decoded", "-" if decoded is None else _human(decoded)), ("entries", str(entries))]
+    lines.append(
+        (
+            "last load",
+            f"{_count(usage.calls, 'call')}, {_count(usage.items, 'item')}, {usage.capacity_units:g} read units"
+            + ("" if usage.reported_units is None else f" (DynamoDB reported {usage.reported_units:g})"),
+        )
+    )
+    width = max(len(label) for label, _ in lines)
+    for label, value in lines:
         ctx.out.write(f"{label + ':':<{width + 1}} {value}\n")
     return 0
+
+
+def _facts(head: Head) -> dict[str, Any]:
+    """What a format-3 head says, in bytes: the head item, its log, its segments (stored and decoded)."""
+    log_bytes = sum(len(record) for record in head.log)
+    segment_bytes = sum(segment.blob_size for segment in head.table)
+    return {
+        "format": FORMAT,
+        "codec": head.codec,
+        "version": head.version,
+        "epoch": head.epoch,
+        "storage": _segments(_stored(head)) if _stored(head) else "head",
+        "log_records": len(head.log),
+        "log_bytes": log_bytes,
+        "log_room": head.room,
+        "segments": [_segment_facts(segment) for segment in head.table],
+        "head_bytes": head.stored_size,
+        "segment_bytes": segment_bytes,
+        "stored_bytes": head.stored_size + segment_bytes,
+        "decoded_bytes": log_bytes + sum(segment.raw_size for segment in head.table),
+        "garbage": sorted(head.garbage),
+    }
+
+
+def _legacy_facts(s: Settings, item: dict[str, Any]) -> dict[str, Any]:
+    """What a 1.0.0 item is: one item holding the pickle of the whole map (stored uncompressed)."""
+    value = item.get(s.value_field_name, {}).get("B")
+    return {
+        "format": 1,
+        "codec": LEGACY_CODEC,
+        "version": 0,
+        "epoch": None,
+        "storage": "inline",
+        "log_records": None,
+        "log_bytes": None,
+        "log_room": None,
+        "segments": [],
+        "head_bytes": item_size(item),
+        "segment_bytes": 0,
+        "stored_bytes": item_size(item),
+        "decoded_bytes": None if value is None else len(value),
+        "garbage": [],
+    }
+
+
+def _segment_facts(segment: Segment) -> dict[str, Any]:
+    kind = {PARTITION: "partition", RUN: "run"}.get(segment.kind, "manifest")
+    facts: dict[str, Any] = {
+        "kind": kind,
+        "sid": segment.sid,
+        "shards": segment.shards,
+        "stored_bytes": segment.blob_size,
+        "decoded_bytes": segment.raw_size,
+    }
+    if segment.kind == PARTITION:
+        facts.update(depth=segment.depth, prefix=segment.prefix, watermark=segment.watermark)
+    elif segment.kind == RUN:
+        facts.update(level=segment.level, lo=segment.lo, hi=segment.hi)
+    return facts
+
+
+def _segment_line(facts: dict[str, Any]) -> str:
+    where = {
+        "partition": f" (depth {facts.get('depth')}, prefix {facts.get('prefix')}, watermark {facts.get('watermark')})",
+        "run": f" (level {facts.get('level')}, sequence {facts.get('lo')}-{facts.get('hi')})",
+    }.get(facts["kind"], "")
+    if not facts["shards"]:
+        return f"{facts['kind']} {facts['sid']}{where}: empty, not stored"
+    size = f"{_human(facts['stored_bytes'])} ({_human(facts['decoded_bytes'])} decoded)"
+    return f"{facts['kind']} {facts['sid']}{where}: {_count(facts['shards'], 'item')}, {size}"
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
@@ -680,7 +892,7 @@ def _as_arguments(settings: Settings) -> dict[str, Any]:
 
 def _for_key(settings: Settings, key: str) -> Settings:
     """``settings`` for another map of the same table. The key comes from the table itself, so no
-    PERSISTENCE_TABLE_KEY may replace it (that would rewrite one map once per 1.0.0 item)."""
+    PERSISTENCE_TABLE_KEY may replace it (that would rewrite one map once per map listed)."""
     return Settings(**{**_as_arguments(settings), "table_key": key})
 
 
@@ -700,19 +912,19 @@ def _print_value(ctx: _Context, value: Any) -> None:
         ctx.out.write(tagged.dumps(value, indent=2) + "\n")
 
 
-def _exists(client: Any, settings: Settings) -> bool:
-    try:
-        response = client.get_item(
-            TableName=settings.table_name,
-            Key={settings.key_field_name: {"S": settings.table_key}},
-            ProjectionExpression="#k",
-            ExpressionAttributeNames={"#k": settings.key_field_name},
-        )
-    except Exception as exc:
-        if _aws_code(exc) == "ResourceNotFoundException":
-            return False
-        raise
-    return "Item" in response
+def _no_map(ctx: _Context, settings: Settings) -> str:
+    return (
+        f"no map is stored under key {settings.table_key!r} in table {settings.table_name!r}; "
+        f"`{ctx.prog} list` shows the stored keys"
+    )
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _line(exc: Exception) -> str:
+    return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def _aws_code(exc: Exception) -> str:

@@ -2,7 +2,8 @@
 
 A map is encoded entry by entry (one key and its value), so that the map can tell exactly which
 top-level keys changed by comparing per-entry digests, and re-apply only its own changes after a
-concurrent write. A codec must never decode without a size bound: every ``decode`` gets the
+concurrent write. A codec's decoder hands back each entry's stored bytes along with the dict, so those
+digests cost a load no encoding. A codec must never decode without a size bound: every ``decode`` gets the
 decoded size the head item declared, capped by ``MAX_DECODED_BYTES``.
 """
 
@@ -28,6 +29,9 @@ class Codec(ABC):
 
     #: Stored in every head item (``alp_codec``); never reuse a name for a different encoding.
     name: ClassVar[str]
+    #: How one entry is encoded, compression aside. Codecs of one entry format write identical entries: the bytes
+    #: of an entry that one stored compare with those the other encodes (pickle5+zlib and pickle5+zstd do).
+    entry_format: ClassVar[str]
 
     @abstractmethod
     def encode_entry(self, key: Any, value: Any) -> bytes:
@@ -41,9 +45,28 @@ class Codec(ABC):
     def compress(self, body: bytes) -> bytes:
         """Compress a body into the blob that is stored."""
 
-    @abstractmethod
     def decode(self, blob: bytes, raw_size: int) -> dict[Any, Any]:
         """Decompress (to at most ``raw_size`` bytes) and decode a blob back into a dict."""
+        return self.decode_entries(blob, raw_size)[0]
+
+    @abstractmethod
+    def decode_entry(self, entry: bytes) -> tuple[Any, Any]:
+        """One stored entry (what ``encode_entry`` wrote) back to its key and value, through the same bounds and
+        allow-lists as every read: CorruptDataError (or UnsafeDataError) for anything else."""
+
+    @abstractmethod
+    def decompress(self, blob: bytes, raw_size: int) -> bytes:
+        """Decompress a stored blob to exactly ``raw_size`` bytes, refusing anything larger."""
+
+    @abstractmethod
+    def decode_entries(self, blob: bytes, raw_size: int) -> tuple[dict[Any, Any], list[memoryview]]:
+        """Decode a blob like :meth:`decode`, and also return each entry's encoding, in the dict's order: exactly
+        what ``encode_entry`` returns for that key and value in this process, taken from the stored bytes where
+        they are that (so a load derives entry digests without encoding anything again).
+
+        Every decoded key and value is in the value model (``_values``: a stored item that names anything else is
+        CorruptDataError, as is one that holds a key twice), so the map can write back whatever it read.
+        """
 
 
 _decoders: dict[str, Callable[[], Codec]] = {}

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from ._config import Settings
 from ._errors import MissingAWSIAMPermissions, PersistenceError
-from ._format import item_size
 from ._iam import permission_message
 from ._limits import BATCH_WRITE_MAX_ITEMS, ITEM_BUDGET
 from ._log import backoff
-from ._meter import Usage, write_units
+from ._meter import Usage, item_size, write_units
 from ._table import create_table
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-    from ._format import Item
+    from ._meter import Item
 
 #: Attempts of a TransactWriteItems that DynamoDB cancels for throttling (botocore does not retry those).
 THROTTLE_ATTEMPTS = 5

@@ -42,9 +42,7 @@ def policy(settings: Settings, *, own_rows_only: bool = True) -> dict[str, Any]:
     }
     if own_rows_only:
         item_statement["Condition"] = {
-            "ForAllValues:StringLike": {
-                "dynamodb:LeadingKeys": [settings.table_key, f"{settings.table_key}#alp-shard#*"]
-            }
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [settings.table_key, f"{settings.table_key}#alp#*"]}
         }
     return {
         "Version": "2012-10-17",

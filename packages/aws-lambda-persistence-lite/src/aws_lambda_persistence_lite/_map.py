@@ -1,10 +1,10 @@
 """PersistentMap: a dict whose every change is committed to DynamoDB, safely under concurrency.
 
-Owns the in-memory view and the optimistic-concurrency loop. Every write is a function applied to a
-copy of the map; it is committed conditionally on the stored version this container last saw. When
-another container won in between, the map reloads the stored state, re-applies this container's own
-changes (its unsaved edits per top-level key, then the function again) and retries. The view changes
-only when a commit succeeds, so a failed write leaves memory as it was.
+Owns the dict interface and turns each change into one change record (FORMAT3.md): blind changes (set, delete,
+update, clear, increment) are appended whatever other containers did meanwhile, so they never conflict;
+changes that depend on what is stored (``mutate``, ``pop``, ``popitem``) are appended only if the map is still
+at the version they were computed on, and are computed again on the newest state otherwise. The contents change
+only by folding committed records, so a failed write leaves memory as it was.
 """
 
 from __future__ import annotations
@@ -15,43 +15,45 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from contextlib import contextmanager
 
 from ._client import default_client
-from ._codec import Codec, codec_for
+from ._codec import Codec
 from ._config import Settings, split_arguments
-from ._errors import ConflictError, CorruptDataError, StoredDataError, UnsupportedValueError
-from ._format import LEGACY_CODEC, Head, digest
+from ._dynamodb import Conflict, Table
+from ._errors import ConflictError, CorruptDataError, StoredDataError
+from ._fold import AddRefused, is_number
+from ._keyhash import key_hash
 from ._log import backoff
-from ._pickle import default_codec, loads_restricted
 from ._meter import Usage
-from ._store import Conflict, Store
+from ._pickle import default_codec, loads_restricted
+from ._records import ADD, CLEAR, DEL, SET, Op
+from ._replica import Replica
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
-    from typing import Any, ClassVar, NamedTuple, TypeVar
+    from typing import Any, ClassVar, TypeVar
 
     T = TypeVar("T")
     M = TypeVar("M", bound="PersistentMap")
-    Digests = dict[Any, bytes]
+    #: A change that depends on the stored values: given a private copy of the map, the ops and the result.
+    Plan = Callable[[dict[Any, Any]], tuple[list[Op], Any]]
     _Base = MutableMapping[Any, Any]
 else:
-    from ._record import NamedTuple
-
     _Base = MutableMapping
 
 
-class _State(NamedTuple):
-    """What this container knows of the stored map, replaced as a whole when a load or a commit succeeds (so a
-    failed write leaves it as it was). ``data`` is also the dict that ``batch()`` edits in place."""
+class _Batch:
+    """What a ``batch()`` block has done so far: its own copy of the map, and its steps in order (fixed ops of
+    blind changes, or plans of changes that read the map)."""
 
-    #: The map's contents as this container sees them.
-    data: dict[Any, Any]
-    #: Per top-level key, the digest of its entry as stored: what tells a real change from a no-op.
-    digests: Digests
-    #: The stored head they came from (None: nothing stored).
-    head: Head | None
+    __slots__ = ("data", "reads", "steps")
+
+    def __init__(self, data: dict[Any, Any]) -> None:
+        self.data = data
+        self.steps: list[list[Op] | Plan] = []
+        self.reads = False
 
 
 class PersistentMap(_Base):
-    """A dict persisted in DynamoDB. ``PersistentMap()`` loads this function's map (one GetItem).
+    """A dict persisted in DynamoDB. ``PersistentMap()`` loads this function's map (one GetItem for a small map).
 
     Positional data or keyword data (``PersistentMap({'a': 1})``, ``PersistentMap(a=1)``) is merged into
     the stored map with one write. The keywords ``table_name``, ``table_key``, ``key_field_name`` and
@@ -85,13 +87,12 @@ class PersistentMap(_Base):
     def _setup(self, settings: Settings, client: Any, initial: dict[Any, Any] | None) -> None:
         self.settings = settings
         self._codec = type(self).codec_factory()
-        self._store = Store(client if client is not None else default_client(), settings)
+        table = Table(client if client is not None else default_client(), settings)
+        self._replica = Replica(table, settings, self._codec)
         self._lock = threading.RLock()
-        self._batch: list[Callable[[dict[Any, Any]], Any]] | None = None
-        self._before_batch: dict[Any, Any] = {}
-        self._batch_reads = False
-        self._state = _State({}, {}, None)
+        self._batch: _Batch | None = None
         self._synced_at = 0.0
+        self._loaded = False
         self.refresh()
         if initial:
             self.update(initial)
@@ -101,10 +102,13 @@ class PersistentMap(_Base):
     def _view(self) -> dict[Any, Any]:
         # Reads take no lock, so that they never wait for a commit's network calls (and a batch() block can hand
         # the map to worker threads); other threads therefore see a batch's changes before its exit commits them.
+        batch = self._batch
+        if batch is not None:
+            return batch.data
         max_age = self.settings.max_age
-        if max_age is not None and self._batch is None and time.monotonic() - self._synced_at > max_age:
+        if max_age is not None and time.monotonic() - self._synced_at > max_age:
             self.refresh()
-        return self._state.data
+        return self._replica.view.values
 
     def __getitem__(self, key: Any) -> Any:
         return self._view()[key]
@@ -144,71 +148,176 @@ class PersistentMap(_Base):
 
     @property
     def version(self) -> int:
-        """The stored version this container last read or wrote (0: nothing stored yet, or a 1.0.0 item)."""
-        head = self._state.head
-        return head.version if head else 0
+        """The sequence number of the newest change this container has folded (0: nothing stored yet, or a
+        1.0.0 item)."""
+        return self._replica.view.seq
 
     @property
     def last_load(self) -> Usage:
         """DynamoDB calls, items, bytes and capacity units of the last load or refresh."""
-        return self._store.last_load
+        return self._replica.last_load
 
     @property
     def last_commit(self) -> Usage:
         """DynamoDB calls, items, bytes and capacity units of the last commit."""
-        return self._store.last_commit
+        return self._replica.last_commit
 
     def refresh(self) -> None:
-        """Re-read the stored map. Costs one GetItem; shards are read only if the stored version changed.
-
-        Unsaved in-place edits of nested values are discarded: call :meth:`save` first to keep them.
-        """
+        """Re-read what changed in the stored map: one GetItem of the head when nothing did, and only the changed
+        parts when something did. Unsaved in-place edits of nested values are discarded: :meth:`save` first."""
         with self._lock:
-            head, blob = self._store.load(unless_version=self._state.head)
-            if head is None or blob is not None or head.empty:
-                self._adopt(head, blob)
-                if self._batch is not None:
-                    # Inside batch(): the block's changes so far stay, on top of the fresh state, which is also
-                    # what the block's exit commits on (not the state the block started from).
-                    self._before_batch = dict(self._state.data)
-                    for operation in self._batch:
-                        operation(self._state.data)
+            if not self._loaded:
+                self._replica.load()
+                self._loaded = True
+                self._adopt_legacy()
+            else:
+                self._sync()
+            batch = self._batch
+            if batch is not None:
+                # Inside batch(): the block's changes so far stay, on top of the fresh state, which is also what
+                # the block's exit commits on.
+                fresh = dict(self._replica.view.values)
+                self._replay(batch.steps, fresh)
+                batch.data = fresh
             self._synced_at = time.monotonic()
+
+    def _sync(self) -> bool:
+        """Catch up with the stored map; True when it had changed."""
+        changed = self._replica.refresh()
+        if changed:
+            self._adopt_legacy()
+        return changed
+
+    def _adopt_legacy(self) -> None:
+        """A 1.0.0 item: its pickled dict, read through the allow-list, is the map until the first write."""
+        item = self._replica.legacy
+        if item is None:
+            return
+        s = self.settings
+        value = item.get(s.value_field_name)
+        if value is None or "B" not in value:
+            raise CorruptDataError(
+                f"map in table {s.table_name!r} under key {s.table_key!r} is unreadable: attribute "
+                f"{s.value_field_name!r} is missing or not Binary",
+                table=s.table_name,
+                key=s.table_key,
+            )
+        try:
+            data = loads_restricted(bytes(value["B"]))
+        except StoredDataError as exc:
+            raise type(exc)(
+                f"map in table {s.table_name!r} under key {s.table_key!r}: {exc}", table=s.table_name, key=s.table_key
+            ) from exc
+        except Exception as exc:  # a 1.0.0 pickle that is damaged
+            raise CorruptDataError(
+                f"map in table {s.table_name!r} under key {s.table_key!r} cannot be decoded: {exc}",
+                table=s.table_name,
+                key=s.table_key,
+            ) from exc
+        if type(data) is not dict:
+            raise CorruptDataError(
+                f"map in table {s.table_name!r} under key {s.table_key!r}: a 1.0.0 item must hold a pickled dict, "
+                f"not {type(data).__name__}",
+                table=s.table_name,
+                key=s.table_key,
+            )
+        view = self._replica.view
+        for index, (key, value) in enumerate(data.items()):
+            view.values[key] = value
+            view.raw[key] = b""  # (no entry stored in this format yet: the first write stores every key)
+            view.positions[key] = (0, index)
 
     # -- writing ------------------------------------------------------------------------------------------
 
+    def _entry(self, key: Any, value: Any) -> bytes:
+        """The stored form of an entry; validates the value, and the key as a partition key (FORMAT.md), before
+        anything is sent."""
+        key_hash(key)
+        return self._replica.codec.encode_entry(key, value)
+
     def __setitem__(self, key: Any, value: Any) -> None:
         with self._lock:
-            if self._batch is None and key in self._state.digests:
-                entry = self._codec.encode_entry(key, value)  # also validates before anything is sent
-                if digest(entry) == self._state.digests[key]:
-                    self._state.data[key] = value  # identical to what is stored (same value, same type): no write
-                    return
-            self._apply(lambda d: d.__setitem__(key, value))
+            entry = self._entry(key, value)
+            if self._batch is None and self._replica.view.raw.get(key) == entry:
+                self._replica.view.values[key] = value  # identical to what is stored (same type too): no write
+                return
+            self._blind([Op(SET, entry)], lambda d: d.__setitem__(key, value), [(key, value)])
 
     def __delitem__(self, key: Any) -> None:
         with self._lock:
-            if key not in self._state.data:
+            if key not in self._view():
                 raise KeyError(key)
-            self._apply(lambda d: d.pop(key, None))
+            self._blind([Op(DEL, self._entry(key, None))], lambda d: d.pop(key, None))
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
-        """Set many keys with one write."""
-        items = dict(other, **kwargs)
-        if items:
-            self._apply(lambda d: d.update(items))
+        """Set many keys with one write (keys whose stored value is identical are left out)."""
+        with self._lock:
+            items = dict(other, **kwargs)
+            raw = self._replica.view.raw if self._batch is None else {}
+            changed = {k: (v, self._entry(k, v)) for k, v in items.items()}
+            changed = {k: ve for k, ve in changed.items() if raw.get(k) != ve[1]}
+            if changed:
+                ops = [Op(SET, entry) for _, entry in changed.values()]
+                self._blind(ops, lambda d: d.update(items), [(k, v) for k, (v, _) in changed.items()])
 
     def clear(self) -> None:
         """Remove every key with one write (also keys that other containers added meanwhile)."""
-        self._apply(dict.clear)
+        with self._lock:
+            if self._batch is None and self._replica.head is None and not self._replica.view.values:
+                return  # nothing stored, nothing to clear
+            self._blind([Op(CLEAR)], dict.clear)
+
+    def _blind(
+        self, ops: list[Op], effect: Callable[[dict[Any, Any]], Any], known: list[tuple[Any, Any]] | None = None
+    ) -> list[Any]:
+        """Commit changes that do not depend on what is stored: they never conflict. ``known``: the (key, value)
+        of each SET op, kept as they are (the caller's objects) instead of decoded again."""
+        batch = self._batch
+        if batch is not None:
+            effect(batch.data)
+            batch.steps.append(ops)
+            return []
+        outcomes = self._commit(ops, None, known)
+        self._synced_at = time.monotonic()
+        return outcomes
+
+    def increment(self, key: Any, delta: int | float = 1) -> Any:
+        """Atomically add ``delta`` to the number at ``key`` (missing counts as 0); return the new value.
+
+        Atomic across containers without a conflict: DynamoDB orders the additions, and each caller gets the
+        value its own addition produced.
+        """
+        if isinstance(delta, bool) or not isinstance(delta, (int, float)):
+            raise TypeError(f"increment() delta must be an int or float, not {type(delta).__name__}")
+        with self._lock:
+            current = self._view().get(key, 0)
+            if not is_number(current):
+                raise TypeError(f"cannot increment {key!r}: it holds a {type(current).__name__}, not a number")
+            ops = [Op(ADD, self._entry(key, delta))]
+            batch = self._batch
+            if batch is not None:
+                batch.data[key] = current + delta
+                batch.steps.append(ops)
+                return batch.data[key]
+            (outcome,) = self._blind(ops, lambda d: None) or [None]
+            if isinstance(outcome, AddRefused):
+                raise TypeError(
+                    f"cannot increment {key!r}: another container stored a {type(outcome.held).__name__} there"
+                )
+            return outcome if outcome is not None else self._replica.view.values.get(key)
 
     def pop(self, key: Any, *default: Any) -> Any:
         """Remove ``key`` and return its value, like dict.pop(); atomic across containers: the value returned is
-        the one removed from the stored map (a key missing from this container's copy costs one GetItem to
-        confirm)."""
+        the one removed from the stored map."""
         if len(default) > 1:
             raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
-        found = self._apply(lambda d: d.pop(key, _MISSING), reads=True)
+
+        def plan(d: dict[Any, Any]) -> tuple[list[Op], Any]:
+            if key not in d:
+                return [], _MISSING
+            return [Op(DEL, self._entry(key, None))], d.pop(key)
+
+        found = self._reading(plan)
         if found is not _MISSING:
             return found
         if default:
@@ -217,31 +326,30 @@ class PersistentMap(_Base):
 
     def popitem(self) -> tuple[Any, Any]:
         """Remove and return the last inserted (key, value) pair, like dict.popitem(); atomic like pop()."""
-        found: tuple[Any, Any] | None = self._apply(lambda d: d.popitem() if d else None, reads=True)
+
+        def plan(d: dict[Any, Any]) -> tuple[list[Op], Any]:
+            if not d:
+                return [], None
+            key, value = d.popitem()
+            return [Op(DEL, self._entry(key, None))], (key, value)
+
+        found: tuple[Any, Any] | None = self._reading(plan)
         if found is None:
             raise KeyError("popitem(): map is empty")
         return found
 
     def save(self) -> None:
-        """Commit in-place changes to nested values (``data['list'].append(x)``), if there are any."""
-        self._apply(lambda d: None)
-
-    def increment(self, key: Any, delta: int | float = 1) -> Any:
-        """Atomically add ``delta`` to the number at ``key`` (missing counts as 0); return the new value.
-
-        Atomic across containers: on a concurrent write the addition is redone on the fresh value.
-        """
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)):
-            raise TypeError(f"increment() delta must be an int or float, not {type(delta).__name__}")
-
-        def add(d: dict[Any, Any]) -> Any:
-            current = d.get(key, 0)
-            if isinstance(current, bool) or not isinstance(current, (int, float)):
-                raise TypeError(f"cannot increment {key!r}: it holds a {type(current).__name__}, not a number")
-            d[key] = current + delta
-            return d[key]
-
-        return self._apply(add, reads=True)
+        """Commit in-place changes to nested values (``data['list'].append(x)``), if there are any: every value
+        is encoded again and compared with what is stored (the cost grows with the map)."""
+        with self._lock:
+            if self._batch is not None:
+                return  # the block's exit commits what the block changed
+            raw = self._replica.view.raw
+            changed = {k: (v, self._entry(k, v)) for k, v in self._view().items()}
+            changed = {k: ve for k, ve in changed.items() if raw.get(k) != ve[1]}
+            if changed:
+                ops = [Op(SET, entry) for _, entry in changed.values()]
+                self._commit(ops, None, [(k, v) for k, (v, _) in changed.items()])
 
     def mutate(self, function: Callable[[dict[Any, Any]], T]) -> T:
         """Run ``function(d)`` on a private copy of the map and commit what it changed, atomically.
@@ -251,7 +359,28 @@ class PersistentMap(_Base):
         side effects besides changing ``d``. Returns what ``function`` returned on the attempt that committed.
         When it changes nothing, one GetItem confirms that it ran on the stored state (or it runs again on that).
         """
-        return self._apply(lambda d: function(_deep_copy_into(d)), reads=True)
+
+        def plan(d: dict[Any, Any]) -> tuple[list[Op], Any]:
+            import copy
+
+            before = self._replica.view.raw if self._batch is None else None
+            work = copy.deepcopy(d)
+            result = function(work)
+            return self._diff(d, work, before), result
+
+        return self._reading(plan)  # type: ignore[no-any-return]
+
+    def _diff(self, old: dict[Any, Any], new: dict[Any, Any], raw: dict[Any, bytes] | None) -> list[Op]:
+        """The ops that turn ``old`` into ``new`` (entries compared as encoded)."""
+        ops = [Op(DEL, self._entry(k, None)) for k in old if k not in new]
+        for key, value in new.items():
+            entry = self._entry(key, value)
+            stored = raw.get(key) if raw is not None and key in old else None
+            if stored is None and key in old:
+                stored = self._entry(key, old[key])
+            if entry != stored or key not in old:
+                ops.append(Op(SET, entry))
+        return ops
 
     @contextmanager
     def batch(self) -> Iterator[PersistentMap]:
@@ -259,168 +388,107 @@ class PersistentMap(_Base):
 
         If the block raises, its changes are discarded and nothing is written. Values returned inside the block
         (by ``increment()``, ``mutate()``, ``pop()``) come from this container's copy; when another container
-        committed meanwhile, the exit re-applies the block's operations on the fresh state, so read the map
-        after the block for what was committed.
+        committed meanwhile, blind changes land as they are and changes that read the map are computed again on
+        the fresh state, so read the map after the block for what was committed.
         """
         with self._lock:
             if self._batch is not None:  # nested: the outermost batch commits
                 yield self
                 return
-            self._batch, self._before_batch, self._batch_reads = [], dict(self._state.data), False
+            batch = self._batch = _Batch(dict(self._replica.view.values))
             try:
                 yield self
-            except BaseException:
-                self._state = self._state._replace(data=self._before_batch)
-                raise
             finally:
-                operations, self._batch = self._batch, None
-            self._state = self._state._replace(data=self._before_batch)
+                self._batch = None
+            if not batch.steps:
+                return
+            if not batch.reads:
+                self._commit([op for step in batch.steps for op in step], None)  # type: ignore[union-attr]
+                return
+            steps = batch.steps
+            self._reading(lambda d: (self._replay(steps, d), None))
 
-            def replay(d: dict[Any, Any]) -> None:
-                for operation in operations:
-                    operation(d)
+    def _replay(self, steps: list[list[Op] | Plan], d: dict[Any, Any]) -> list[Op]:
+        """A batch's steps again on ``d`` (changing it as they do): their ops."""
+        ops: list[Op] = []
+        for step in steps:
+            if isinstance(step, list):
+                ops += step
+                for op in step:
+                    self._apply_local(d, op)
+            else:
+                more, _ = step(d)
+                ops += more
+        return ops
 
-            self._apply(replay, reads=self._batch_reads)
+    def _apply_local(self, d: dict[Any, Any], op: Op) -> None:
+        if op.kind == CLEAR:
+            d.clear()
+            return
+        key, value = self._replica.codec.decode_entry(op.entry)
+        if op.kind == SET:
+            d[key] = value
+        elif op.kind == DEL:
+            d.pop(key, None)
+        elif is_number(d.get(key, 0)):
+            d[key] = d.get(key, 0) + value
 
     # -- the commit loop ----------------------------------------------------------------------------------
 
-    def _apply(self, operation: Callable[[dict[Any, Any]], T], *, reads: bool = False) -> T:
-        """Commit ``operation``. ``reads``: its effect or result depends on the stored values (increment, mutate,
-        pop), so even when it changes nothing, that must be decided on the current stored state."""
-        with self._lock:
-            if self._batch is not None:
-                result = operation(self._state.data)
-                self._batch.append(operation)
-                self._batch_reads |= reads
-                return result
-            return self._commit(operation, reads)
+    def _commit(
+        self,
+        ops: list[Op],
+        expected: int | None,
+        known: list[tuple[Any, Any]] | None = None,
+        usage: Usage | None = None,
+    ) -> list[Any]:
+        if known is not None and len(known) != len(ops):
+            known = None
+        if self._replica.legacy is not None:
+            # The first write over a 1.0.0 item stores every key with this change (FORMAT.md, "First write"); if
+            # another container upgraded the item first, this change is made on what that one stored.
+            items = list(self._replica.view.values.items())
+            first = [Op(SET, self._entry(k, v)) for k, v in items] + ops
+            try:
+                return self._replica.commit(
+                    first, known=None if known is None else [*items, *known], usage=usage, first_only=True
+                )
+            except Conflict:
+                if expected is not None:
+                    raise  # computed on the 1.0.0 map: compute it again on the stored one
+        return self._replica.commit(ops, expected=expected, known=known, usage=usage)
 
-    def _commit(self, operation: Callable[[dict[Any, Any]], T], reads: bool) -> T:
-        head, base = self._state.head, self._state.digests
-        work = dict(self._state.data)
-        result = operation(work)
-        unsaved: tuple[dict[Any, Any], set[Any]] | None = None
-        usage = Usage()  # one write's cost, over all its attempts
-        for attempt in range(self.settings.max_attempts):
-            digests, body = self._encode(work)
-            if list(digests.items()) == list(base.items()):
-                # Nothing to write. An operation that reads must have decided on the current state: one GetItem
-                # (no shard is read when the version is unchanged) confirms it, or gives the state to redo it on.
-                stored, blob = self._store.load(unless_version=head) if reads else (head, None)
-                if _same_version(stored, head):
-                    self._state = _State(work, digests, head)
-                    return result
-                fresh, newer = self._stored(stored, blob)
-                raced = False  # nobody raced this call: its view was old, so redo it now, without backing off
-            else:
-                blob = self._codec.compress(body)
+    def _reading(self, plan: Plan) -> Any:
+        """Commit a change computed from the stored state: conditional on the version it was computed on, and
+        computed again on the newest state when another container committed first."""
+        with self._lock:
+            batch = self._batch
+            if batch is not None:
+                ops, result = plan(batch.data)
+                batch.steps.append(plan)
+                batch.reads = True
+                return result
+            usage = Usage()  # one write's cost, over all its attempts
+            for attempt in range(self.settings.max_attempts):
+                version = self._replica.view.seq
+                ops, result = plan(dict(self._replica.view.values))
+                if not ops:
+                    # Nothing to write. The result must come from the current state: one GetItem confirms it, or
+                    # gives the state to redo it on (nobody raced this call: no backoff).
+                    if not self._sync():
+                        return result
+                    continue
                 try:
-                    new_head = self._store.commit(blob, self._codec.name, len(body), head, usage=usage)
-                except Conflict as conflict:
-                    stored, (fresh, newer) = self._fetch(conflict.current)
-                    raced = True
-                else:
-                    self._state = _State(work, digests, new_head)
-                    self._synced_at = time.monotonic()
-                    return result
-            # Another container committed first: redo this container's changes on the newest stored state.
-            if unsaved is None:
-                unsaved = self._unsaved()
-            head, base = stored, newer
-            if attempt + 1 == self.settings.max_attempts:
-                self._state = _State(fresh, base, head)
-                break
-            work = dict(fresh)
-            work.update(unsaved[0])
-            for key in unsaved[1]:
-                work.pop(key, None)
-            result = operation(work)
-            if raced:
-                backoff(attempt, 0.02, 1.0)
+                    self._commit(ops, version if self._replica.legacy is None else None, usage=usage)
+                except Conflict:
+                    backoff(attempt, 0.02, 1.0)
+                    continue
+                self._synced_at = time.monotonic()
+                return result
         raise ConflictError(
             f"map {self.settings.table_key!r} was changed by other writers on each of {self.settings.max_attempts} "
             "attempts; nothing of this call was written, and the map now shows the newest stored state"
         )
 
-    def _encode(self, data: dict[Any, Any]) -> tuple[Digests, bytes]:
-        entries = [self._codec.encode_entry(k, v) for k, v in data.items()]
-        return dict(zip(data, map(digest, entries), strict=True)), self._codec.join(entries)
-
-    def _unsaved(self) -> tuple[dict[Any, Any], set[Any]]:
-        """This container's edits not yet stored (in-place edits of nested values), per top-level key."""
-        state = self._state
-        digests = self._encode(state.data)[0]
-        changed = {k: state.data[k] for k, d in digests.items() if state.digests.get(k) != d}
-        return changed, set(state.digests) - set(digests)
-
-    def _fetch(self, current: Head | None) -> tuple[Head | None, tuple[dict[Any, Any], Digests]]:
-        """The newest stored state: the winner's head returned with a lost condition, or one more load."""
-        if current is None or current.blob is None:
-            current, blob = self._store.load()
-        else:
-            blob = current.blob
-        return current, self._stored(current, blob)
-
-    def _adopt(self, head: Head | None, blob: bytes | None) -> None:
-        data, digests = self._stored(head, blob)
-        self._state = _State(data, digests, head)
-
-    def _stored(self, head: Head | None, blob: bytes | None) -> tuple[dict[Any, Any], Digests]:
-        """A stored map and its per-entry digests. Decoded data that cannot be encoded again (a hostile body
-        holding something outside the value model) is damaged data, not a bad value of the user's."""
-        data = decode_map(head, blob, self.settings)
-        try:
-            return data, self._encode(data)[0]
-        except UnsupportedValueError as exc:
-            s = self.settings
-            raise CorruptDataError(
-                f"map in table {s.table_name!r} under key {s.table_key!r} holds a value outside the supported "
-                f"types: {exc}",
-                table=s.table_name,
-                key=s.table_key,
-            ) from exc
-
-
-def decode_map(head: Head | None, blob: bytes | None, settings: Settings) -> dict[Any, Any]:
-    """The map a head and its blob hold, through the allow-listed readers; errors name table and key."""
-    if head is None or head.empty or blob is None:
-        return {}
-    s = settings
-    try:
-        if head.codec == LEGACY_CODEC:
-            data = loads_restricted(blob)
-            if type(data) is not dict:
-                raise StoredDataError(f"a 1.0.0 item must hold a pickled dict, not {type(data).__name__}")
-            return data
-        assert head.codec is not None
-        return codec_for(head.codec).decode(blob, head.raw_size)
-    except StoredDataError as exc:
-        raise type(exc)(
-            f"map in table {s.table_name!r} under key {s.table_key!r}: {exc}", table=s.table_name, key=s.table_key
-        ) from exc
-    except Exception as exc:  # a 1.0.0 pickle that is damaged
-        raise CorruptDataError(
-            f"map in table {s.table_name!r} under key {s.table_key!r} cannot be decoded: {exc}",
-            table=s.table_name,
-            key=s.table_key,
-        ) from exc
-
 
 _MISSING = object()
-
-
-def _same_version(a: Head | None, b: Head | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return (a.version, a.digest) == (b.version, b.digest)
-
-
-def _deep_copy_into(d: dict[Any, Any]) -> dict[Any, Any]:
-    # mutate() functions may edit nested values in place; they must edit private copies, or a retry after a
-    # conflict would see (and repeat) the edits of the attempt that lost.
-    import copy
-
-    fresh = copy.deepcopy(d)
-    d.clear()
-    d.update(fresh)
-    return d

@@ -16,6 +16,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _rec
 if TYPE_CHECKING:
     from typing import Any
 
+    #: An item as the low-level client sees it: attribute name -> {type: value}.
+    Item = dict[str, dict[str, Any]]
+
 
 class Usage:
     """What one load or one write cost: DynamoDB calls, items and bytes moved, capacity units.
@@ -71,3 +74,26 @@ def write_units(size: int, transactional: bool) -> float:
 def read_units(size: int) -> float:
     """Read capacity units for a strongly consistent read of ``size`` bytes."""
     return max(1, math.ceil(size / READ_UNIT_BYTES))
+
+
+def item_size(item: Item) -> int:
+    """Bytes DynamoDB counts for ``item``: names plus values (rounded up for numbers and list overhead)."""
+    total = 0
+    for name, value in item.items():
+        total += len(name.encode()) + _value_size(value)
+    return total
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return len(inner.encode("utf-8", "surrogatepass"))
+    if kind == "B":
+        return len(inner)
+    if kind == "N":
+        return len(inner) // 2 + 2
+    if kind in ("SS", "BS"):
+        return sum(_value_size({kind[0]: v}) for v in inner) + 3
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in inner)
+    return 32

@@ -17,8 +17,17 @@ from collections.abc import Callable
 from ._codec import Codec, register
 from ._errors import CorruptDataError, StoredDataError, UnsafeDataError, UnsupportedFormatError, UnsupportedValueError
 from ._limits import MAX_DECODED_BYTES
-from ._pickle_bounds import ExpansionError, check_expansion, scan, weigh
-from ._values import nesting, supported, unsupported_error
+from ._pickle_bounds import ExpansionError, NestingError, check_expansion, scan, weigh
+from ._values import (
+    MAX_NESTING,
+    check_decoded,
+    find_unsupported,
+    label,
+    nesting,
+    supported,
+    too_deep,
+    unsupported_error,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
@@ -31,8 +40,12 @@ PROTOCOL = 5
 
 
 def _bytearray(*args: Any) -> bytearray:
-    # bytearray(n) would allocate n bytes; a stored pickle may only rebuild one from its contents.
-    if len(args) > 2 or (args and not isinstance(args[0], (bytes, str))):
+    # bytearray(n) would allocate n bytes; a stored pickle may only rebuild one from its contents: bytes (protocol
+    # 3+), or latin-1 text (protocols 0-2). Other codecs are refused: some decode in quadratic time (punycode).
+    contents = (len(args) == 1 and type(args[0]) is bytes) or (
+        len(args) == 2 and type(args[0]) is str and args[1] == "latin-1"
+    )
+    if args and not contents:
         raise UnsafeDataError("stored pickle calls bytearray() with something other than its contents")
     return bytearray(*args)
 
@@ -94,6 +107,9 @@ class _Refused(Exception):
     pass
 
 
+_TZ_TYPES = (("datetime", "timezone"), ("zoneinfo", "ZoneInfo"))
+
+
 def _reduce(obj: Any) -> tuple[Any, type]:
     """The pickler's gate for an instance: (how to reduce it, the class its reduction names). Plain data pickles
     normally, ZoneInfo by key, anything else is refused."""
@@ -121,6 +137,9 @@ def _pickle() -> tuple[Any, Any]:
             #: The class that the instance just reduced names as its constructor: pickle saves it next. It is the
             #: only class let through; a class stored as a value would come back as a callable.
             constructor: type | None = None
+            #: Whether a tzinfo was pickled: one may only be a datetime's or time's (checked after pickling: the
+            #: pickler does not say where an object sits, and a second reference to one is never shown here).
+            zoned = False
 
             def reducer_override(self, obj: Any) -> Any:
                 if isinstance(obj, type):
@@ -129,25 +148,40 @@ def _pickle() -> tuple[Any, Any]:
                     self.constructor = None
                     return NotImplemented
                 reduction, self.constructor = _reduce(obj)
+                self.zoned = self.zoned or (self.constructor.__module__, self.constructor.__name__) in _TZ_TYPES
                 return reduction
 
         class Unpickler(pickle.Unpickler):
+            #: Whether the pickle named any class (only what it builds that way can lie outside the value model:
+            #: the class itself, a tzinfo on its own, a UUID whose ``int`` BUILD set to anything), and whether it
+            #: built a set that way (a set's encoding follows its iteration order: see PickleCodec.decode_entries).
+            resolved = made_sets = False
+
             def find_class(self, module: str, name: str) -> Any:
-                return _resolve(module, name)
+                target = _resolve(module, name)
+                self.resolved = True
+                self.made_sets = self.made_sets or target in (set, frozenset)
+                return target
 
         _machinery = Pickler, Unpickler
     return _machinery
 
 
 def loads_restricted(data: bytes) -> Any:
-    """Unpickle one object through the allow-list and the bounds of ``_pickle_bounds`` (used for 1.0.0 items)."""
+    """Unpickle one object through the allow-list and the bounds of ``_pickle_bounds`` (used for 1.0.0 items, and
+    for single entries)."""
     pickles = _bounded(scan, data)
     shares = bool(pickles) and pickles[0][2]
     if shares:
-        _bounded(weigh, data)
-    value = _pickle()[1](io.BytesIO(data)).load()
+        _bounded(weigh, data[: pickles[0][1]])
+    unpickler = _pickle()[1](io.BytesIO(data))
+    value = unpickler.load()
     if shares:
         _bounded(check_expansion, value, len(data))
+    if unpickler.resolved:  # a 1.0.0 map, or one (key, value) pair: what they hold must be in the value model
+        pairs = value.items() if type(value) is dict else [value] if type(value) is tuple and len(value) == 2 else []
+        for key, item in pairs:
+            check_decoded(key, item)
     return value
 
 
@@ -155,7 +189,7 @@ def _bounded(check: Callable[..., T], *args: Any) -> T:
     """Run a check of ``_pickle_bounds`` on stored data: what it refuses is CorruptDataError."""
     try:
         return check(*args)
-    except ExpansionError as exc:
+    except (ExpansionError, NestingError) as exc:
         raise CorruptDataError(f"stored pickle refused: {exc}") from None
 
 
@@ -192,21 +226,28 @@ class PickleCodec(Codec):
     """pickle protocol 5 entries, compressed with zlib (or zstd where the interpreter has compression.zstd)."""
 
     name: ClassVar[str] = "pickle5+zlib"
+    entry_format: ClassVar[str] = "pickle5"
 
     def encode_entry(self, key: Any, value: Any) -> bytes:
         buffer = io.BytesIO()
+        pickler = _pickle()[0](buffer, PROTOCOL)
         try:
-            _pickle()[0](buffer, PROTOCOL).dump((key, value))
+            pickler.dump((key, value))
         except Exception as exc:  # _Refused, PicklingError, TypeError, RecursionError...: the value cannot be stored
             raise unsupported_error(key, value, exc) from None
         entry = buffer.getvalue()
-        # Shared containers (memo GETs, opcodes h and j) are rare: the substring test keeps the check off the
-        # common path. What the reader would refuse must not be written.
-        if b"h" in entry or b"j" in entry:
+        if pickler.zoned and (find_unsupported(value, "") or find_unsupported(key, "")):
+            raise unsupported_error(key, value)  # a tzinfo on its own: outside the value model, readers refuse it
+        # What the reader would refuse must not be written. Shared containers (memo GETs, opcodes h and j) are
+        # rare, and tuples nested deeper than MAX_NESTING need as many bytes: these tests keep the scan off the
+        # common path.
+        if len(entry) > MAX_NESTING or b"h" in entry or b"j" in entry:
             try:
                 if scan(entry)[0][2]:
                     weigh(entry)
                     check_expansion((key, value), len(entry))
+            except NestingError:
+                raise too_deep(key, value, MAX_NESTING, frozenset({tuple})) from None
             except ExpansionError as exc:
                 if nesting(value, "")[1] is None:  # a cycle: say so, as the full package does
                     raise unsupported_error(key, value) from None
@@ -225,29 +266,67 @@ class PickleCodec(Codec):
     def _decompress(self, blob: bytes, limit: int) -> bytes:
         return _zlib_decompress(blob, limit)
 
+    def decode_entry(self, entry: bytes) -> tuple[Any, Any]:
+        try:
+            pickles = _bounded(scan, entry)
+            if len(pickles) != 1:
+                raise CorruptDataError(f"a stored entry holds {len(pickles)} pickles, not one")
+            pair = loads_restricted(entry)
+        except (UnsafeDataError, CorruptDataError):
+            raise
+        except Exception as exc:
+            raise CorruptDataError(f"stored pickle does not decode: {type(exc).__name__}: {exc}") from exc
+        if type(pair) is not tuple or len(pair) != 2:
+            raise CorruptDataError("stored pickle entry is not a (key, value) pair")
+        return pair
+
+    def decompress(self, blob: bytes, raw_size: int) -> bytes:
+        return decompress_bounded(self._decompress, blob, raw_size)
+
     def decode(self, blob: bytes, raw_size: int) -> dict[Any, Any]:
+        return self._decode(blob, raw_size, entries=False)[0]
+
+    def decode_entries(self, blob: bytes, raw_size: int) -> tuple[dict[Any, Any], list[memoryview]]:
+        """Each entry's bytes are its pickle as stored (scan() delimits them), except for an entry holding a set:
+        that one is pickled again, since a set's pickle follows its iteration order, which the set the unpickler
+        builds need not share (nor a set in another process: str hashes are seeded per process)."""
+        return self._decode(blob, raw_size, entries=True)
+
+    def _decode(self, blob: bytes, raw_size: int, *, entries: bool) -> tuple[dict[Any, Any], list[memoryview]]:
         body = decompress_bounded(self._decompress, blob, raw_size)
+        view = memoryview(body)
         stream = io.BytesIO(body)
         result: dict[Any, Any] = {}
+        stored: list[memoryview] = []
         try:
             pickles = _bounded(scan, body)
-            for start, end, shares in pickles:
+            for start, end, shares, _ in pickles:
                 if shares:
                     _bounded(weigh, body[start:end])
-            for start, end, shares in pickles:
-                entry = _pickle()[1](stream).load()  # one unpickler per entry: each pickle numbers its memo from 0
+            for start, end, shares, sets in pickles:
+                unpickler = _pickle()[1](stream)  # one unpickler per entry: each pickle numbers its memo from 0
+                entry = unpickler.load()
                 if type(entry) is not tuple or len(entry) != 2:
                     raise CorruptDataError("stored pickle entry is not a (key, value) pair")
                 if stream.tell() != end:
                     raise CorruptDataError(f"stored pickle entry at byte {start} does not end where its STOP is")
                 if shares:
                     _bounded(check_expansion, entry, end - start)
-                result[entry[0]] = entry[1]
+                key, value = entry
+                if unpickler.resolved:
+                    check_decoded(key, value)
+                count = len(result)
+                result[key] = value
+                if len(result) == count:
+                    raise CorruptDataError(f"stored map holds the key {label(key)} twice")
+                if entries:
+                    again = sets or unpickler.made_sets
+                    stored.append(memoryview(self.encode_entry(key, value)) if again else view[start:end])
         except (UnsafeDataError, CorruptDataError):
             raise
         except Exception as exc:
             raise CorruptDataError(f"stored pickle does not decode: {type(exc).__name__}: {exc}") from exc
-        return result
+        return result, stored
 
 
 class _StdlibZstdPickleCodec(PickleCodec):

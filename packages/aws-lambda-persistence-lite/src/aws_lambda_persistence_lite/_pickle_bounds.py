@@ -6,21 +6,32 @@ or LONG_BINPUT index resizes and zero-fills the memo up to that index (a 14-byte
 takes 8 GiB resident), and BINBYTES, BINBYTES8 and BYTEARRAY8 allocate the length they claim before reading
 it. And shared references (memo GETs, DUP) let a small pickle hold a value whose tree is exponentially large:
 hashing a tuple of shared tuples while loading (a dict key) walks that tree, and so does any walk after
-loading (the full codec's msgpack, JSON).
+loading (the full codec's msgpack, JSON). And a tuple nested a million levels deep takes a few hundred bytes
+(TUPLE1 after TUPLE1): hashing it as a dict key recurses once per level in C, with no check, past the C stack.
 
 :func:`scan` walks the opcodes once, with pickletools' table, refuses memo indices and counted lengths beyond
 the body itself, and says where each pickle ends and whether it shares objects. Only pickles that share go
 through :func:`weigh` (the stack effects of their opcodes, replayed on tree weights, before loading) and
-:func:`check_expansion` (the loaded value's tree): their weight may not exceed :func:`expansion_limit`.
+:func:`check_expansion` (the loaded value's tree): their weight may not exceed :func:`expansion_limit`. weigh()
+also measures how deep tuples nest (refused beyond ``MAX_NESTING``); scan() has it do so for every pickle with
+more tuple opcodes than that, since fewer cannot nest that deep.
+
+A check that cannot account for an opcode or its argument refuses the pickle, never lets it through: the C
+unpickler reads spellings that pickletools refuses (``I0x1``, ``L 1_0L``), so giving up on those would skip the
+bounds for whatever follows.
 """
 
 from __future__ import annotations
 
 from ._errors import CorruptDataError
+from ._values import MAX_NESTING
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
     from typing import Any
+
+    #: (start, end, shares, sets) of one pickle in a body: see scan().
+    Span = tuple[int, int, bool, bool]
 
 #: A decoded value's tree may have this many nodes per byte of pickle, plus EXPANSION_SLACK: far above any
 #: honest pickle (a node costs at least one opcode byte unless it is shared), far below an exponential one.
@@ -32,7 +43,7 @@ MAX_DECIMAL_ARGUMENT = 4300 + 2
 
 # Argument kinds: >= 0 is a fixed number of argument bytes; the negative kinds need a look at the argument.
 _LINE, _LINES, _COUNTED1, _COUNTED4, _COUNTED4U, _COUNTED8U, _FRAME, _STOP, _UNKNOWN = range(-1, -10, -1)
-_MEMOIZE, _PUT1, _PUT4, _GET1, _GET4, _DUP = range(-10, -16, -1)
+_MEMOIZE, _PUT1, _PUT4, _GET1, _GET4, _DUP, _TUPLE, _SET = range(-10, -18, -1)
 _COUNTED_WIDTH = {_COUNTED1: 1, _COUNTED4: 4, _COUNTED4U: 4, _COUNTED8U: 8}
 _PUT, _GET = ord("p"), ord("g")
 _DECIMAL = frozenset(map(ord, "ILgp"))
@@ -43,6 +54,14 @@ _ATOMS = (
     "BINBYTES8 BYTEARRAY8 NONE NEWTRUE NEWFALSE UNICODE SHORT_BINUNICODE BINUNICODE BINUNICODE8 FLOAT BINFLOAT "
     "GLOBAL STACK_GLOBAL"
 )
+#: Opcodes that make a tuple, or a set or frozenset (whose encoding follows its iteration order: see _pickle).
+_TUPLES = ("EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3")
+_SETS = ("EMPTY_SET", "FROZENSET")
+#: Out-of-band buffers: never written for plain data, and READONLY_BUFFER would turn a bytearray into a memoryview,
+#: a type outside the value model. Refused like unknown opcodes.
+_REFUSED = ("NEXT_BUFFER", "READONLY_BUFFER")
+#: How deep tuples may nest in a pickle: a stored entry is itself a (key, value) tuple, one level above its value.
+_LIMIT = MAX_NESTING + 1
 _tables: tuple[list[int], frozenset[int]] | None = None
 
 
@@ -61,9 +80,12 @@ def _table() -> tuple[list[int], frozenset[int]]:
         }
         special = {"FRAME": _FRAME, "STOP": _STOP, "MEMOIZE": _MEMOIZE, "BINPUT": _PUT1, "LONG_BINPUT": _PUT4}
         special.update(BINGET=_GET1, LONG_BINGET=_GET4, DUP=_DUP)
+        special.update(dict.fromkeys(_TUPLES, _TUPLE), **dict.fromkeys(_SETS, _SET))
         kinds = [_UNKNOWN] * 256
         for op in pickletools.opcodes:
             arg = op.arg
+            if op.name in _REFUSED:
+                continue
             if op.name in special:
                 kind = special[op.name]
             elif arg is None:
@@ -96,22 +118,24 @@ def _atom_weight(body: bytes, at: int, kinds: list[int], atoms: frozenset[int]) 
     return 1
 
 
-def scan(body: bytes) -> list[tuple[int, int, bool]]:  # noqa: PLR0915 (one loop over every opcode, for speed)
+def scan(body: bytes) -> list[Span]:  # noqa: PLR0915 (one loop over every opcode, for speed)
     """Check every opcode of ``body`` (one or more pickles back to back) against the body's own size.
 
-    Returns (start, end, shares) for each pickle: where it starts, where its STOP ends it (the body's end if it
-    has none), and whether it shares a container (a GET of one, or any DUP), which only :func:`weigh` and
-    :func:`check_expansion` can bound. Shared atoms (the common case: repeated strings) are bounded here, in
-    one pass: their weight, once per reference, may not exceed :func:`expansion_limit` (ExpansionError).
-    Truncation and other damage are left to the unpickler, which reports them without allocating.
+    Returns (start, end, shares, sets) for each pickle: where it starts, where its STOP ends it, whether it
+    shares a container (a GET of one, or any DUP), which only :func:`weigh` and :func:`check_expansion` can
+    bound, and whether it makes a set or frozenset. Shared atoms (the common case: repeated strings) are bounded
+    here, in one pass: their weight, once per reference, may not exceed :func:`expansion_limit` (ExpansionError).
+    A pickle with more tuple opcodes than tuples may nest is replayed by weigh() at once (NestingError).
+    Truncation, unknown opcodes and out-of-band buffers are refused; other damage (a stack underflow) is left to
+    the unpickler, which reports it before building anything further.
     """
     kinds, atoms = _table()
     size = len(body)
-    pos = start = here = 0
-    shares = False
+    pos = start = here = tuples = 0
+    shares = sets = False
     shared_weight = 0
     memo: dict[int, int | None] = {}  # memo index -> weight of the atom stored there, or None
-    pickles: list[tuple[int, int, bool]] = []
+    pickles: list[Span] = []
     while pos < size:
         previous, here = here, pos
         kind = kinds[body[pos]]
@@ -141,13 +165,19 @@ def scan(body: bytes) -> list[tuple[int, int, bool]]:  # noqa: PLR0915 (one loop
                 raise _refuse("memo index beyond the pickle's own size", here)
             memo[index] = _atom_weight(body, previous, kinds, atoms)
             pos += width
+        elif kind == _TUPLE:  # a tuple nested n levels deep takes n of these
+            tuples += 1
+        elif kind == _SET:
+            sets = True
         elif kind == _STOP:
             if shared_weight > expansion_limit(pos - start):
                 raise ExpansionError(
                     f"it repeats values so much that its tree weighs more than {expansion_limit(pos - start)}"
                 )
-            pickles.append((start, pos, shares))
-            start, shares, shared_weight, memo = pos, False, 0, {}
+            if tuples > _LIMIT:  # it might nest them too deep: measure before anything hashes them
+                weigh(body[start:pos])
+            pickles.append((start, pos, shares, sets))
+            start, shares, sets, tuples, shared_weight, memo = pos, False, False, 0, 0, {}
         elif kind in _COUNTED_WIDTH:
             width = _COUNTED_WIDTH[kind]
             length = int.from_bytes(body[pos : pos + width], "little", signed=kind == _COUNTED4)
@@ -159,13 +189,13 @@ def scan(body: bytes) -> list[tuple[int, int, bool]]:  # noqa: PLR0915 (one loop
                 raise _refuse("frame longer than the rest of the pickle", here)
             pos += 8
         elif kind == _UNKNOWN:
-            raise _refuse(f"unknown opcode 0x{body[here]:02x}", here)
+            raise _refuse(f"opcode 0x{body[here]:02x}, unknown or never written for plain data", here)
         else:  # newline-terminated text arguments (protocols 0 and 1)
             op = body[here]
             for _ in range(1 if kind == _LINE else 2):
                 end = body.find(b"\n", pos)
                 if end < 0:
-                    return [*pickles, (start, size, shares)]  # truncated: the unpickler says so
+                    raise _refuse("text argument without its newline (truncated)", here)
                 text = body[pos:end]
                 if op in _DECIMAL and len(text) > MAX_DECIMAL_ARGUMENT:
                     raise _refuse(f"decimal argument of {len(text)} digits", here)
@@ -178,11 +208,20 @@ def scan(body: bytes) -> list[tuple[int, int, bool]]:  # noqa: PLR0915 (one loop
                     shares = shares or weight is None
                     shared_weight += weight or 0
                 pos = end + 1
-    return [*pickles, (start, size, shares)] if start < size else pickles
+    if start < size:
+        raise _refuse("a pickle without its STOP (truncated)", start)
+    return pickles
 
 
 class ExpansionError(ValueError):
     """A value that a tree walk (hashing, msgpack, JSON, comparisons) would expand without bound."""
+
+
+class NestingError(ValueError):
+    """Tuples nested deeper than MAX_NESTING: hashing one (a dict key, a set element) recurses once per level in C."""
+
+    def __init__(self) -> None:
+        super().__init__(f"it nests tuples more than {MAX_NESTING} levels deep")
 
 
 def expansion_limit(pickle_size: int) -> int:
@@ -194,39 +233,50 @@ def expansion_limit(pickle_size: int) -> int:
 _CONTAINERS = (list, tuple, set, frozenset, dict)
 
 # Stack effects for weigh(), by opcode name: how many values an opcode pops (MARK: down to the last MARK) and
-# whether it pushes a new value built from them ("new"), adds them to the value below ("fill"), or neither.
+# whether it pushes a new value built from them ("new"), adds them to the value below ("fill"), pushes a value
+# read from its argument ("atom"), or neither. An opcode missing here is refused.
 _EFFECTS: dict[str, tuple[int | str, str]] = {
     **dict.fromkeys(["EMPTY_LIST", "EMPTY_TUPLE", "EMPTY_DICT", "EMPTY_SET"], (0, "new")),
     **dict.fromkeys(["FLOAT", "BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE", "GLOBAL", "PERSID"], (0, "new")),
-    **dict.fromkeys(["EXT1", "EXT2", "EXT4", "NEXT_BUFFER"], (0, "new")),
+    **dict.fromkeys(["EXT1", "EXT2", "EXT4"], (0, "new")),
     "TUPLE1": (1, "new"), "TUPLE2": (2, "new"), "TUPLE3": (3, "new"), "REDUCE": (2, "new"),
     "NEWOBJ": (2, "new"), "NEWOBJ_EX": (3, "new"), "STACK_GLOBAL": (2, "new"), "BINPERSID": (1, "new"),
     **dict.fromkeys(["LIST", "DICT", "TUPLE", "FROZENSET", "INST", "OBJ"], ("MARK", "new")),
     "APPEND": (1, "fill"), "SETITEM": (2, "fill"), "BUILD": (1, "fill"),
     **dict.fromkeys(["APPENDS", "SETITEMS", "ADDITEMS"], ("MARK", "fill")),
     "POP": (1, ""), "POP_MARK": ("MARK", ""),
-    **dict.fromkeys(["PROTO", "FRAME", "STOP", "READONLY_BUFFER"], (0, "")),
+    **dict.fromkeys(["PROTO", "FRAME", "STOP"], (0, "")),
+    **dict.fromkeys(["INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"], (0, "atom")),
+    **dict.fromkeys(["STRING", "BINSTRING", "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES"], (0, "atom")),
+    **dict.fromkeys(["BINBYTES8", "BYTEARRAY8", "UNICODE", "SHORT_BINUNICODE", "BINUNICODE"], (0, "atom")),
+    "BINUNICODE8": (0, "atom"),
 }  # fmt: skip
 
 
 def weigh(pickle: bytes) -> None:
     """Replay one pickle's stack effects on tree weights, without building anything, and raise ExpansionError
     when a value it builds weighs more than :func:`expansion_limit` allows, or when it changes a value after
-    sharing it. Run before loading a pickle that shares containers: the unpickler hashes dict keys and set
-    elements as it builds them, and hashing a tuple (or a UUID, through its ``int``) walks its whole tree. A
+    sharing it; NestingError when it nests tuples more than MAX_NESTING deep. Run before loading a pickle that
+    shares containers or holds many tuples: the unpickler hashes dict keys and set elements as it builds them,
+    and hashing a tuple (or a UUID, through its ``int``) walks its whole tree, recursing once per level. A
     container's weight counts each reference to a shared value again; pickle.dumps fills every value before it
-    refers to it again, so a weight is final once shared (cycles aside, which check_expansion refuses)."""
+    refers to it again, so a weight is final once shared (cycles aside, which check_expansion refuses).
+    An opcode it cannot replay (an argument pickletools cannot parse, a stack underflow, a missing MARK or memo
+    entry) is CorruptDataError: never a pass."""
     import pickletools
 
     limit = expansion_limit(len(pickle))
-    stack: list[list[int]] = []  # one [weight, shared] cell per value: a shared value shares its cell
+    # One [weight, shared, depth] cell per value (a shared value shares its cell); depth counts nested tuples,
+    # through any other container (a tuple holding a list holding a tuple is 2).
+    stack: list[list[int]] = []
     marks: list[int] = []  # stack heights at each MARK
     memo: dict[int, list[int]] = {}
     arg: Any
+    at = 0
     try:
-        for op, argument, _ in pickletools.genops(pickle):
-            name, arg = op.name, argument  # arg: Any (typeshed types genops' arguments as object)
-            pops, action = _EFFECTS.get(name, (0, "atom" if arg is not None else ""))
+        for op, argument, position in pickletools.genops(pickle):
+            name, arg, at = op.name, argument, position or 0  # arg: Any (typeshed types genops' arguments as object)
+            pops, action = _EFFECTS.get(name, (0, "?"))
             if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
                 memo[len(memo) if name == "MEMOIZE" else int(arg)] = stack[-1]
             elif name in ("GET", "BINGET", "LONG_BINGET", "DUP"):
@@ -236,27 +286,34 @@ def weigh(pickle: bytes) -> None:
             elif name == "MARK":
                 marks.append(len(stack))
             elif action == "atom":  # strings, bytes and integers: heavier the longer they are
-                stack.append([1 + (abs(arg).bit_length() // 64 if isinstance(arg, int) else len(arg) // 8), 0])
+                stack.append([1 + (abs(arg).bit_length() // 64 if isinstance(arg, int) else len(arg) // 8), 0, 0])
+            elif action == "?":
+                raise _refuse(f"opcode {name}, never written for plain data", at)
             else:
-                at = marks.pop() if pops == "MARK" else len(stack) - int(pops)
-                if at < 0:
-                    return  # stack underflow: the unpickler reports it
-                weight = sum(cell[0] for cell in stack[at:])
-                del stack[at:]
+                start = marks.pop() if pops == "MARK" else len(stack) - int(pops)
+                if start < 0 or (start == 0 and action == "fill"):
+                    raise _refuse("stack underflow", at)
+                parts = stack[start:]
+                del stack[start:]
+                weight = sum(cell[0] for cell in parts)
+                depth = max((cell[2] for cell in parts), default=0) + (name in _TUPLES)
+                if depth > _LIMIT:
+                    raise NestingError
                 if action == "new":
-                    stack.append([1 + weight if name != "STACK_GLOBAL" else 1, 0])
+                    stack.append([1 + weight if name != "STACK_GLOBAL" else 1, 0, depth])
                 elif action == "fill":
                     if stack[-1][1]:
                         raise ExpansionError(
                             "it refers to a value before that value is complete (a cycle, or a change after sharing it)"
                         )
                     stack[-1][0] += weight
+                    stack[-1][2] = max(stack[-1][2], depth)
             if stack and stack[-1][0] > limit:
                 raise ExpansionError(f"it shares values so much that its tree weighs more than {limit}")
-    except ExpansionError:
+    except (ExpansionError, NestingError, CorruptDataError):
         raise
-    except (IndexError, KeyError, ValueError, TypeError):  # underflow, missing MARK or memo entry, bad argument:
-        return  # the unpickler reports those itself
+    except Exception as exc:  # an argument pickletools cannot parse, a stack underflow, a missing MARK or memo entry
+        raise _refuse(f"it cannot be replayed ({type(exc).__name__}: {exc})", at) from None
 
 
 def _weight(atom: Any) -> int:

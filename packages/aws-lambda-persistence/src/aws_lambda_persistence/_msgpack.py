@@ -13,17 +13,68 @@ from typing import Any, ClassVar
 import msgpack
 import zstandard
 from aws_lambda_persistence_lite._codec import Codec, register
-from aws_lambda_persistence_lite._errors import CorruptDataError
+from aws_lambda_persistence_lite._errors import CorruptDataError, UnsupportedValueError
 from aws_lambda_persistence_lite._pickle import PickleCodec, decompress_bounded
-from aws_lambda_persistence_lite._values import unsupported_error
+from aws_lambda_persistence_lite._values import (
+    CONTAINER_TYPES,
+    MAX_NESTING,
+    check_decoded,
+    find_unsupported,
+    label,
+    nesting,
+    too_deep,
+    unsupported_error,
+)
 
 # The extension codes (FORMAT.md, "msgpack+zstd"). Never renumber: stored maps depend on them.
 TUPLE, SET, FROZENSET, DATETIME, DATE, TIME, TIMEDELTA, DECIMAL, UUID, BIGINT, COMPLEX = range(1, 12)
 ZSTD_LEVEL = 3
+#: How deep tuples, sets and frozensets (the extension types that hold values) may nest. Each level's payload is a
+#: msgpack document of its own, so decoding (and encoding) recurses once per level, through msgpack and Python:
+#: this bound keeps both far from the recursion limit and the C stack. Readers allow one level more (the datetime,
+#: date, time, timedelta or complex payload at the bottom); lists and dicts nest up to msgpack's own 1,024 levels
+#: within each level, and up to ``MAX_NESTING`` in all.
+MAX_EXTENSION_NESTING = 100
+_NESTED = frozenset({tuple, set, frozenset})
+#: Decoding an extension value holds its payload while it decodes the ones inside (each a copy, made by msgpack):
+#: the payloads nested in one another may add up to 4 times the decoded size, plus 64 MiB. Beyond, a small item
+#: of nested extensions would hold 100 copies of itself. Writers refuse what would take readers more.
+EXTENSION_BYTES_PER_BYTE = 4
+EXTENSION_BYTES_SLACK = 64 << 20
+#: msgpack.unpackb keeps its decoding context (about 45 KB) on the C stack: extension payloads deeper than this are
+#: decoded by an Unpacker instead, whose context is on the heap (4x slower, and deep payloads are rare).
+_SHALLOW = 4
+_OPTIONS: dict[str, Any] = {
+    "raw": False,
+    "strict_map_key": False,
+    "use_list": True,
+    "unicode_errors": "surrogatepass",
+    "timestamp": 0,
+}
+#: The headers of msgpack's own Timestamp extension (type -1, a payload of 4, 8 or 12 bytes), which msgpack packs
+#: and unpacks without asking us: fixext 4 and 8, and ext 8, 16 and 32 of those lengths.
+_TIMESTAMP_MARKS = (
+    b"\xd6\xff",
+    b"\xd7\xff",
+    *(b"\xc7" + bytes([n]) + b"\xff" for n in (4, 8, 12)),
+    *(b"\xc8" + n.to_bytes(2, "big") + b"\xff" for n in (4, 8, 12)),
+    *(b"\xc9" + n.to_bytes(4, "big") + b"\xff" for n in (4, 8, 12)),
+)
 
 
 class _Unsupported(TypeError):
     pass
+
+
+class _TooDeep(ValueError):
+    def __init__(self, limit: int, counted: frozenset[type]) -> None:
+        super().__init__(limit, counted)
+        self.limit, self.counted = limit, counted
+
+
+def _payload_budget(size: int) -> int:
+    """The most bytes of nested extension payloads that decoding ``size`` bytes of msgpack may hold at once."""
+    return EXTENSION_BYTES_PER_BYTE * size + EXTENSION_BYTES_SLACK
 
 
 def _tz(tz: _dt.tzinfo | None) -> Any:
@@ -47,109 +98,199 @@ def _untz(value: Any) -> _dt.tzinfo | None:
     return _dt.timezone(_dt.timedelta(microseconds=value[0]), *value[1:])
 
 
-def _default(obj: Any) -> msgpack.ExtType:
-    kind = type(obj)
-    if kind is tuple:
-        return msgpack.ExtType(TUPLE, _pack(list(obj)))
-    if kind is set:
-        return msgpack.ExtType(SET, _pack(list(obj)))
-    if kind is frozenset:
-        return msgpack.ExtType(FROZENSET, _pack(list(obj)))
-    if kind is _dt.datetime:
-        fields = [obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, obj.microsecond, obj.fold]
-        return msgpack.ExtType(DATETIME, _pack([*fields, _tz(obj.tzinfo)]))
-    if kind is _dt.date:
-        return msgpack.ExtType(DATE, _pack(obj.toordinal()))
-    if kind is _dt.time:
-        fields = [obj.hour, obj.minute, obj.second, obj.microsecond, obj.fold]
-        return msgpack.ExtType(TIME, _pack([*fields, _tz(obj.tzinfo)]))
-    if kind is _dt.timedelta:
-        return msgpack.ExtType(TIMEDELTA, _pack([obj.days, obj.seconds, obj.microseconds]))
-    named = (kind.__module__, kind.__qualname__)  # decimal and uuid are imported only by maps that hold them
-    if named == ("decimal", "Decimal"):
-        return msgpack.ExtType(DECIMAL, str(obj).encode())
-    if named == ("uuid", "UUID"):
-        return msgpack.ExtType(UUID, obj.bytes)
-    if kind is int:  # beyond msgpack's 64 bits
-        return msgpack.ExtType(BIGINT, obj.to_bytes((obj.bit_length() + 8) // 8, "big", signed=True))
-    if kind is complex:
-        return msgpack.ExtType(COMPLEX, _pack([obj.real, obj.imag]))
-    raise _Unsupported(f"type {kind.__qualname__}")
+class _Encoder:
+    """Packs one entry. Extension types recurse (``default`` packs each one's payload); their nesting is counted here,
+    and the first time it passes _SHALLOW the whole value's nesting is measured once: msgpack's packer recurses in C
+    for every list and dict level, without a bound across extension levels. It also adds up the payloads nested in
+    one another, as a reader will hold them (``held``: the largest such sum)."""
+
+    def __init__(self, roots: tuple[Any, ...]) -> None:
+        self.roots = roots
+        self.depth = 0
+        self.measured = False
+        self.below: list[int] = [0]  # per payload being packed: the largest sum of the payloads inside it
+        self.packers: list[Any] = []  # one per payload being packed (a Packer is busy until its payload is done)
+
+    @property
+    def held(self) -> int:
+        return self.below[0]
+
+    def payload(self, code: int, obj: Any) -> msgpack.ExtType:
+        self.below.append(0)
+        try:
+            packed = self.pack(obj)
+        finally:
+            inside = self.below.pop()
+        self.below[-1] = max(self.below[-1], len(packed) + inside)
+        return msgpack.ExtType(code, packed)
+
+    def pack(self, obj: Any) -> bytes:
+        level = len(self.below) - 1
+        if level == len(self.packers):
+            self.packers.append(
+                msgpack.Packer(
+                    default=self.default,
+                    strict_types=True,
+                    use_bin_type=True,
+                    unicode_errors="surrogatepass",
+                    datetime=False,
+                )
+            )
+        packed: bytes = self.packers[level].pack(obj)
+        return packed
+
+    def nested(self, code: int, items: Any) -> msgpack.ExtType:
+        self.depth += 1
+        try:
+            if self.depth > MAX_EXTENSION_NESTING:
+                raise _TooDeep(MAX_EXTENSION_NESTING, _NESTED)
+            if self.depth > _SHALLOW and not self.measured:
+                self.measured = True
+                if max(nesting(root, "")[1] or 0 for root in self.roots) > MAX_NESTING:
+                    raise _TooDeep(MAX_NESTING, CONTAINER_TYPES)
+            return self.payload(code, list(items))
+        finally:
+            self.depth -= 1
+
+    def default(self, obj: Any) -> msgpack.ExtType:
+        kind = type(obj)
+        if kind is tuple:
+            return self.nested(TUPLE, obj)
+        if kind is set:
+            return self.nested(SET, obj)
+        if kind is frozenset:
+            return self.nested(FROZENSET, obj)
+        if kind is _dt.datetime:
+            fields = [obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, obj.microsecond, obj.fold]
+            return self.payload(DATETIME, [*fields, _tz(obj.tzinfo)])
+        if kind is _dt.date:
+            return self.payload(DATE, obj.toordinal())
+        if kind is _dt.time:
+            fields = [obj.hour, obj.minute, obj.second, obj.microsecond, obj.fold]
+            return self.payload(TIME, [*fields, _tz(obj.tzinfo)])
+        if kind is _dt.timedelta:
+            return self.payload(TIMEDELTA, [obj.days, obj.seconds, obj.microseconds])
+        named = (kind.__module__, kind.__qualname__)  # decimal and uuid are imported only by maps that hold them
+        if named == ("decimal", "Decimal"):
+            return msgpack.ExtType(DECIMAL, str(obj).encode())
+        if named == ("uuid", "UUID"):
+            return msgpack.ExtType(UUID, obj.bytes)
+        if kind is int:  # beyond msgpack's 64 bits
+            return msgpack.ExtType(BIGINT, obj.to_bytes((obj.bit_length() + 8) // 8, "big", signed=True))
+        if kind is complex:
+            return self.payload(COMPLEX, [obj.real, obj.imag])
+        raise _Unsupported(f"type {kind.__qualname__}")
 
 
-def _ext_hook(code: int, data: bytes) -> Any:
-    if code == TUPLE:
-        return tuple(_unpack(data))
-    if code == SET:
-        return set(_unpack(data))
-    if code == FROZENSET:
-        return frozenset(_unpack(data))
-    if code == DATETIME:
-        year, month, day, hour, minute, second, microsecond, fold, tz = _unpack(data)
-        return _dt.datetime(year, month, day, hour, minute, second, microsecond, tzinfo=_untz(tz), fold=fold)
-    if code == DATE:
-        return _dt.date.fromordinal(_unpack(data))
-    if code == TIME:
-        hour, minute, second, microsecond, fold, tz = _unpack(data)
-        return _dt.time(hour, minute, second, microsecond, tzinfo=_untz(tz), fold=fold)
-    if code == TIMEDELTA:
-        return _dt.timedelta(*_unpack(data))
-    if code == DECIMAL:
-        import decimal
+class _Decoder:
+    """Decodes ``size`` bytes of msgpack. Each extension type's payload is a msgpack document of its own, decoded
+    from the extension hook: the recursion is counted here, and refused beyond MAX_EXTENSION_NESTING (+ 1, the leaf
+    payload of a datetime and the like) before it can exhaust the recursion limit or the C stack; so are payloads
+    held at once beyond their budget (_payload_budget)."""
 
-        return decimal.Decimal(data.decode())
-    if code == UUID:
-        import uuid
+    def __init__(self, size: int) -> None:
+        self.depth = self.held = 0
+        self.budget = _payload_budget(size)
+        #: Whether a set or frozenset was decoded since the caller last cleared it.
+        self.sets = False
 
-        return uuid.UUID(bytes=data)
-    if code == BIGINT:
-        return int.from_bytes(data, "big", signed=True)
-    if code == COMPLEX:
-        return complex(*_unpack(data))
-    raise CorruptDataError(f"unknown msgpack extension code {code}")
+    def unpack(self, data: bytes) -> Any:
+        self.depth += 1
+        self.held += len(data)
+        try:
+            if self.depth > MAX_EXTENSION_NESTING + 1:
+                raise CorruptDataError(
+                    f"stored msgpack nests extension types more than {MAX_EXTENSION_NESTING + 1} levels deep"
+                )
+            if self.held > self.budget:
+                raise CorruptDataError(
+                    f"stored msgpack nests extension values holding {self.held} bytes, more than {self.budget}"
+                )
+            if self.depth <= _SHALLOW:
+                return msgpack.unpackb(data, ext_hook=self.ext_hook, **_OPTIONS)
+            unpacker = msgpack.Unpacker(ext_hook=self.ext_hook, max_buffer_size=max(len(data), 1), **_OPTIONS)
+            unpacker.feed(data)
+            value = unpacker.unpack()
+            if unpacker.tell() != len(data):
+                raise CorruptDataError("stored msgpack extension has bytes after its value")
+            return value
+        finally:
+            self.depth -= 1
+            self.held -= len(data)
 
+    def ext_hook(self, code: int, data: bytes) -> Any:
+        if code == TUPLE:
+            return tuple(self.unpack(data))
+        if code in (SET, FROZENSET):
+            self.sets = True
+            return (set if code == SET else frozenset)(self.unpack(data))
+        if code == DATETIME:
+            year, month, day, hour, minute, second, microsecond, fold, tz = self.unpack(data)
+            return _dt.datetime(year, month, day, hour, minute, second, microsecond, tzinfo=_untz(tz), fold=fold)
+        if code == DATE:
+            return _dt.date.fromordinal(self.unpack(data))
+        if code == TIME:
+            hour, minute, second, microsecond, fold, tz = self.unpack(data)
+            return _dt.time(hour, minute, second, microsecond, tzinfo=_untz(tz), fold=fold)
+        if code == TIMEDELTA:
+            return _dt.timedelta(*self.unpack(data))
+        if code == DECIMAL:
+            import decimal
 
-def _pack(obj: Any) -> bytes:
-    packed: bytes = msgpack.packb(
-        obj,
-        default=_default,
-        strict_types=True,
-        use_bin_type=True,
-        unicode_errors="surrogatepass",
-        datetime=False,
-    )
-    return packed
+            return decimal.Decimal(data.decode())
+        if code == UUID:
+            import uuid
 
-
-def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(
-        data,
-        ext_hook=_ext_hook,
-        raw=False,
-        strict_map_key=False,
-        use_list=True,
-        unicode_errors="surrogatepass",
-        timestamp=0,
-    )
+            return uuid.UUID(bytes=data)
+        if code == BIGINT:
+            return int.from_bytes(data, "big", signed=True)
+        if code == COMPLEX:
+            return complex(*self.unpack(data))
+        raise CorruptDataError(f"unknown msgpack extension code {code}")
 
 
 def _map_header(count: int) -> bytes:
     return b"\xdf" + count.to_bytes(4, "big")  # msgpack map32: the entries follow as key, value, key, value...
 
 
+def _map_size(body: bytes) -> int:
+    """The number of entries the map header at the start of ``body`` announces (fixmap, map 16 or map 32)."""
+    if body[0] >> 4 == 0x8:
+        return body[0] & 0x0F
+    return int.from_bytes(body[1 : 3 if body[0] == 0xDE else 5], "big")
+
+
+def _may_hold_timestamp(data: bytes, start: int = 0, end: int | None = None) -> bool:
+    return data.find(b"\xff", start, end) >= 0 and any(data.find(mark, start, end) >= 0 for mark in _TIMESTAMP_MARKS)
+
+
 class MsgpackZstdCodec(Codec):
     """msgpack entries (with extension types) in one msgpack map, compressed with zstandard."""
 
     name: ClassVar[str] = "msgpack+zstd"
+    entry_format: ClassVar[str] = "msgpack"
 
     def __init__(self) -> None:
         self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
 
     def encode_entry(self, key: Any, value: Any) -> bytes:
+        encoder = _Encoder((key, value))
         try:
-            return _pack(key) + _pack(value)
+            entry = encoder.pack(key) + encoder.pack(value)
+        except _TooDeep as exc:
+            raise too_deep(key, value, exc.limit, exc.counted) from None
         except (_Unsupported, TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise unsupported_error(key, value, exc) from None
+        if encoder.held > _payload_budget(len(entry)):
+            raise UnsupportedValueError(
+                f"cannot store the value at [{label(key)}]: its tuples, sets and frozensets nest {encoder.held} bytes "
+                f"in one another, which a reader holds at once, more than {_payload_budget(len(entry))}; nest big "
+                "values in fewer tuples (or in lists)",
+                path=f"[{label(key)}]",
+            )
+        if _may_hold_timestamp(entry) and (find_unsupported(value, "") or find_unsupported(key, "")):
+            raise unsupported_error(key, value)  # msgpack packs its Timestamp itself: outside the value model
+        return entry
 
     def join(self, entries: list[bytes]) -> bytes:
         return _map_header(len(entries)) + b"".join(entries)
@@ -157,17 +298,81 @@ class MsgpackZstdCodec(Codec):
     def compress(self, body: bytes) -> bytes:
         return self._compressor.compress(body)
 
-    def decode(self, blob: bytes, raw_size: int) -> dict[Any, Any]:
-        body = decompress_bounded(zstd_decompress, blob, raw_size)
+    def decode_entry(self, entry: bytes) -> tuple[Any, Any]:
+        decoder = _Decoder(len(entry))
         try:
-            result = _unpack(body)
+            unpacker = msgpack.Unpacker(ext_hook=decoder.ext_hook, max_buffer_size=max(len(entry), 1), **_OPTIONS)
+            unpacker.feed(entry)
+            key, value = unpacker.unpack(), unpacker.unpack()
+            if unpacker.tell() != len(entry):
+                raise CorruptDataError(f"a stored entry has {len(entry) - unpacker.tell()} bytes after its value")
         except CorruptDataError:
             raise
         except Exception as exc:
             raise CorruptDataError(f"stored msgpack does not decode: {type(exc).__name__}: {exc}") from exc
-        if type(result) is not dict:
-            raise CorruptDataError(f"stored msgpack holds a {type(result).__name__}, not a map")
+        if _may_hold_timestamp(entry):  # msgpack decodes its Timestamp itself: outside the value model
+            check_decoded(key, value)
+        return key, value
+
+    def decompress(self, blob: bytes, raw_size: int) -> bytes:
+        return decompress_bounded(zstd_decompress, blob, raw_size)
+
+    def decode(self, blob: bytes, raw_size: int) -> dict[Any, Any]:
+        """The whole map in one msgpack call (decode_entries goes entry by entry: 40% slower)."""
+        body = decompress_bounded(zstd_decompress, blob, raw_size)
+        try:
+            result = msgpack.unpackb(body, ext_hook=_Decoder(len(body)).ext_hook, **_OPTIONS)
+            if type(result) is not dict:
+                raise CorruptDataError(f"stored msgpack holds a {type(result).__name__}, not a map")
+            if len(result) != _map_size(body):
+                raise CorruptDataError("stored map holds a key twice")
+            if _may_hold_timestamp(body):  # msgpack decodes its Timestamp itself: check the entries that may hold one
+                entries = msgpack.Unpacker(max_buffer_size=len(body))
+                entries.feed(body)
+                entries.read_map_header()
+                for key, value in result.items():
+                    start = entries.tell()
+                    entries.skip()
+                    entries.skip()
+                    if _may_hold_timestamp(body, start, entries.tell()):
+                        check_decoded(key, value)
+        except CorruptDataError:
+            raise
+        except Exception as exc:
+            raise CorruptDataError(f"stored msgpack does not decode: {type(exc).__name__}: {exc}") from exc
         return result
+
+    def decode_entries(self, blob: bytes, raw_size: int) -> tuple[dict[Any, Any], list[memoryview]]:
+        """Each entry's bytes are its key and value as stored (the Unpacker says where each ends), except for an
+        entry holding a set: that one is packed again, since a set's encoding follows its iteration order, which
+        the set decoded need not share (nor a set in another process: str hashes are seeded per process)."""
+        body = decompress_bounded(zstd_decompress, blob, raw_size)
+        view = memoryview(body)
+        timestamps = _may_hold_timestamp(body)  # msgpack decodes its Timestamp itself: outside the value model
+        decoder = _Decoder(len(body))
+        result: dict[Any, Any] = {}
+        stored: list[memoryview] = []
+        try:
+            unpacker = msgpack.Unpacker(ext_hook=decoder.ext_hook, max_buffer_size=max(len(body), 1), **_OPTIONS)
+            unpacker.feed(body)
+            for _ in range(unpacker.read_map_header()):
+                start, decoder.sets = unpacker.tell(), False
+                key, value = unpacker.unpack(), unpacker.unpack()
+                end = unpacker.tell()
+                if timestamps and _may_hold_timestamp(body, start, end):
+                    check_decoded(key, value)
+                count = len(result)
+                result[key] = value
+                if len(result) == count:
+                    raise CorruptDataError(f"stored map holds the key {label(key)} twice")
+                stored.append(memoryview(self.encode_entry(key, value)) if decoder.sets else view[start:end])
+            if unpacker.tell() != len(body):
+                raise CorruptDataError(f"stored msgpack has {len(body) - unpacker.tell()} bytes after its map")
+        except CorruptDataError:
+            raise
+        except Exception as exc:
+            raise CorruptDataError(f"stored msgpack does not decode: {type(exc).__name__}: {exc}") from exc
+        return result, stored
 
 
 def zstd_decompress(blob: bytes, limit: int) -> bytes:

@@ -1,0 +1,116 @@
+"""Format 3's fold (FORMAT3.md, "Records" and "Reading"): partitions, then change records in sequence order.
+
+A :class:`View` is what one container knows of a map: its values, each key's entry bytes as stored (the change
+detector, and what maintenance writes back without re-encoding), each key's position in insertion order, and the
+sequence number folded up to. Every container folds the same records in the same order, so every container
+computes the same map. Nothing here does I/O; decoding goes through the codec functions the view is given.
+"""
+
+from __future__ import annotations
+
+from ._errors import CorruptDataError
+from ._records import ADD, CLEAR, DEL, SET, Entry, decode_record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Decode = Callable[[bytes], tuple[Any, Any]]
+    Encode = Callable[[Any, Any], bytes]
+    #: The watermark that covers a key: ops at or below it are already in the key's partition.
+    Floor = Callable[[Any], int]
+
+
+class AddRefused:
+    """The outcome of an ADD on a value that is not a number: nothing changed (the writer raises TypeError)."""
+
+    __slots__ = ("held",)
+
+    def __init__(self, held: Any) -> None:
+        self.held = held
+
+
+def is_number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+class View:
+    """One map as folded from stored segments and records."""
+
+    __slots__ = ("decode", "encode", "positions", "raw", "seq", "values")
+
+    def __init__(self, decode: Decode, encode: Encode) -> None:
+        self.decode = decode
+        self.encode = encode
+        self.values: dict[Any, Any] = {}
+        self.raw: dict[Any, bytes] = {}
+        self.positions: dict[Any, tuple[int, int]] = {}
+        #: Every record up to this sequence number is folded in.
+        self.seq = 0
+
+    def add_partition(self, entries: list[Entry], belongs: Callable[[Any], bool]) -> None:
+        """Take a partition's entries; ``belongs`` checks that each key is one the partition may hold."""
+        for seq, index, entry in entries:
+            key, value = self.decode(entry)
+            if not belongs(key) or key in self.values:
+                raise CorruptDataError(f"a partition holds key {key!r}, which belongs elsewhere or twice")
+            self.values[key] = value
+            self.raw[key] = entry
+            self.positions[key] = (seq, index)
+
+    def drop(self, keys: Callable[[Any], bool]) -> None:
+        """Forget the keys for which ``keys`` is true (before a fresher copy of their partition is taken)."""
+        for key in [k for k in self.values if keys(k)]:
+            self._remove(key)
+
+    def order(self) -> None:
+        """Put the keys in insertion order (by position). Needed last, once partitions were taken and their
+        pending records folded: a key that a pending record adds may precede keys of a fresher partition."""
+        ordered = sorted(self.values, key=self.positions.__getitem__)
+        self.values = {k: self.values[k] for k in ordered}
+
+    def apply(
+        self, seq: int, record: bytes, floor: Floor | None = None, known: list[tuple[Any, Any]] | None = None
+    ) -> list[Any]:
+        """Fold one record at sequence number ``seq``; ops of keys whose ``floor`` is at or above ``seq`` are
+        already in their partition and are skipped. ``known``: the (key, value) of each op, when the caller is the
+        record's writer (it keeps the very objects it stored, and nothing is decoded). Returns per op what it
+        left at its key (the new value of an ADD, an :class:`AddRefused` for an ADD on a non-number, else None)."""
+        outcomes: list[Any] = []
+        for index, op in enumerate(decode_record(record)[1]):
+            outcomes.append(None)
+            if op.kind == CLEAR:
+                for key in [k for k in self.values if floor is None or floor(k) < seq]:
+                    self._remove(key)
+                continue
+            key, value = known[index] if known is not None else self.decode(op.entry)
+            if floor is not None and floor(key) >= seq:
+                continue
+            if op.kind == SET:
+                self._set(key, value, op.entry, (seq, index))
+            elif op.kind == DEL:
+                self._remove(key)
+            elif op.kind == ADD:
+                current = self.values.get(key, 0)
+                if not is_number(current) or not is_number(value):
+                    outcomes[-1] = AddRefused(current)
+                    continue
+                total = current + value
+                self._set(key, total, self.encode(key, total), (seq, index))
+                outcomes[-1] = total
+        self.seq = max(self.seq, seq)
+        return outcomes
+
+    def _set(self, key: Any, value: Any, entry: bytes, position: tuple[int, int]) -> None:
+        if key not in self.values:
+            self.positions[key] = position
+        self.values[key] = value
+        self.raw[key] = entry
+
+    def _remove(self, key: Any) -> None:
+        if key in self.values:
+            del self.values[key], self.raw[key], self.positions[key]
+
+
+__all__ = ["ADD", "CLEAR", "DEL", "SET", "AddRefused", "View"]

@@ -1,0 +1,170 @@
+"""Format 3's head item (FORMAT3.md, "Head item"): its attributes, its size bound, and its validation.
+
+Turns a head item as the low-level client returns it into a :class:`Head` and back. Stored items are hostile
+until verified: the segment table's digest is checked before the table is parsed, every attribute's type is
+checked, and anything unexpected is a CorruptDataError naming table and key. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from ._config import Settings
+from ._errors import CorruptDataError, StoredDataError, UnsupportedFormatError
+from ._meter import item_size
+from ._records import RECORD_ID_BYTES, Segment, decode_table, digest, encode_table
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
+    from ._meter import Item
+else:
+    from ._record import NamedTuple
+
+FORMAT = 3
+FMT, CODEC, VER, EPOCH, LOG, ROOM, IDS, TABLE, TABLE_DIGEST, GARBAGE = (
+    "alp_fmt",
+    "alp_codec",
+    "alp_ver",
+    "alp_ep",
+    "alp_log",
+    "alp_room",
+    "alp_ids",
+    "alp_seg",
+    "alp_dig",
+    "alp_garbage",
+)
+
+#: The head never exceeds this (DynamoDB's count of names and values): an update of it costs at most 4 WCU.
+HEAD_BUDGET = 4_000
+#: Ids of flushed records a head remembers, so that botocore's retry of an applied append is recognised.
+FLUSHED_IDS = 16
+
+#: What 1.0.0 finds in ``value``: a pickle of ``int(MESSAGE)``, whose load raises ValueError with the message.
+#: (1.0.0 unpickles ``value`` with pickle.loads; ``builtins.int`` is all this pickle names, and nothing runs.)
+LEGACY_MESSAGE = "aws-lambda-persistence 2.x stored this map; 1.0.0 cannot read it: upgrade this function"
+LEGACY_TRAP = (
+    b"\x80\x02cbuiltins\nint\nX" + len(LEGACY_MESSAGE).to_bytes(4, "little") + LEGACY_MESSAGE.encode() + b"\x85R."
+)
+
+
+class Head(NamedTuple):
+    """What a format-3 head item says."""
+
+    codec: str
+    version: int = 0
+    epoch: int = 0
+    log: tuple[bytes, ...] = ()
+    room: int = 0
+    ids: frozenset[bytes] = frozenset()
+    table: tuple[Segment, ...] = ()
+    garbage: frozenset[str] = frozenset()
+    #: The item's size as stored (DynamoDB bills an update at the larger of the item before and after).
+    stored_size: int = 0
+
+    @property
+    def first_logged(self) -> int:
+        """Sequence number of the log's first record."""
+        return self.version - len(self.log) + 1
+
+
+def parse(item: Item, settings: Settings) -> Head:
+    """Read a format-3 head item (the caller has checked ``alp_fmt``)."""
+    try:
+        fmt = int(item[FMT]["N"])
+        if fmt != FORMAT:
+            raise UnsupportedFormatError(
+                f"the map in table {settings.table_name!r} under key {settings.table_key!r} was written in stored "
+                f"format {fmt}; this package reads format {FORMAT} and 1.0.0 items: "
+                + ("upgrade aws-lambda-persistence" if fmt > FORMAT else "rewrite it with this version"),
+                table=settings.table_name,
+                key=settings.table_key,
+            )
+        table_bytes = bytes(item[TABLE]["B"]) if TABLE in item else b""
+        if digest(table_bytes) != bytes(item[TABLE_DIGEST]["B"]):
+            raise bad(settings, "its segment table fails its integrity check")
+        log = tuple(bytes(entry["B"]) for entry in item.get(LOG, {}).get("L", ()))
+        ids = frozenset(bytes(i) for i in item.get(IDS, {}).get("BS", ()))
+        head = Head(
+            codec=item[CODEC]["S"],
+            version=int(item[VER]["N"]),
+            epoch=int(item[EPOCH]["N"]),
+            log=log,
+            room=int(item[ROOM]["N"]),
+            ids=ids,
+            table=_table(table_bytes),
+            garbage=frozenset(item.get(GARBAGE, {}).get("SS", ())),
+            stored_size=item_size(item),
+        )
+    except StoredDataError as exc:
+        if exc.table:
+            raise
+        raise bad(settings, str(exc)) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise bad(settings, f"malformed head item ({type(exc).__name__}: {exc})") from None
+    if head.version < len(log) or head.epoch < 0 or any(len(i) != RECORD_ID_BYTES for i in ids):
+        raise bad(settings, "its counters or record ids are inconsistent")
+    return head
+
+
+_last_table: tuple[bytes, tuple[Segment, ...]] = (b"", ())
+
+
+def _table(table_bytes: bytes) -> tuple[Segment, ...]:
+    """The parsed table; the last one is remembered, since every append returns the same table again."""
+    global _last_table  # noqa: PLW0603
+    if table_bytes != _last_table[0]:
+        _last_table = (table_bytes, tuple(decode_table(table_bytes)) if table_bytes else ())
+    return _last_table[1]
+
+
+def build(settings: Settings, codec: str, *, version: int, epoch: int, log: list[bytes], table: list[Segment]) -> Item:
+    """A complete head item (first write, large writes): room is what the head budget leaves the log."""
+    table_bytes = encode_table(table) if table else b""
+    item: Item = {
+        settings.key_field_name: {"S": settings.table_key},
+        settings.value_field_name: {"B": LEGACY_TRAP},
+        FMT: {"N": str(FORMAT)},
+        CODEC: {"S": codec},
+        VER: {"N": str(version)},
+        EPOCH: {"N": str(epoch)},
+        LOG: {"L": [{"B": r} for r in log]},
+        TABLE_DIGEST: {"B": digest(table_bytes)},
+        ROOM: {"N": "0"},
+    }
+    if table_bytes:
+        item[TABLE] = {"B": table_bytes}
+    item[ROOM] = {"N": str(room(item, settings))}
+    return item
+
+
+def room(item: Item, settings: Settings) -> int:
+    """Bytes the log may still grow by: the head budget less everything the head holds, with margin for the
+    counters growing a digit and for the record ids the log's records add."""
+    return HEAD_BUDGET - item_size(item) - 64
+
+
+def table_attributes(table: list[Segment]) -> dict[str, Any]:
+    """``alp_seg`` and ``alp_dig`` for a new table (absent ``alp_seg``: no segments)."""
+    table_bytes = encode_table(table) if table else b""
+    return {"table": {"B": table_bytes} if table_bytes else None, "digest": {"B": digest(table_bytes)}}
+
+
+def bad(settings: Settings, why: str) -> CorruptDataError:
+    return CorruptDataError(
+        f"the map stored in table {settings.table_name!r} under key {settings.table_key!r} is unreadable: {why}",
+        table=settings.table_name,
+        key=settings.table_key,
+    )
+
+
+#: The codec name tools show for a 1.0.0 item: a plain pickle of the whole dict in ``value``, uncompressed.
+LEGACY_CODEC = "pickle-1.0.0"
+
+
+def segment_shards(item: Item) -> int:
+    """Shard items a cold load of this head reads besides the head: those of every segment its table lists (0 for
+    an item without a table, or with one that does not parse: the load itself reports that)."""
+    try:
+        return sum(s.shards for s in decode_table(bytes(item[TABLE]["B"]))) if TABLE in item else 0
+    except (StoredDataError, KeyError, TypeError, ValueError):
+        return 0
