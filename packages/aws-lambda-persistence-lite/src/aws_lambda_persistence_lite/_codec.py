@@ -55,6 +55,13 @@ class Codec(ABC):
         allow-lists as every read: CorruptDataError (or UnsafeDataError) for anything else."""
 
     @abstractmethod
+    def read_entry(self, entry: bytes) -> tuple[Any, Any, bytes]:
+        """:meth:`decode_entry`, and what ``encode_entry`` returns for that key and value in this process: the stored
+        entry itself, except for one holding a set or frozenset, which is encoded again. A set's encoding follows
+        its iteration order, which the set decoded need not share (str hashes are seeded per process, and the
+        order depends on how the set was built): only these bytes tell an unchanged value from a changed one."""
+
+    @abstractmethod
     def decompress(self, blob: bytes, raw_size: int) -> bytes:
         """Decompress a stored blob to exactly ``raw_size`` bytes, refusing anything larger."""
 

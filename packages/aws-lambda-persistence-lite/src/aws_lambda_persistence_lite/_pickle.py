@@ -267,18 +267,43 @@ class PickleCodec(Codec):
         return _zlib_decompress(blob, limit)
 
     def decode_entry(self, entry: bytes) -> tuple[Any, Any]:
+        key, value, _ = self._read(entry)
+        return key, value
+
+    def read_entry(self, entry: bytes) -> tuple[Any, Any, bytes]:
+        key, value, sets = self._read(entry)
+        return key, value, self._again(key, value) if sets else entry
+
+    def _read(self, entry: bytes) -> tuple[Any, Any, bool]:
+        """(key, value, whether it holds a set) of one stored entry: one pickle, through every bound."""
         try:
             pickles = _bounded(scan, entry)
             if len(pickles) != 1:
                 raise CorruptDataError(f"a stored entry holds {len(pickles)} pickles, not one")
-            pair = loads_restricted(entry)
+            _, _, shares, sets = pickles[0]
+            if shares:
+                _bounded(weigh, entry)
+            unpickler = _pickle()[1](io.BytesIO(entry))
+            pair = unpickler.load()
+            if type(pair) is not tuple or len(pair) != 2:
+                raise CorruptDataError("stored pickle entry is not a (key, value) pair")
+            if shares:
+                _bounded(check_expansion, pair, len(entry))
+            if unpickler.resolved:
+                check_decoded(*pair)
         except (UnsafeDataError, CorruptDataError):
             raise
         except Exception as exc:
             raise CorruptDataError(f"stored pickle does not decode: {type(exc).__name__}: {exc}") from exc
-        if type(pair) is not tuple or len(pair) != 2:
-            raise CorruptDataError("stored pickle entry is not a (key, value) pair")
-        return pair
+        return pair[0], pair[1], sets or unpickler.made_sets
+
+    def _again(self, key: Any, value: Any) -> bytes:
+        """An entry encoded again (see read_entry); what this Python cannot pickle (deeper than its recursion limit
+        allows) is damaged data, here, not a bad value of the caller's."""
+        try:
+            return self.encode_entry(key, value)
+        except UnsupportedValueError as exc:
+            raise CorruptDataError(f"stored entry cannot be written back: {exc}") from None
 
     def decompress(self, blob: bytes, raw_size: int) -> bytes:
         return decompress_bounded(self._decompress, blob, raw_size)
@@ -321,7 +346,7 @@ class PickleCodec(Codec):
                     raise CorruptDataError(f"stored map holds the key {label(key)} twice")
                 if entries:
                     again = sets or unpickler.made_sets
-                    stored.append(memoryview(self.encode_entry(key, value)) if again else view[start:end])
+                    stored.append(memoryview(self._again(key, value)) if again else view[start:end])
         except (UnsafeDataError, CorruptDataError):
             raise
         except Exception as exc:

@@ -9,6 +9,7 @@ except through the codec's ``decode_entry`` / ``encode_entry``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -725,6 +726,14 @@ class Replica:
                 self.head = head._replace(
                     version=seq, epoch=head.epoch + 1, log=(), table=tuple(table), ids=head.ids | {rid}
                 )
+                # A retry that DynamoDB answered from its token cache reports success without the changes other
+                # containers made since: one read of the head brings them (a large write can afford it).
+                item = self._get_head(usage)
+                if item is not None and FMT in item:
+                    current = parse(item, self.settings)
+                    if (current.version, current.epoch) != (seq, head.epoch + 1):
+                        with contextlib.suppress(_Moved):  # (the next refresh catches up)
+                            self._catch_up(current, usage, cold=False)
                 return outcome
         except BaseException:
             if not one_transaction:  # nobody will ever point at these shards: remove them now

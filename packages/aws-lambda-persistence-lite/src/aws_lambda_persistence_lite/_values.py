@@ -251,7 +251,7 @@ def unsupported_error(key: Any, value: Any, cause: BaseException | None = None) 
         if isinstance(cause, RecursionError) or "recursion" in str(cause):
             return UnsupportedValueError(
                 f"cannot store the value at {at}: it is nested {depth} levels deep, deeper than the encoder "
-                f"can follow (at most {MAX_NESTING} levels, fewer on Python 3.10-3.12 in the lite package); flatten it",
+                f"can follow (about {MAX_NESTING} levels; fewer in the lite package on Python 3.10-3.12); flatten it",
                 path=at,
             )
         detail = f"{type(cause).__name__}: {cause}" if cause else "it could not be encoded"
