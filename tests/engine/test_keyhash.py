@@ -1,4 +1,4 @@
-"""The stable key hash of stored format 3 (``_keyhash.key_hash``; FORMAT3.md, "Stable key hash and partitions").
+"""The stable key hash of stored format 3 (``_keyhash.key_hash``; FORMAT.md, "Stable key hash and partitions").
 
 Stored maps are partitioned by this hash, so: keys a dict treats as one key must hash equal (or their entries
 would land in different partitions), the hash must not depend on the process (PYTHONHASHSEED) and must never
@@ -327,7 +327,7 @@ def _le(n: int, size: int = 8) -> bytes:
 
 
 def test_pinned_hashes_follow_the_written_rule() -> None:
-    """FORMAT3.md's rule, written out again independently for a few keys."""
+    """FORMAT.md's rule, written out again independently for a few keys."""
     one, a = _b(b"n" + _le(1)), _b(b"a")
     assert key_hash(1) == one and key_hash("a") == a
     assert key_hash("\ud800") == _b(b"\xed\xa0\x80")  # surrogatepass

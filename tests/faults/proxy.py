@@ -56,7 +56,7 @@ LOSE = Fault("lose")
 KILL_BEFORE = Fault("kill before")
 KILL_AFTER = Fault("kill after")
 
-#: Format 3's protocol steps (FORMAT3.md, "Commits"), as ``classify`` names the request that carries each.
+#: Format 3's protocol steps (FORMAT.md, "Commits"), as ``classify`` names the request that carries each.
 STEPS = {
     "first write": "PutItem of a new head holding the first record",
     "first large write": "TransactWriteItems: a run holding the first record, and the new head",

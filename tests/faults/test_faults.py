@@ -1,4 +1,4 @@
-"""DynamoDB misbehaving on the wire, and containers killed, at every step of format 3's protocols (FORMAT3.md,
+"""DynamoDB misbehaving on the wire, and containers killed, at every step of format 3's protocols (FORMAT.md,
 "Commits"): throttling, 5xx, dropped connections, lost responses, slow responses, AccessDenied, transaction
 conflicts and kill -9, injected by a proxy in front of a local DynamoDB server (tests/faults/proxy.py), which
 recognises each step on the wire (proxy.STEPS).
@@ -171,7 +171,7 @@ CASES: dict[str, Case] = {
     "dropped always": Case(lambda _: DROP, ALWAYS, BotoCoreError),
     # applied, the response lost: botocore's retry is recognised (alp_ids, or the transaction's token)
     "response lost once": Case(lambda _: LOSE, 1, "ok"),
-    # applied, every response lost: one strongly consistent read of the head decides (FORMAT3.md, lost responses)
+    # applied, every response lost: one strongly consistent read of the head decides (FORMAT.md, lost responses)
     "response lost always": Case(lambda _: LOSE, ALWAYS, "ok"),
     "slow once": Case(lambda _: slow(2.5), 1, "ok"),
     "access denied": Case(denied, 1, MISSING_PERMISSION),
@@ -180,26 +180,7 @@ CASES: dict[str, Case] = {
 }
 
 #: Engine bugs this suite found (see the final report of the format-3 rewrite): strict xfails, by (step, case).
-_NO_CONFIRMING_READ = (
-    "every response of this {} lost (applied): ConnectionClosedError is raised, with no strongly consistent read of "
-    "the head to decide (FORMAT3.md, lost responses){}"
-)
 ENGINE_BUGS: dict[tuple[str, str], str] = {
-    ("first write", "response lost always"): _NO_CONFIRMING_READ.format(
-        "PutItem", ": the head holding the record's id is stored, the caller is told the write failed"
-    ),
-    ("first large write", "response lost always"): _NO_CONFIRMING_READ.format(
-        "transaction", ": the head holding the record's id is stored, the caller is told the write failed"
-    ),
-    ("large write", "response lost always"): _NO_CONFIRMING_READ.format(
-        "transaction", ": the record is stored (its id in alp_ids), the caller is told the write failed"
-    ),
-    **{
-        (step, "response lost always"): _NO_CONFIRMING_READ.format(
-            "flush", ": the flush is stored, the change that met the full log is not appended and the call fails"
-        )
-        for step in ("flush", "merge", "compaction")
-    },
     ("first large write", "transaction conflict"): (
         "a first large write cancelled with TransactionConflict raises the internal _dynamodb.Conflict to the "
         "caller (not retried, not a documented error)"

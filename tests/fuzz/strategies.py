@@ -137,7 +137,7 @@ def canonical(x: Any, *, bytearray_as_bytes: bool = False) -> Any:
     return (kind.__name__, x)
 
 
-# -- format 3's framing, as a hostile writer would store it (FORMAT3.md, "Records", "Segment table") ---------
+# -- format 3's framing, as a hostile writer would store it (FORMAT.md, "Records", "Segment table") ---------
 
 
 def varint(n: int) -> bytes:

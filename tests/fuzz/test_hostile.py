@@ -13,7 +13,7 @@ import zlib
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.strategies import edge_numbers, hashables, maps, records, values
@@ -184,6 +184,49 @@ class TestDecoder:
         try:
             with pytest.raises(stored_data_error()):
                 codec.decode(blob, 1000)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 * 1024 * 1024
+
+    @pytest.mark.parametrize("method", ["decode", "decode_entries", "decompress"])
+    @pytest.mark.parametrize("claim", [2 * 1024**3, 64 * 1024 * 1024, 1024**2])
+    def test_size_claim_beyond_the_formats_ratio(self, codec: Any, method: str, claim: int) -> None:
+        """A small blob whose head claims more than its format can inflate it to (zlib 1,032 times, zstd 32,768):
+        CorruptDataError before anything is allocated, even under the 2 GiB cap."""
+        blob = codec.compress(codec.join([codec.encode_entry("a", 1)]))
+        assert claim > codec.max_ratio * len(blob)
+        tracemalloc.start()
+        try:
+            with pytest.raises(stored_data_error(), match="can decompress to") as raised:
+                getattr(codec, method)(blob, claim)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert type(raised.value).__name__ == "CorruptDataError"
+        assert peak < 1024 * 1024
+
+    def test_honest_blobs_at_the_formats_ratio(self, codec: Any) -> None:
+        """The most compressible body (zeros) stays within the bound: no blob a compressor made is refused."""
+        body = b"\0" * (16 * 1024 * 1024)
+        blob = codec.compress(body)
+        assert len(body) > codec.max_ratio * len(blob) * 0.9  # (the body nearly reaches the format's limit)
+        assert codec.decompress(blob, len(body)) == body
+
+    def test_lying_size_claim_costs_what_the_blob_holds(self, codec: Any) -> None:
+        """A claim within the ratio (zstd: 1.3 GB for these 40 KB) but far beyond what the blob holds: memory
+        follows what the blob decompresses to, not the claim."""
+        body = random.Random(0).randbytes(40_000)
+        blob = codec.compress(body)
+        if type(codec).__module__ == "aws_lambda_persistence._msgpack":  # a frame that does not declare its size
+            import zstandard
+
+            blob = zstandard.ZstdCompressor(write_content_size=False).compress(body)
+        claim = min(codec.max_ratio * len(blob), 2 * 1024**3)
+        tracemalloc.start()
+        try:
+            with pytest.raises(stored_data_error(), match="decompresses to 40000 bytes"):
+                codec.decompress(blob, claim)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -597,7 +640,7 @@ class Hostile:
 
         item = build(self.settings, self.codec.name, version=version, epoch=epoch, log=list(log), table=self.segments)
         if log:
-            item["alp_ids"] = {"BS": sorted({r[:8] for r in log if len(r) >= 8})}
+            item["alp_ids"] = {"L": [{"B": r[:8]} for r in log if len(r) >= 8]}
         self.items["m"] = item
         return self.items
 
@@ -635,6 +678,9 @@ attribute_values = st.recursive(
 HEAD_ATTRIBUTES = ["alp_fmt", "alp_codec", "alp_ver", "alp_ep", "alp_log", "alp_room", "alp_ids", "alp_seg"]
 HEAD_ATTRIBUTES += ["alp_man", "alp_dig", "alp_garbage", "value"]
 mutations = st.lists(st.tuples(st.sampled_from(HEAD_ATTRIBUTES), st.none() | attribute_values), min_size=1, max_size=3)
+#: The DynamoDB type of every head attribute a reader reads (FORMAT.md, "Head item").
+HEAD_TYPES = {"alp_fmt": "N", "alp_codec": "S", "alp_ver": "N", "alp_ep": "N", "alp_log": "L", "alp_room": "N"}
+HEAD_TYPES |= {"alp_ids": "L", "alp_seg": "B", "alp_dig": "B", "alp_garbage": "SS"}
 shapes = st.sampled_from(sorted(SHAPES))
 
 
@@ -653,6 +699,39 @@ class TestFuzzedStoredItems:
             else:
                 items["m"][name] = value
         assert isinstance(load(pkg, items), (dict, pkg.StoredDataError))
+
+    @FUZZ
+    @given(data=st.data(), shape=shapes)
+    def test_head_attribute_of_another_type(self, pkg: Any, data: Any, shape: str) -> None:
+        """A head attribute of any other DynamoDB type, or a required one missing (FORMAT.md: only alp_ids, alp_seg
+        and alp_garbage may be absent; a head without alp_fmt is a 1.0.0 item): CorruptDataError naming the map,
+        never a default (a log read as empty would be an empty map)."""
+        items = written(pkg, shape)
+        name = data.draw(st.sampled_from(sorted(HEAD_TYPES)))
+        value = data.draw(attribute_values.filter(lambda v: next(iter(v)) != HEAD_TYPES[name]) | st.none())
+        assume(value is not None or name not in ("alp_fmt", "alp_ids", "alp_seg", "alp_garbage"))
+        if value is None:
+            del items["m"][name]
+        else:
+            items["m"][name] = value
+        error = load(pkg, items)
+        assert isinstance(error, pkg.CorruptDataError), (name, value, error)
+        assert (error.table, error.key) == (TABLE_NAME, "m") and "'m'" in str(error)
+        assert name in str(error) or name in ("alp_seg", "alp_dig")  # (the table's integrity check names neither)
+
+    @FUZZ
+    @given(data=st.data(), shape=shapes)
+    def test_head_counter_out_of_range(self, pkg: Any, data: Any, shape: str) -> None:
+        """alp_ver and alp_ep are integers 0..2**63-1, alp_room -409,600..4,000 (never more than the head's budget):
+        anything else (fractions, exponents, 40 digits) is CorruptDataError naming the attribute."""
+        items = written(pkg, shape)
+        name = data.draw(st.sampled_from(["alp_ver", "alp_ep", "alp_room"]))
+        low, high = (-409_600, 4_000) if name == "alp_room" else (0, 2**63 - 1)
+        text = data.draw(numbers.filter(lambda t: not (t.lstrip("-").isdigit() and low <= int(t) <= high)))
+        items["m"][name] = {"N": text}
+        error = load(pkg, items)
+        assert isinstance(error, pkg.CorruptDataError) and name in str(error), (name, text, error)
+        assert (error.table, error.key) == (TABLE_NAME, "m")
 
     @FUZZ
     @given(data=st.data(), shape=st.sampled_from(["flushed", "large"]))

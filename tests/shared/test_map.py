@@ -235,6 +235,76 @@ class TestWrites:
             pickle.loads(item["value"]["B"])
 
 
+def nested_list(depth: int) -> list[Any]:
+    """``[[...[1]...]]``: ``depth`` lists, built iteratively."""
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value  # type: ignore[no-any-return]
+
+
+def innermost(value: Any) -> list[Any]:
+    """The innermost list of ``nested_list`` (walked iteratively: == and repr recurse)."""
+    while type(value[0]) is list:
+        value = value[0]
+    return value  # type: ignore[no-any-return]
+
+
+class TestCallerMistakes:
+    @pytest.mark.parametrize(
+        "delta",
+        ["1", b"1", None, True, [1], __import__("decimal").Decimal(1), __import__("enum").IntEnum("E", "A").A],
+        ids=["str", "bytes", "None", "bool", "list", "Decimal", "IntEnum"],
+    )
+    def test_increment_by_a_non_number(self, aws: Any, pkg: Any, table_key: str, calls: Calls, delta: Any) -> None:
+        """A delta that is not exactly an int or float is refused with a TypeError naming the key and the fix,
+        before anything is written (stored, an ADD of a str would add nothing), in a batch too."""
+        data = pkg.PersistentMap(n=1)
+        calls.clear()
+        message = r"cannot increment 'n' by .*: the delta must be an int or float, not .*; convert it first"
+        with pytest.raises(TypeError, match=message):
+            data.increment("n", delta)
+        with data.batch():
+            with pytest.raises(TypeError, match=message):
+                data.increment("n", delta)
+            data.increment("n", 2)
+        assert calls.names == ["UpdateItem"]
+        assert pkg.PersistentMap()["n"] == data["n"] == 3
+
+    def test_mutate_a_value_nested_as_deep_as_the_map_stores(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """copy.deepcopy gives up at about 490 levels; mutate() works on values as deep as the map stores (the full
+        package: 1,000 levels). The lite package's pickler follows as many levels as the stack has room for (about
+        500 on Python 3.10-3.11), and mutate() calls it a few frames deeper than a set: at that very edge, a clear
+        UnsupportedValueError naming the depth, never RecursionError."""
+        from aws_lambda_persistence_lite._values import MAX_NESTING
+
+        data = pkg.PersistentMap()
+        for edge in range(MAX_NESTING, 0, -5):  # the deepest the map stores, from this stack
+            try:
+                data["edge"] = nested_list(edge)
+                break
+            except pkg.UnsupportedValueError:
+                continue
+        full = pkg.__name__ == "aws_lambda_persistence"
+        assert edge >= (MAX_NESTING if full else 400)
+        refused = ""
+        try:
+            data.mutate(lambda d: innermost(d["edge"]).append(2))
+        except pkg.UnsupportedValueError as exc:
+            refused = str(exc)
+        assert not refused or (not full and f"nested {edge} levels deep" in refused), refused
+        del data["edge"]
+        data["deep"] = nested_list(edge if full else edge - 20)
+
+        def change(d: dict[Any, Any]) -> int:
+            innermost(d["deep"]).append(2)
+            return len(d)
+
+        assert data.mutate(change) == 1
+        assert innermost(data["deep"]) == [1, 2]
+        assert innermost(pkg.PersistentMap()["deep"]) == [1, 2]
+
+
 class TestConfiguration:
     @pytest.mark.fresh_dynamodb
     def test_defaults(self, aws: Any, pkg: Any, table_key: str) -> None:

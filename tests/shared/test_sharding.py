@@ -13,12 +13,13 @@ import time
 from typing import Any
 
 import pytest
+from aws_lambda_persistence_lite._records import PARTITION, decode_table
 
 from tests.conftest import Backend, Calls, all_keys, enter_container, stored_item
 
 KB = 1024
 MB = 1024 * KB
-#: FORMAT3.md: the head never exceeds 4,000 bytes; no commit of a single-key change exceeds 900 WCU (1,000 here).
+#: FORMAT.md: the head never exceeds 4,000 bytes; no commit of a single-key change exceeds 900 WCU (1,000 here).
 HEAD_BUDGET = 4_000
 COMMIT_WCU_MAX = 1_000
 
@@ -127,10 +128,10 @@ class TestRoundTrips:
         assert list(loaded) == list(value)  # insertion order across the four runs
 
     def test_value_larger_than_an_item(self, aws: Any, pkg: Any, table_key: str) -> None:
-        """A 1 MB value (3 shards) as the map's first write."""
+        """A 1 MB value (3 shards) as the map's first write: its partition, split from x's (1 shard)."""
         blob = os.urandom(1 * MB)
         pkg.PersistentMap(blob=blob, x=1)
-        assert len(segment_keys(aws, table_key)) == 3
+        assert len(segment_keys(aws, table_key)) == 4
         assert pkg.PersistentMap().to_dict() == {"blob": blob, "x": 1}
 
     def test_value_larger_than_an_item_after_small_writes(self, aws: Any, pkg: Any, table_key: str) -> None:
@@ -158,16 +159,18 @@ class TestOverOneTransaction:
         assert head is not None and "alp_garbage" not in head
         assert pkg.PersistentMap().to_dict() == {"x": 1, **value}
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine: the first write of a map (no head yet) puts its run and the head in one "
-        "TransactWriteItems whatever its size: over 4 MB compressed DynamoDB refuses it with a raw ClientError "
-        "(ValidationException 'Transaction payload size cannot exceed 4MB. Payload Size: 4389661' for 6 MB; "
-        "HTTP 413 for 64 MB of JSON, 13 MB compressed); moto accepts it",
-    )
-    def test_first_write_over_one_transaction(self, local: Any, pkg: Any, table_key: str) -> None:
+    def test_first_write_over_one_transaction(self, local: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """A first write whose partitions exceed one transaction: an empty head first (PutItem), then a large write
+        in steps; nothing is left to merge (every segment is a partition at watermark 1) or to collect."""
         value = incompressible(6 * MB)
+        calls.clear()
         pkg.PersistentMap(value)
+        assert "TransactWriteItems" not in calls.names, calls.names
+        assert calls.names.index("PutItem") < calls.names.index("BatchWriteItem"), calls.names
+        head = stored_item(local, table_key)
+        assert head is not None and "alp_garbage" not in head and head["alp_ver"] == {"N": "1"}
+        segments = decode_table(head["alp_seg"]["B"])
+        assert segments and all(s.kind == PARTITION and s.c == 1 for s in segments)
         assert pkg.PersistentMap().to_dict() == value
 
 
@@ -185,7 +188,7 @@ class TestHead:
 
     @pytest.mark.xfail(
         strict=True,
-        reason="engine: no manifest segment (FORMAT3.md's alp_man): once the segment table fills the head (93 "
+        reason="engine: no manifest segment (FORMAT.md's alp_man): once the segment table fills the head (93 "
         "segments, 74 of them partitions, with partitions of at most 3 KB), every set raises ConflictError "
         "'the log stayed full after 8 flushes'; with the real 192 KB partitions that is a map of ~15 MB "
         "compressed (~70 MB of JSON)",
@@ -244,39 +247,18 @@ class TestLargeMapWrites:
         assert data.last_load.calls == 1 and data.last_load.capacity_units <= 1
         assert data["r7"] == "changed" and data.to_dict() == other.to_dict()
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine: the flush that deletes a multi-shard run (the first write's, once partitions have "
-        "absorbed it) deletes it whole in its transaction, billed by size: 1,838 WCU (lite) / 1,778 (core) for a "
-        "4 MB JSON map's 0.8 MB run; 6,636 WCU for a 16 MB map's 3.3 MB run (FORMAT3.md: no commit over 900)",
-    )
     def test_no_single_key_commit_over_1000_wcu(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A 4 MB update() onto a stored map is a large write (a run); the single-key sets after it merge it into
+        the partitions and then delete it, and no set's commit costs over 1,000 WCU on the way."""
         value = json_like(4 * MB)
-        data = pkg.PersistentMap(value)
+        data = pkg.PersistentMap(seed=1)
+        data.update(value)
         rng = random.Random(0)
         costs = []
-        for i in range(40):  # values of 1.5 KB: a flush every 2 sets, until the first write's run is absorbed
+        for i in range(40):  # values of 1.5 KB: a flush every 2 sets, until the update's run is absorbed
             data[f"r{rng.randrange(len(value))}"] = "v" * 1_500 + str(i)
             costs.append(data.last_commit.capacity_units)
         assert max(costs) <= COMMIT_WCU_MAX, sorted(costs)[-3:]
-
-    @pytest.mark.slow
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine: CPU time: while a 16 MB map's first-write run is pending, each flush re-hashes and "
-        "re-weighs every pending op against every partition (~138,000 keys x ~40 segments): ~6 s per flush on "
-        "this host (38 flushes, 245 s, to absorb the run), ~0.05 s once it is absorbed",
-    )
-    def test_flush_on_a_large_map_is_quick(self, aws: Any, pkg: Any, table_key: str) -> None:
-        value = json_like(16 * MB)
-        data = pkg.PersistentMap(value)
-        data["warm"] = 1
-        slowest = 0.0
-        for i in range(6):  # values of 1.5 KB: a flush every 2 sets
-            start = time.monotonic()
-            data[f"r{i}"] = "v" * 1_500
-            slowest = max(slowest, time.monotonic() - start)
-        assert slowest < 2.0
 
 
 def _state(data: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""What is stored (FORMAT3.md) and reading it back: the head and segment items, 1.0.0 items and their upgrade,
+"""What is stored (FORMAT.md) and reading it back: the head and segment items, 1.0.0 items and their upgrade,
 the other package's maps, hostile pickles and damaged items, through DynamoDB (moto by default)."""
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import pytest
 from aws_lambda_persistence_lite._codec import codec_for
 from aws_lambda_persistence_lite._head import HEAD_BUDGET, LEGACY_TRAP
 from aws_lambda_persistence_lite._meter import item_size
+from aws_lambda_persistence_lite._pickle import has_stdlib_zstd
 from aws_lambda_persistence_lite._records import CLEAR, DEL, PARTITION, RUN, SET, decode_record, decode_table, digest
 from aws_lambda_persistence_lite._records import segment_digest as shard_digest
 from aws_lambda_persistence_lite._replica import SHARD_BYTES, segment_key
 
-from tests.conftest import TABLE, Calls, all_keys, stored_item
+from tests.conftest import HAS_CORE, TABLE, Calls, all_keys, stored_item
 
 
 def stored_keys(client: Any, table_key: str) -> set[str]:
@@ -95,8 +96,8 @@ class TestVersion1Items:
         assert pkg.PersistentMap().to_dict() == {**self.LEGACY, "count": 4}
 
     def test_large_1_0_0_item_is_upgraded_in_one_large_write(self, aws: Any, pkg: Any, table_key: str) -> None:
-        """A 1.0.0 map too large for the head's log becomes a run segment written with the new head; every key is
-        kept, in order, and the head stays small."""
+        """A 1.0.0 map too large for the head's log becomes the map's partitions, written with the new head; every
+        key is kept, in order, and the head stays small."""
         legacy = {f"k{i}": random.Random(i).randbytes(3_000) for i in range(60)}  # ~180 KB, incompressible
         put_legacy(aws, table_key, pickle.dumps(legacy, protocol=4))
         data = pkg.PersistentMap()
@@ -104,7 +105,7 @@ class TestVersion1Items:
         item = stored_item(aws, table_key)
         assert item is not None and item["alp_fmt"] == {"N": "3"} and item_size(item) <= HEAD_BUDGET
         segments = decode_table(item["alp_seg"]["B"])
-        assert [s.kind for s in segments] == [RUN]
+        assert segments and all(s.kind == PARTITION and s.c == 1 for s in segments)  # (watermark 1: the migration)
         assert stored_keys(aws, table_key) == {table_key} | segment_keys(table_key, segments)
         assert list(pkg.PersistentMap().to_dict().items()) == [*legacy.items(), ("new", 1)]
 
@@ -216,7 +217,7 @@ class TestVersion1Items:
 
 
 class TestStoredItems:
-    """What a map looks like in DynamoDB (FORMAT3.md, "Items" and "Head item")."""
+    """What a map looks like in DynamoDB (FORMAT.md, "Items" and "Head item")."""
 
     def test_a_small_map_is_one_head_item(self, aws: Any, pkg: Any, table_key: str) -> None:
         """A few writes: one head item holding every record in its log, no segment, and the 1.0.0 trap."""
@@ -231,7 +232,7 @@ class TestStoredItems:
         assert item["alp_ver"] == {"N": "4"} and item["alp_ep"] == {"N": "0"}  # four records, no structural commit
         log = [element["B"] for element in item["alp_log"]["L"]]
         assert len(log) == 4
-        assert sorted(item["alp_ids"]["BS"]) == sorted(r[:8] for r in log)  # 8-byte ids of the logged records
+        assert [i["B"] for i in item["alp_ids"]["L"]] == [r[:8] for r in log]  # the records' 8-byte ids, in order
         assert "alp_seg" not in item and item["alp_dig"] == {"B": digest(b"")}  # an empty segment table
         assert item["value"] == {"B": LEGACY_TRAP}
         assert int(item["alp_room"]["N"]) >= 0 and item_size(item) <= HEAD_BUDGET
@@ -405,32 +406,26 @@ class TestDamagedItems:
             pytest.param({"alp_dig": None}, id="alp_dig-missing"),
             pytest.param({"alp_seg": {"S": "x"}}, id="alp_seg-S"),
             pytest.param({"alp_log": {"L": [{"S": "record"}]}}, id="alp_log-element-S"),
-            pytest.param({"alp_ids": {"BS": [b"short"]}}, id="alp_ids-short"),
+            pytest.param({"alp_ids": {"L": [{"B": b"short"}]}}, id="alp_ids-short"),
+            pytest.param({"alp_ids": {"BS": [b"12345678"]}}, id="alp_ids-BS"),
             pytest.param({"alp_fmt": {"S": "3"}}, id="alp_fmt-S"),
-            pytest.param(
-                {"alp_log": {"S": "x"}},
-                id="alp_log-S",
-                marks=pytest.mark.xfail(strict=True, reason="engine: an alp_log that is not a list reads as an "
-                                        "empty log (_head.parse: item.get(LOG, {}).get('L', ())): the map reads empty"),
-            ),
-            pytest.param(
-                {"alp_log": None},
-                id="alp_log-missing",
-                marks=pytest.mark.xfail(strict=True, reason="engine: a missing alp_log reads as an empty log: the "
-                                        "map silently reads empty"),
-            ),
-            pytest.param(
-                {"alp_ids": {"S": "x"}},
-                id="alp_ids-S",
-                marks=pytest.mark.xfail(strict=True, reason="engine: an alp_ids that is not a binary set reads as "
-                                        "no ids (lost-response detection silently off)"),
-            ),
-            pytest.param(
-                {"alp_garbage": {"N": "3"}},
-                id="alp_garbage-N",
-                marks=pytest.mark.xfail(strict=True, reason="engine: an alp_garbage that is not a string set "
-                                        "reads as no garbage"),
-            ),
+            pytest.param({"alp_log": {"S": "x"}}, id="alp_log-S"),
+            pytest.param({"alp_log": None}, id="alp_log-missing"),
+            pytest.param({"alp_log": {"L": [{"B": b"12345678"}, {"L": []}]}}, id="alp_log-element-L"),
+            pytest.param({"alp_ids": {"S": "x"}}, id="alp_ids-S"),
+            pytest.param({"alp_ids": {"SS": ["12345678"]}}, id="alp_ids-SS"),
+            pytest.param({"alp_garbage": {"N": "3"}}, id="alp_garbage-N"),
+            pytest.param({"alp_garbage": {"BS": [b"x"]}}, id="alp_garbage-BS"),
+            pytest.param({"alp_ver": None}, id="alp_ver-missing"),
+            pytest.param({"alp_ver": {"N": str(2**63)}}, id="alp_ver-too-large"),
+            pytest.param({"alp_ep": None}, id="alp_ep-missing"),
+            pytest.param({"alp_room": None}, id="alp_room-missing"),
+            pytest.param({"alp_room": {"N": "400000"}}, id="alp_room-beyond-the-head-budget"),
+            pytest.param({"alp_room": {"N": "-1000000"}}, id="alp_room-below-an-item"),
+            pytest.param({"alp_codec": {"S": ""}}, id="alp_codec-empty"),
+            pytest.param({"alp_codec": {"S": "x" * 65}}, id="alp_codec-too-long"),
+            pytest.param({"alp_codec": {"S": "pickle5+zlib\n"}}, id="alp_codec-control-character"),
+            pytest.param({"alp_dig": {"B": b""}}, id="alp_dig-empty"),
         ],
     )  # fmt: skip
     def test_wrong_types_and_values(self, aws: Any, pkg: Any, table_key: str, attributes: dict[str, Any]) -> None:
@@ -439,6 +434,25 @@ class TestDamagedItems:
         pkg.PersistentMap(a=1, b=2)
         patch(aws, table_key, **attributes)
         refused(pkg, table_key, pkg.CorruptDataError)
+
+    def test_wrong_type_is_named(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """The error names the attribute and what it should be."""
+        pkg.PersistentMap(a=1)
+        patch(aws, table_key, alp_log={"S": "x"})
+        refused(pkg, table_key, pkg.CorruptDataError, r"alp_log is damaged: it should be a list \(L\)")
+        patch(aws, table_key, alp_log=None)
+        refused(pkg, table_key, pkg.CorruptDataError, r"alp_log is missing: it should be a list \(L\)")
+        patch(aws, table_key, alp_log={"L": []}, alp_room={"N": "5000"})
+        refused(pkg, table_key, pkg.CorruptDataError, r"alp_room is damaged: it should be an integer \(N\) in")
+
+    @pytest.mark.parametrize("absent", ["alp_ids", "alp_garbage", "alp_seg"])
+    def test_optional_attributes_may_be_absent(self, aws: Any, pkg: Any, table_key: str, absent: str) -> None:
+        """FORMAT.md lets a head omit alp_ids (no ids), alp_garbage (no claims) and alp_seg (no segments)."""
+        pkg.PersistentMap(a=1, b=2)
+        item = stored_item(aws, table_key)
+        assert item is not None and "alp_seg" not in item
+        patch(aws, table_key, **{absent: None})
+        assert pkg.PersistentMap().to_dict() == {"a": 1, "b": 2}
 
     def test_newer_format(self, aws: Any, pkg: Any, table_key: str) -> None:
         """A head from a later version names the fix: upgrade."""
@@ -471,16 +485,22 @@ class TestDamagedItems:
             pkg.PersistentMap(new=1)
         assert stored_item(aws, table_key) == before
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine: the UnsupportedFormatError for an unknown alp_codec (raised bare by _codec.codec_for) names "
-        "neither table nor key (error.table == error.key == '')",
-    )
     def test_unknown_codec(self, aws: Any, pkg: Any, table_key: str) -> None:
         """A codec this package does not know is named in the error, not guessed."""
         pkg.PersistentMap(a=1)
         patch(aws, table_key, alp_codec={"S": "cbor+brotli"})
-        refused(pkg, table_key, pkg.UnsupportedFormatError, "cbor")
+        refused(pkg, table_key, pkg.UnsupportedFormatError, "table 'AWSLambdaPersistence' under key .* 'cbor")
+        with pytest.raises(pkg.UnsupportedFormatError) as raised:  # also where a head comes back from a write
+            pkg.PersistentMap(new=1)
+        assert (raised.value.table, raised.value.key) == (TABLE, table_key)
+
+    @pytest.mark.skipif(HAS_CORE or has_stdlib_zstd(), reason="the full package or Python 3.14+ reads pickle5+zstd")
+    def test_codec_this_interpreter_lacks(self, aws: Any, lite: Any, table_key: str) -> None:
+        """A lite map compressed with Python 3.14's zstd, read by the lite package alone on an older Python: the
+        error names the map and the fix (run in the lite-only environment)."""
+        lite.PersistentMap(a=1)
+        patch(aws, table_key, alp_codec={"S": "pickle5+zstd"})
+        refused(lite, table_key, lite.UnsupportedFormatError, "under key .*Python 3.14")
 
     def test_value_not_binary(self, aws: Any, pkg: Any, table_key: str) -> None:
         put_legacy(aws, table_key, b"")

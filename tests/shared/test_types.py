@@ -129,6 +129,30 @@ class TestUnsupportedValues:
         assert "k" not in data
         assert pkg.PersistentMap().to_dict() == {"keep": 1}
 
+    @pytest.mark.parametrize("code", [0, 1, 8, 42, 127])
+    def test_msgpack_extension_objects(self, aws: Any, core: Any, table_key: str, calls: Calls, code: int) -> None:
+        """msgpack packs a caller's ExtType (and Timestamp) itself, without asking the encoder: stored, its code would
+        be read back as a tuple or a Decimal, or make the map unreadable. Refused like any other type outside the
+        model, wherever it sits (also inside a tuple's payload), before anything is sent."""
+        import msgpack
+
+        kept = {"keep": (1, dt.date(2020, 1, 1), 2**70)}  # (extensions the encoder makes itself)
+        data = core.PersistentMap(kept)
+        calls.clear()
+        for value, path in [
+            (msgpack.ExtType(code, b"\x91\x01"), "['k']"),
+            ([1, {"x": msgpack.ExtType(code, b"")}], "['k'][1]['x']"),
+            ((dt.date(2020, 1, 1), {msgpack.ExtType(code, b"x")}), "['k'][1] (an element"),
+            ({"t": msgpack.Timestamp(1, 0)}, "['k']['t']"),
+        ]:
+            with pytest.raises(core.UnsupportedValueError, match=r"type msgpack\.ext\.(ExtType|Timestamp) is not") as e:
+                data["k"] = value
+            assert str(e.value).startswith(f"cannot store the value at {path}")
+        with pytest.raises(core.UnsupportedValueError):
+            data[msgpack.ExtType(code, b"")] = 1
+        assert calls.names == []
+        assert core.PersistentMap().to_dict() == data.to_dict() == kept
+
     def test_bad_key(self, aws: Any, pkg: Any, table_key: str) -> None:
         """An unsupported key is refused like an unsupported value."""
         data = pkg.PersistentMap()

@@ -46,6 +46,7 @@ from ._head import (
     TABLE_DIGEST,
     VER,
     Head,
+    UnreadableCodec,
     parse,
     segment_shards,
 )
@@ -498,6 +499,8 @@ def _row(s: Settings, key: str, item: dict[str, Any]) -> dict[str, Any]:
     try:
         # A head's value is always the 1.0.0 trap (_head.build), which the Scan leaves out: put back for its size.
         head = parse({**item, s.value_field_name: {"B": LEGACY_TRAP}}, _for_key(s, key))
+    except UnreadableCodec as exc:  # a sound head: its facts show (its entries need a codec this package lacks)
+        head = exc.head
     except StoredDataError as exc:
         codec = item.get(CODEC, {}).get("S", "?")
         return {**row, "version": _number(item, VER), "format": _number(item, FMT), "codec": codec, "error": _line(exc)}
@@ -761,7 +764,10 @@ def _policy(ctx: _Context) -> int:
 def _info(ctx: _Context) -> int:
     s = ctx.settings(ctx.args.key)
     usage = Usage()
-    head, item = stored_head(ctx.client, s, usage)
+    try:
+        head, item = stored_head(ctx.client, s, usage)
+    except UnreadableCodec as exc:  # the head's facts still show; the entries need a codec this package lacks
+        head, item = exc.head, {}
     if item is None:
         raise CliError(_no_map(ctx, s))
     entries: Any

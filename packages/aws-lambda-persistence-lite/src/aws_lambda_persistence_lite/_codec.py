@@ -32,6 +32,9 @@ class Codec(ABC):
     #: How one entry is encoded, compression aside. Codecs of one entry format write identical entries: the bytes
     #: of an entry that one stored compare with those the other encodes (pickle5+zlib and pickle5+zstd do).
     entry_format: ClassVar[str]
+    #: The most one byte of a blob can decompress to, by the compression format itself: a head claiming a larger
+    #: raw size is damaged, and is refused before anything is allocated.
+    max_ratio: ClassVar[int]
 
     @abstractmethod
     def encode_entry(self, key: Any, value: Any) -> bytes:
@@ -84,10 +87,31 @@ def register(name: str, factory: Callable[[], Codec]) -> None:
     _decoders[name] = factory
 
 
-def codec_for(name: str) -> Codec:
-    """The codec that decodes blobs written by ``name``, or UnsupportedFormatError saying what to install."""
+#: Codecs made once in this process: what ``codec_for`` could make, it always can (``available`` skips the work).
+_made: set[str] = set()
+
+
+def codec_for(name: str, *, table: str = "", key: str = "") -> Codec:
+    """The codec that decodes blobs written by ``name``, or UnsupportedFormatError saying what to install (and
+    naming the map, given its ``table`` and ``key``)."""
     factory = _decoders.get(name)
-    if factory is None:
-        hint = _FOREIGN.get(name, "it was written by a newer version of aws-lambda-persistence; upgrade it")
-        raise UnsupportedFormatError(f"cannot decode a map stored with codec {name!r}: {hint}")
-    return factory()
+    try:
+        if factory is None:
+            raise UnsupportedFormatError(
+                _FOREIGN.get(name, "it was written by a newer version of aws-lambda-persistence; upgrade it")
+            )
+        codec = factory()  # (a codec this interpreter lacks raises UnsupportedFormatError with the fix)
+    except UnsupportedFormatError as exc:
+        where = f" in table {table!r} under key {key!r}" if table or key else ""
+        raise UnsupportedFormatError(
+            f"cannot decode the map{where} stored with codec {name!r}: {exc}", table=table, key=key
+        ) from None
+    _made.add(name)
+    return codec
+
+
+def available(name: str, *, table: str, key: str) -> None:
+    """UnsupportedFormatError naming the map unless this package can decode codec ``name`` (checked where a head
+    is parsed, so that the error names the map whichever caller then asks ``codec_for``)."""
+    if name not in _made:
+        codec_for(name, table=table, key=key)

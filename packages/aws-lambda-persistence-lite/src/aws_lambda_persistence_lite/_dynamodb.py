@@ -60,6 +60,16 @@ def error_code(exc: Exception) -> str | None:
     return None
 
 
+def outcome_unknown(exc: Exception) -> bool:
+    """Whether a failed write may have been applied: no response at all (a connection lost, a timeout) or a
+    server error. An error DynamoDB answered with a 4xx code (a condition, throttling, a bad request) was not."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return not isinstance(status, int) or status >= 500
+    return True
+
+
 class Table:
     """One map's table, through one low-level boto3 client."""
 
@@ -164,21 +174,23 @@ class Table:
             if pending:
                 raise PersistenceError("DynamoDB kept writes unprocessed (throttled); the stored map is unchanged")
 
-    def transact(self, usage: Usage, actions: list[dict[str, Any]], token: str) -> None:
+    def transact(self, usage: Usage, actions: list[dict[str, Any]], token: str) -> bool:
         """One TransactWriteItems, retried with backoff when DynamoDB cancels it only for throttling.
 
         The token makes botocore's retry of a transaction whose response was lost idempotent on DynamoDB (for
-        10 minutes)."""
+        10 minutes). Returns whether botocore retried the call that succeeded: its success may then be DynamoDB's
+        answer from the token cache, about a transaction applied before changes other writers made since."""
         for attempt in range(THROTTLE_ATTEMPTS):
             try:
-                self.call(usage, "transact_write_items", TransactItems=actions, ClientRequestToken=token)
-                return
+                response = self.call(usage, "transact_write_items", TransactItems=actions, ClientRequestToken=token)
+                return bool(response.get("ResponseMetadata", {}).get("RetryAttempts"))
             except Throttled as throttled:
                 # botocore does not retry a transaction that DynamoDB cancelled for throttling; we do, like
                 # botocore does for a throttled PutItem, and then raise botocore's error as it would.
                 if attempt + 1 == THROTTLE_ATTEMPTS:
                     raise throttled.original from None
                 backoff(attempt, 0.05, 2.0)
+        raise AssertionError("unreachable")
 
     def create(self) -> None:
         """Create the table (first write ever); its calls are not counted in a write's usage."""

@@ -1,9 +1,11 @@
-"""Format 3's fold (FORMAT3.md, "Records" and "Reading"): partitions, then change records in sequence order.
+"""Format 3's fold (FORMAT.md, "Records" and "Reading"): partitions, then change records in sequence order.
 
-A :class:`View` is what one container knows of a map: its values, each key's entry bytes as stored (the change
-detector, and what maintenance writes back without re-encoding), each key's position in insertion order, and the
-sequence number folded up to. Every container folds the same records in the same order, so every container
-computes the same map. Nothing here does I/O; decoding goes through the codec functions the view is given.
+A :class:`View` is what one container knows of a map: its values, each key's entry bytes (the change detector,
+and what maintenance writes back without re-encoding: as stored, except for an entry holding a set, whose encoding
+follows an iteration order that the decoded set need not share: ``Codec.read_entry``), each key's position in
+insertion order, and the sequence number folded up to. Every container folds the same records in the same order,
+so every container computes the same map. Nothing here does I/O; decoding goes through the codec functions the
+view is given.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    Decode = Callable[[bytes], tuple[Any, Any]]
+    #: An entry's key, value, and what encode_entry gives for them in this process (Codec.read_entry).
+    Read = Callable[[bytes], tuple[Any, Any, bytes]]
     Encode = Callable[[Any, Any], bytes]
     #: The watermark that covers a key: ops at or below it are already in the key's partition.
     Floor = Callable[[Any], int]
@@ -38,10 +41,10 @@ def is_number(value: Any) -> bool:
 class View:
     """One map as folded from stored segments and records."""
 
-    __slots__ = ("decode", "encode", "positions", "raw", "seq", "values")
+    __slots__ = ("encode", "positions", "raw", "read", "seq", "values")
 
-    def __init__(self, decode: Decode, encode: Encode) -> None:
-        self.decode = decode
+    def __init__(self, read: Read, encode: Encode) -> None:
+        self.read = read
         self.encode = encode
         self.values: dict[Any, Any] = {}
         self.raw: dict[Any, bytes] = {}
@@ -52,11 +55,11 @@ class View:
     def add_partition(self, entries: list[Entry], belongs: Callable[[Any], bool]) -> None:
         """Take a partition's entries; ``belongs`` checks that each key is one the partition may hold."""
         for seq, index, entry in entries:
-            key, value = self.decode(entry)
+            key, value, raw = self.read(entry)
             if not belongs(key) or key in self.values:
                 raise CorruptDataError(f"a partition holds key {key!r}, which belongs elsewhere or twice")
             self.values[key] = value
-            self.raw[key] = entry
+            self.raw[key] = raw
             self.positions[key] = (seq, index)
 
     def drop(self, keys: Callable[[Any], bool]) -> None:
@@ -84,11 +87,11 @@ class View:
                 for key in [k for k in self.values if floor is None or floor(k) < seq]:
                     self._remove(key)
                 continue
-            key, value = known[index] if known is not None else self.decode(op.entry)
+            key, value, raw = (*known[index], op.entry) if known is not None else self.read(op.entry)
             if floor is not None and floor(key) >= seq:
                 continue
             if op.kind == SET:
-                self._set(key, value, op.entry, (seq, index))
+                self._set(key, value, raw, (seq, index))
             elif op.kind == DEL:
                 self._remove(key)
             elif op.kind == ADD:

@@ -1,4 +1,4 @@
-"""Format 3's head item (FORMAT3.md, "Head item"): its attributes, its size bound, and its validation.
+"""Format 3's head item (FORMAT.md, "Head item"): its attributes, its size bound, and its validation.
 
 Turns a head item as the low-level client returns it into a :class:`Head` and back. Stored items are hostile
 until verified: the segment table's digest is checked before the table is parsed, every attribute's type is
@@ -7,8 +7,10 @@ checked, and anything unexpected is a CorruptDataError naming table and key. Not
 
 from __future__ import annotations
 
+from ._codec import available
 from ._config import Settings
 from ._errors import CorruptDataError, StoredDataError, UnsupportedFormatError
+from ._limits import DYNAMODB_ITEM_LIMIT
 from ._meter import item_size
 from ._records import RECORD_ID_BYTES, Segment, decode_table, digest, encode_table
 
@@ -55,7 +57,8 @@ class Head(NamedTuple):
     epoch: int = 0
     log: tuple[bytes, ...] = ()
     room: int = 0
-    ids: frozenset[bytes] = frozenset()
+    #: Ids of the records in the log and of the newest flushed ones, in sequence order.
+    ids: tuple[bytes, ...] = ()
     table: tuple[Segment, ...] = ()
     garbage: frozenset[str] = frozenset()
     #: The item's size as stored (DynamoDB bills an update at the larger of the item before and after).
@@ -67,10 +70,20 @@ class Head(NamedTuple):
         return self.version - len(self.log) + 1
 
 
+class UnreadableCodec(UnsupportedFormatError):
+    """A sound head whose codec this package cannot decode: tools still show what the head says (``head``)."""
+
+    def __init__(self, message: str, *, table: str, key: str, head: Head) -> None:
+        super().__init__(message, table=table, key=key)
+        self.head = head
+
+
 def parse(item: Item, settings: Settings) -> Head:
-    """Read a format-3 head item (the caller has checked ``alp_fmt``)."""
+    """Read a format-3 head item (the caller has checked ``alp_fmt``). Every attribute must have exactly its type
+    and range (FORMAT.md, "Head item"): damage read as a default (a missing log as an empty one) would be a wrong
+    map. Only ``alp_ids``, ``alp_seg`` and ``alp_garbage`` may be absent (heads omit them when empty)."""
     try:
-        fmt = int(item[FMT]["N"])
+        fmt = _number(item, FMT, 0, COUNTER_MAX)
         if fmt != FORMAT:
             raise UnsupportedFormatError(
                 f"the map in table {settings.table_name!r} under key {settings.table_key!r} was written in stored "
@@ -79,31 +92,105 @@ def parse(item: Item, settings: Settings) -> Head:
                 table=settings.table_name,
                 key=settings.table_key,
             )
-        table_bytes = bytes(item[TABLE]["B"]) if TABLE in item else b""
-        if digest(table_bytes) != bytes(item[TABLE_DIGEST]["B"]):
+        codec = _attribute(item, CODEC, "S")
+        if not 0 < len(codec) <= CODEC_NAME_MAX or not set(codec) <= _CODEC_CHARACTERS:
+            raise _Malformed(CODEC, "a codec name (S: up to 64 ASCII letters, digits and '+-._')")
+        table_bytes = bytes(_attribute(item, TABLE, "B", optional=True) or b"")
+        if digest(table_bytes) != bytes(_attribute(item, TABLE_DIGEST, "B")):
             raise bad(settings, "its segment table fails its integrity check")
-        log = tuple(bytes(entry["B"]) for entry in item.get(LOG, {}).get("L", ()))
-        ids = frozenset(bytes(i) for i in item.get(IDS, {}).get("BS", ()))
+        log = tuple(bytes(_typed(entry, "B", f"{LOG}[{i}]")) for i, entry in enumerate(_attribute(item, LOG, "L")))
+        ids = tuple(
+            bytes(_typed(i, "B", f"{IDS}[{n}]")) for n, i in enumerate(_attribute(item, IDS, "L", optional=True) or ())
+        )
+        garbage = _attribute(item, GARBAGE, "SS", optional=True) or ()
+        if not all(len(i) == RECORD_ID_BYTES for i in ids):
+            raise _Malformed(IDS, f"a list (L) of {RECORD_ID_BYTES}-byte record ids (B)")
+        if not all(type(entry) is str for entry in garbage):
+            raise _Malformed(GARBAGE, _KINDS["SS"])
         head = Head(
-            codec=item[CODEC]["S"],
-            version=int(item[VER]["N"]),
-            epoch=int(item[EPOCH]["N"]),
+            codec=codec,
+            version=_number(item, VER, 0, COUNTER_MAX),
+            epoch=_number(item, EPOCH, 0, COUNTER_MAX),
             log=log,
-            room=int(item[ROOM]["N"]),
+            room=_number(item, ROOM, -DYNAMODB_ITEM_LIMIT, HEAD_BUDGET),
             ids=ids,
             table=_table(table_bytes),
-            garbage=frozenset(item.get(GARBAGE, {}).get("SS", ())),
+            garbage=frozenset(garbage),
             stored_size=item_size(item),
         )
+    except _Malformed as exc:
+        raise bad(settings, f"malformed head item: {exc}") from None
     except StoredDataError as exc:
         if exc.table:
             raise
         raise bad(settings, str(exc)) from None
     except (KeyError, TypeError, ValueError) as exc:
         raise bad(settings, f"malformed head item ({type(exc).__name__}: {exc})") from None
-    if head.version < len(log) or head.epoch < 0 or any(len(i) != RECORD_ID_BYTES for i in ids):
-        raise bad(settings, "its counters or record ids are inconsistent")
+    if head.version < len(log):
+        raise bad(settings, f"its log holds {len(log)} records, more than its version ({head.version})")
+    try:
+        available(codec, table=settings.table_name, key=settings.table_key)
+    except UnsupportedFormatError as exc:
+        raise UnreadableCodec(str(exc), table=settings.table_name, key=settings.table_key, head=head) from None
     return head
+
+
+#: Counters (``alp_fmt``, ``alp_ver``, ``alp_ep``) stay below 2**63: a change per nanosecond would take 292 years.
+COUNTER_MAX = 2**63 - 1
+#: The longest codec name a head may hold (those in use have 12 characters), and the characters names use.
+CODEC_NAME_MAX = 64
+_CODEC_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._")
+#: What each DynamoDB type is called in errors, and the Python types the client returns for it.
+_KINDS = {
+    "S": "a string (S)",
+    "N": "an integer (N)",
+    "B": "binary (B)",
+    "L": "a list (L) of binary records (B)",
+    "BS": "a binary set (BS)",
+    "SS": "a string set (SS)",
+}
+_BINARY = (bytes, bytearray, memoryview)
+_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "S": str,
+    "N": str,
+    "B": _BINARY,
+    "L": (list, tuple),
+    "BS": (list, tuple, set, frozenset),
+    "SS": (list, tuple, set, frozenset),
+}
+
+
+class _Malformed(Exception):
+    """An attribute missing or not of its type (``parse`` turns it into a CorruptDataError naming the map)."""
+
+    def __init__(self, name: str, should: str, *, missing: bool = False) -> None:
+        super().__init__(f"attribute {name} is {'missing' if missing else 'damaged'}: it should be {should}")
+
+
+def _attribute(item: Item, name: str, kind: str, *, optional: bool = False) -> Any:
+    """What attribute ``name`` holds, which must be of DynamoDB type ``kind`` (None: absent, and ``optional``)."""
+    value = item.get(name)
+    if value is None:
+        if optional:
+            return None
+        raise _Malformed(name, _KINDS[kind], missing=True)
+    return _typed(value, kind, name)
+
+
+def _typed(value: Any, kind: str, name: str) -> Any:
+    """What an attribute value (as the low-level client returns it) holds, if it is of DynamoDB type ``kind``."""
+    if type(value) is not dict or len(value) != 1 or not isinstance(value.get(kind), _PYTHON_TYPES[kind]):
+        raise _Malformed(name, _KINDS[kind])
+    return value[kind]
+
+
+def _number(item: Item, name: str, low: int, high: int) -> int:
+    """An N attribute: an integer as DynamoDB spells one (digits, maybe a minus) within ``low..high``."""
+    text = _attribute(item, name, "N")
+    digits = text[1:] if text[:1] == "-" else text
+    if not (0 < len(digits) <= 19 and digits.isascii() and digits.isdigit() and low <= int(text) <= high):
+        raise _Malformed(name, f"an integer (N) in {low:,}..{high:,}")
+    return int(text)
 
 
 _last_table: tuple[bytes, tuple[Segment, ...]] = (b"", ())

@@ -1,4 +1,4 @@
-"""The stable key hash of stored format 3 (FORMAT3.md, "Stable key hash and partitions").
+"""The stable key hash of stored format 3 (FORMAT.md, "Stable key hash and partitions").
 
 ``key_hash(key)`` is an unsigned 64-bit number that partitions a map by key. Two rules make it usable for that:
 
@@ -77,7 +77,7 @@ class _NotAKey(Exception):
 
 
 def key_hash(key: Any) -> int:
-    """The stable 64-bit hash of a map key (FORMAT3.md): equal keys hash equal, in every process.
+    """The stable 64-bit hash of a map key (FORMAT.md): equal keys hash equal, in every process.
 
     Raises UnsupportedValueError for a key outside the value model (naming its type, and where it sits inside a
     tuple or frozenset) and for a key nesting tuples and frozensets more than MAX_NESTING levels deep."""

@@ -1,6 +1,6 @@
 """PersistentMap: a dict whose every change is committed to DynamoDB, safely under concurrency.
 
-Owns the dict interface and turns each change into one change record (FORMAT3.md): blind changes (set, delete,
+Owns the dict interface and turns each change into one change record (FORMAT.md): blind changes (set, delete,
 update, clear, increment) are appended whatever other containers did meanwhile, so they never conflict;
 changes that depend on what is stored (``mutate``, ``pop``, ``popitem``) are appended only if the map is still
 at the version they were computed on, and are computed again on the newest state otherwise. The contents change
@@ -26,6 +26,7 @@ from ._meter import Usage
 from ._pickle import default_codec, loads_restricted
 from ._records import ADD, CLEAR, DEL, SET, Op
 from ._replica import Replica
+from ._values import label
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
@@ -287,8 +288,11 @@ class PersistentMap(_Base):
         Atomic across containers without a conflict: DynamoDB orders the additions, and each caller gets the
         value its own addition produced.
         """
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)):
-            raise TypeError(f"increment() delta must be an int or float, not {type(delta).__name__}")
+        if type(delta) not in (int, float):  # (exact types: a bool, a str or an IntEnum would add nothing or fail)
+            raise TypeError(
+                f"cannot increment {label(key)} by {label(delta)}: the delta must be an int or float, not "
+                f"{type(delta).__name__}; convert it first (for example int(delta) or float(delta))"
+            )
         with self._lock:
             current = self._view().get(key, 0)
             if not is_number(current):
@@ -364,7 +368,13 @@ class PersistentMap(_Base):
             import copy
 
             before = self._replica.view.raw if self._batch is None else None
-            work = copy.deepcopy(d)
+            try:
+                work = copy.deepcopy(d)
+            except RecursionError:
+                # deepcopy recurses twice per level (~490 levels); the codecs store deeper values (MAX_NESTING) and
+                # copy them within their own bounds (a value too deep for them is refused here, naming its depth).
+                codec = self._replica.codec
+                work = {k: codec.decode_entry(self._entry(k, v))[1] for k, v in d.items()}
             result = function(work)
             return self._diff(d, work, before), result
 

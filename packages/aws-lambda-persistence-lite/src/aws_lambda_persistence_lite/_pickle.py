@@ -193,8 +193,17 @@ def _bounded(check: Callable[..., T], *args: Any) -> T:
         raise CorruptDataError(f"stored pickle refused: {exc}") from None
 
 
-def decompress_bounded(decompress: Callable[[bytes, int], bytes], blob: bytes, raw_size: int) -> bytes:
-    """Decompress to exactly ``raw_size`` bytes, refusing anything larger (a hostile size claim included)."""
+#: The most one byte of a blob can decompress to, by the format itself: deflate codes a 258-byte match in 2 bits
+#: (zlib level 6 reaches 1,029 on zeros), zstd a 128 KiB RLE block in 4 bytes (level 3 reaches 32,600). A size
+#: claim beyond is damage, refused before anything is allocated; no blob that a compressor made is refused.
+ZLIB_MAX_RATIO = 1032
+ZSTD_MAX_RATIO = 32768
+
+
+def decompress_bounded(decompress: Callable[[bytes, int], bytes], blob: bytes, raw_size: int, max_ratio: int) -> bytes:
+    """Decompress to exactly ``raw_size`` bytes, refusing anything larger (a hostile size claim included): a claim
+    must be within ``MAX_DECODED_BYTES``, the function's memory, and ``max_ratio`` (the format's) times the blob's
+    size."""
     if not 0 <= raw_size <= MAX_DECODED_BYTES:
         raise CorruptDataError(f"declared decoded size {raw_size} is outside 0..{MAX_DECODED_BYTES}")
     memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")  # MB, set by Lambda
@@ -202,6 +211,11 @@ def decompress_bounded(decompress: Callable[[bytes, int], bytes], blob: bytes, r
         raise StoredDataError(
             f"the stored map decodes to {raw_size >> 20} MB, more than this function's memory ({memory} MB) can "
             "hold; give the function more memory, or (if the map should be small) check the item"
+        )
+    if raw_size > max_ratio * len(blob):
+        raise CorruptDataError(
+            f"declared decoded size {raw_size} is more than a blob of {len(blob)} bytes can decompress to "
+            f"({max_ratio} times its size)"
         )
     try:
         body = decompress(blob, raw_size)
@@ -227,6 +241,7 @@ class PickleCodec(Codec):
 
     name: ClassVar[str] = "pickle5+zlib"
     entry_format: ClassVar[str] = "pickle5"
+    max_ratio: ClassVar[int] = ZLIB_MAX_RATIO
 
     def encode_entry(self, key: Any, value: Any) -> bytes:
         buffer = io.BytesIO()
@@ -306,7 +321,7 @@ class PickleCodec(Codec):
             raise CorruptDataError(f"stored entry cannot be written back: {exc}") from None
 
     def decompress(self, blob: bytes, raw_size: int) -> bytes:
-        return decompress_bounded(self._decompress, blob, raw_size)
+        return decompress_bounded(self._decompress, blob, raw_size, self.max_ratio)
 
     def decode(self, blob: bytes, raw_size: int) -> dict[Any, Any]:
         return self._decode(blob, raw_size, entries=False)[0]
@@ -318,7 +333,7 @@ class PickleCodec(Codec):
         return self._decode(blob, raw_size, entries=True)
 
     def _decode(self, blob: bytes, raw_size: int, *, entries: bool) -> tuple[dict[Any, Any], list[memoryview]]:
-        body = decompress_bounded(self._decompress, blob, raw_size)
+        body = decompress_bounded(self._decompress, blob, raw_size, self.max_ratio)
         view = memoryview(body)
         stream = io.BytesIO(body)
         result: dict[Any, Any] = {}
@@ -358,6 +373,7 @@ class _StdlibZstdPickleCodec(PickleCodec):
     """Python 3.14+: the same entries compressed with the standard library's zstd."""
 
     name: ClassVar[str] = "pickle5+zstd"
+    max_ratio: ClassVar[int] = ZSTD_MAX_RATIO
 
     def compress(self, body: bytes) -> bytes:
         from compression import zstd  # type: ignore[import-not-found,unused-ignore]

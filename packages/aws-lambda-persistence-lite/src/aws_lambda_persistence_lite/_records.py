@@ -1,4 +1,4 @@
-"""Format 3's byte layouts (FORMAT3.md): change records, partition and run bodies, and the segment table.
+"""Format 3's byte layouts (FORMAT.md): change records, partition and run bodies, and the segment table.
 
 Codec-independent framing around codec-encoded entries: this module never decodes a key or a value. Every
 parser here reads stored bytes, which are hostile until verified: each length is checked against the bytes that

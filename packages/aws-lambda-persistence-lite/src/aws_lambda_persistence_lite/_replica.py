@@ -1,4 +1,4 @@
-"""Format 3's protocols (FORMAT3.md): one container's replica of one map, and every read and commit of it.
+"""Format 3's protocols (FORMAT.md): one container's replica of one map, and every read and commit of it.
 
 A :class:`Replica` holds the folded map (``view``), the head it last saw, and the change records that some
 partition has not absorbed yet (what maintenance needs). It reads only what changed since its sequence number,
@@ -9,12 +9,11 @@ except through the codec's ``decode_entry`` / ``encode_entry``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
 from ._config import Settings
-from ._dynamodb import Conflict, Table, TableMissing
+from ._dynamodb import Conflict, Table, TableMissing, outcome_unknown
 from ._errors import ConflictError, PersistenceError
 from ._fold import View
 from ._head import (
@@ -60,14 +59,19 @@ from ._records import (
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, NamedTuple
 
     from ._codec import Codec
     from ._meter import Item
+else:
+    from ._record import NamedTuple
 
 
 #: Times a reader re-reads the head when a structural commit replaced the segments it was reading.
 READ_ATTEMPTS = 8
+#: Write units one flush may spend (DynamoDB's rules): deletes beyond it wait in alp_garbage for later flushes,
+#: so no commit costs more than a free-tier table's burst capacity absorbs.
+COMMIT_BUDGET = 900
 #: Times an append meets a full log (and flushes) before it gives up: each flush empties the log.
 ROOM_ATTEMPTS = 8
 #: Runs of one level that are compacted into one run of the next level.
@@ -101,7 +105,7 @@ class Replica:
         self.table = table
         self.settings = settings
         self.codec = codec
-        self.view = View(codec.decode_entry, codec.encode_entry)
+        self.view = View(codec.read_entry, codec.encode_entry)
         #: The head this replica last folded (None: nothing stored, or a 1.0.0 item: see ``legacy``).
         self.head: Head | None = None
         self.legacy: dict[Any, Any] | None = None
@@ -175,7 +179,7 @@ class Replica:
             return None
 
     def _reset(self, head: Head | None) -> None:
-        self.view = View(self.codec.decode_entry, self.codec.encode_entry)
+        self.view = View(self.codec.read_entry, self.codec.encode_entry)
         self.head, self.legacy, self.pending, self._hashes = head, None, {}, {}
 
     def _catch_up(
@@ -187,7 +191,7 @@ class Replica:
         if cold:
             self._reset(None)
             self.codec = self._codec_of(head)
-            self.view = View(self.codec.decode_entry, self.codec.encode_entry)
+            self.view = View(self.codec.read_entry, self.codec.encode_entry)
         have = 0 if cold or self.head is None else self.view.seq
         known = set() if cold or self.head is None else {s.sid for s in self.head.table}
         parts = [s for s in head.table if s.kind == PARTITION and s.sid not in known and s.watermark > have]
@@ -287,7 +291,7 @@ class Replica:
         for _ in range(ROOM_ATTEMPTS):
             head = self.head
             if head is None:
-                done = self._first_write(usage, record, rid, own, large=large)
+                done = self._first_write(usage, record, rid, own, large=large, first_only=first_only)
                 if done is not None:
                     return done.get(rid, [])
                 continue
@@ -298,8 +302,7 @@ class Replica:
             try:
                 new = self._append_confirmed(usage, head, record, rid, expected)
             except Conflict as conflict:
-                current = self._current(usage, conflict)
-                outcomes = self._catch_up(current, usage, cold=False, own=own)
+                current, outcomes = self._follow(self._current(usage, conflict), usage, own=own)
                 if rid in current.ids:  # botocore's retry of our applied append
                     return outcomes.get(rid, [])
                 if expected is not None and current.version != expected:
@@ -307,7 +310,7 @@ class Replica:
                 if current.room < len(record) + RECORD_OVERHEAD:
                     self._flush(usage, current)
                 continue
-            return self._catch_up(new, usage, cold=False, own=own).get(rid, [])
+            return self._follow(new, usage, own=own)[1].get(rid, [])
         raise ConflictError(f"map {self.settings.table_key!r}: the log stayed full after {ROOM_ATTEMPTS} flushes")
 
     def _append_confirmed(self, usage: Usage, head: Head, record: bytes, rid: bytes, expected: int | None) -> Head:
@@ -316,18 +319,37 @@ class Replica:
         fails too, the outcome is unknown and the call's error is raised, with nothing undone."""
         try:
             return self._append(usage, head, record, rid, expected)
-        except (Conflict, PersistenceError):
+        except Exception as exc:
+            if isinstance(exc, (Conflict, PersistenceError)) or not outcome_unknown(exc):
+                raise
+            stored = self._confirm(usage)
+            if stored is not None and rid in stored.ids:
+                return stored
             raise
+
+    def _confirm(self, usage: Usage) -> Head | None:
+        """The head as stored, read once after a write whose outcome botocore could not learn (every response
+        lost, or the network down); None when there is none or this read fails too (the outcome stays unknown)."""
+        try:
+            item = self._get_head(usage)
         except Exception:
+            return None
+        return parse(item, self.settings) if item is not None and FMT in item else None
+
+    def _follow(
+        self, head: Head, usage: Usage, *, cold: bool = False, own: tuple[bytes, Any] | None = None
+    ) -> tuple[Head, dict[bytes, list[Any]]]:
+        """Catch up to ``head`` (a head a write returned or found); when a segment it lists is gone (a later
+        structural commit replaced it), to the head as stored now. Returns the head folded and the outcomes."""
+        for _ in range(READ_ATTEMPTS):
             try:
+                return head, self._catch_up(head, usage, cold=cold, own=own)
+            except _Moved:
                 item = self._get_head(usage)
-            except Exception:
-                item = None
-            if item is not None and FMT in item:
-                stored = parse(item, self.settings)
-                if rid in stored.ids:
-                    return stored
-            raise
+                if item is None or FMT not in item:
+                    raise bad(self.settings, "the head disappeared while the map was in use") from None
+                head = parse(item, self.settings)
+        raise ConflictError(f"the map changed {READ_ATTEMPTS} times while it was being read; try again")
 
     def _current(self, usage: Usage, conflict: Conflict) -> Head:
         item = conflict.item or self._get_head(usage)
@@ -343,7 +365,8 @@ class Replica:
             ":one": {"N": "1"},
             ":n": {"N": str(len(record) + RECORD_OVERHEAD)},
             ":id": {"B": rid},
-            ":ids": {"BS": [rid]},
+            ":ids": {"L": [{"B": rid}]},
+            ":none": {"L": []},
         }
         if expected is not None:
             condition += " AND #ver = :v"
@@ -356,7 +379,8 @@ class Replica:
             "update_item",
             TableName=self.settings.table_name,
             Key=self.table.key(self.settings.table_key),
-            UpdateExpression="SET #log = list_append(#log, :rec), #ver = #ver + :one, #room = #room - :n ADD #ids :ids",
+            UpdateExpression="SET #log = list_append(#log, :rec), #ver = #ver + :one, #room = #room - :n, "
+            "#ids = list_append(if_not_exists(#ids, :none), :ids)",
             ConditionExpression=condition,
             ExpressionAttributeNames={"#log": LOG, "#ver": VER, "#room": ROOM, "#ids": IDS, "#codec": CODEC},
             ExpressionAttributeValues=values,
@@ -366,40 +390,70 @@ class Replica:
         return parse(response["Attributes"], self.settings)
 
     def _first_write(
-        self, usage: Usage, record: bytes, rid: bytes, own: Any, *, large: bool
+        self, usage: Usage, record: bytes, rid: bytes, own: Any, *, large: bool, first_only: bool
     ) -> dict[bytes, list[Any]] | None:
-        """Create the head with the first record: in its log, or (a large record) as a run written with the head in
-        one transaction. This also replaces a 1.0.0 item, whose whole map the record then holds. None when another
-        container created a head first: the caller appends instead."""
-        run = self._segment(RUN, encode_run([(1, record)], 1), 0, 1, 1) if large else None
-        log, table = ([], [run[0]]) if run else ([record], [])
-        item = build(self.settings, self.codec.name, version=1, epoch=0, log=log, table=table)
-        item[IDS] = {"BS": [rid]}
-        if not run:
+        """Create the head with the first record: in its log, or (a large record) as the map's first partitions,
+        written with the head in one transaction. This also replaces a 1.0.0 item, whose whole map the record then
+        holds. None when the caller should append instead: another container created a head first, or the
+        partitions do not fit one transaction (an empty head was created; the large write puts them in steps)."""
+        view, outcome, parts = self._bulk(record, 1, own) if large else (None, [], [])
+        if view is not None and not self._fits_one_transaction(parts):
+            if first_only:  # (a 1.0.0 item is under 400 KB: its map always fits)
+                raise PersistenceError(f"map {self.settings.table_key!r}: too large to migrate from 1.0.0")
+            view, parts, record = None, [], b""
+        log, table = ([record] if record and view is None else []), [s for s, _ in parts]
+        item = build(self.settings, self.codec.name, version=1 if record else 0, epoch=0, log=log, table=table)
+        if record:
+            item[IDS] = {"L": [{"B": rid}]}
+        if log:
             item[ROOM] = {"N": str(int(item[ROOM]["N"]) - len(record) - RECORD_OVERHEAD)}
         condition = {"ConditionExpression": "attribute_not_exists(#fmt)", "ExpressionAttributeNames": {"#fmt": FMT}}
         before = usage.snapshot()
         try:
             try:
-                self._create_head(usage, item, condition, run)
+                self._create_head(usage, item, condition, parts)
             except TableMissing:  # the first write ever: create the table (not counted), then write again
                 usage.restore(before)
                 self.table.create()
-                self._create_head(usage, item, condition, run)
+                self._create_head(usage, item, condition, parts)
         except Conflict as conflict:
             if conflict.item and FMT in conflict.item:
-                current = parse(conflict.item, self.settings)
-                outcomes = self._catch_up(current, usage, cold=True)
+                current, outcomes = self._follow(parse(conflict.item, self.settings), usage, cold=True)
                 return outcomes if rid in current.ids else None
             raise
-        head = parse(item, self.settings)
-        self._reset(head)
+        except Exception as exc:  # outcome unknown: a head holding the record's id means it was written
+            if isinstance(exc, PersistenceError) or not outcome_unknown(exc):
+                raise
+            stored = self._confirm(usage)
+            if stored is None:
+                raise
+            current, outcomes = self._follow(stored, usage, cold=True)
+            return outcomes if rid in current.ids else None
+        self._reset(parse(item, self.settings))
+        if not record:
+            return None
+        if view is not None:
+            self.view = view
+            return {rid: outcome}
         self.pending[1] = record
-        outcome = self.view.apply(1, record, None, own[1] if own else None)
-        return {rid: outcome}
+        return {rid: self.view.apply(1, record, None, own[1] if own else None)}
 
-    def _create_head(self, usage: Usage, item: Item, condition: dict[str, Any], run: Any) -> None:
-        if run is None:
+    def _bulk(self, record: bytes, seq: int, own: Any) -> tuple[View, list[Any], list[tuple[Segment, bytes]]]:
+        """An empty map's first content, straight into partitions (watermark ``seq``), so that nothing is left to
+        merge: the view folded at ``seq``, the record's outcomes, and the partitions written from the view."""
+        view = View(self.codec.read_entry, self.codec.encode_entry)
+        outcome = view.apply(seq, record, None, own[1] if own else None)
+        root = Segment(PARTITION, os.urandom(8).hex(), b"", 0, 0, 0)
+        return view, outcome, self._write_partition(root, seq, view)
+
+    def _fits_one_transaction(self, puts: list[tuple[Segment, bytes]]) -> bool:
+        items = self._items(puts)
+        return len(items) + 1 <= TRANSACT_MAX_ACTIONS and sum(map(item_size, items)) + HEAD_BUDGET <= TRANSACT_BUDGET
+
+    def _create_head(
+        self, usage: Usage, item: Item, condition: dict[str, Any], puts: list[tuple[Segment, bytes]]
+    ) -> None:
+        if not puts:
             usage.items += 1
             usage.bytes += item_size(item)
             usage.capacity_units += write_units(item_size(item), False)
@@ -414,8 +468,8 @@ class Replica:
             return
         put = {"Put": {"TableName": self.settings.table_name, "Item": item, **condition}}
         put["Put"]["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        self._bill(usage, [run], [], parse(item, self.settings))
-        self.table.transact(usage, [*self._puts([run]), put], os.urandom(8).hex())
+        self._bill(usage, puts, [], parse(item, self.settings))
+        self.table.transact(usage, [*self._puts(puts), put], os.urandom(8).hex())
 
     # -- flush and maintenance -----------------------------------------------------------------------------
 
@@ -428,14 +482,51 @@ class Replica:
         records = [(head.first_logged + i, r) for i, r in enumerate(head.log)]
         body = encode_run(records, records[0][0])
         run = self._segment(RUN, body, 0, records[0][0], records[-1][0])
-        puts, deletes, table = self._maintain([*head.table, run[0]], [run])
-        old_ids = self._forgotten_ids(head, n)
-        table_attr = table_attributes(table)
+        puts, replaced, table = self._maintain([*head.table, run[0]], [run])
+        deletes, retired, collected = self._budget(puts, replaced, head)
+        old_ids = self._forgotten_ids(head)
         # What the flush gives back to the log: the records (their ids stay, the oldest ids go), less what the
-        # table grows by.
-        freed = sum(len(r) + RECORD_OVERHEAD - 8 for _, r in records) + 8 * len(old_ids)
+        # table and alp_garbage grow by.
+        freed = sum(len(r) + RECORD_OVERHEAD - 8 for _, r in records) + 8 * old_ids
         freed -= _table_size(table) - _table_size(list(head.table))
-        update = "REMOVE " + ", ".join(f"#log[{i}]" for i in range(n))
+        freed -= sum(len(e) + 1 for e in retired) - sum(len(e) + 1 for e in collected)
+        head_update = self._flush_update(head, n, table, old_ids, freed=freed, garbage=(retired, collected))
+        actions = self._puts(puts) + [self._delete(key) for key, _ in deletes] + [head_update]
+        self._bill(usage, puts, deletes, head)
+        token = os.urandom(8).hex()
+        try:
+            self.table.transact(usage, actions, token)
+        except Conflict:
+            return  # another container flushed first
+        except Exception as exc:
+            if isinstance(exc, PersistenceError) or not outcome_unknown(exc):
+                raise
+            # Outcome unknown: a head read at a newer epoch means this flush or another one was stored, so go on
+            # as after a lost race (the caller appends again and catches up); otherwise the call fails, with
+            # nothing undone.
+            stored = self._confirm(usage)
+            if stored is None or stored.epoch == head.epoch:
+                raise
+            return
+        self.head = head._replace(log=head.log[n:], epoch=head.epoch + 1, table=tuple(table), ids=head.ids[old_ids:])
+        self._prune()
+
+    def _flush_update(
+        self,
+        head: Head,
+        n: int,
+        table: list[Segment],
+        old_ids: int,
+        *,
+        freed: int,
+        garbage: tuple[list[str], ...],
+    ) -> dict[str, Any]:
+        """The flush's head update: the log's first ``n`` records out, ``freed`` bytes of room back, the new table,
+        the forgotten ids out, and the garbage entries (retired, collected) in and out; conditional on the epoch."""
+        retired, collected = garbage
+        table_attr = table_attributes(table)
+        # (by index: records and ids appended meanwhile come after, and the epoch excludes every other REMOVE)
+        update = "REMOVE " + ", ".join([f"#log[{i}]" for i in range(n)] + [f"#ids[{i}]" for i in range(old_ids)])
         update += ", #seg" if table_attr["table"] is None else ""
         update += " SET #room = #room + :freed, #ep = #ep + :one, #dig = :dig"
         names = {"#log": LOG, "#room": ROOM, "#ep": EPOCH, "#dig": TABLE_DIGEST, "#seg": TABLE}
@@ -448,20 +539,20 @@ class Replica:
         if table_attr["table"] is not None:
             update += ", #seg = :seg"
             values[":seg"] = table_attr["table"]
-        deletes += self._stale_claims(head)
         dropped = []
         if old_ids:
-            dropped.append("#ids :old")
             names["#ids"] = IDS
-            values[":old"] = {"BS": sorted(old_ids)}
-        stale = sorted(entry for entry in head.garbage if _claim_age(entry) > CLAIM_LIFETIME)
-        if stale:
-            dropped.append("#g :stale")
+        if collected:
+            dropped.append("#g :collected")
             names["#g"] = GARBAGE
-            values[":stale"] = {"SS": stale}
+            values[":collected"] = {"SS": collected}
         if dropped:
             update += " DELETE " + ", ".join(dropped)
-        head_update = {
+        if retired:  # (never with collected: one update cannot both add to and delete from a set)
+            update += " ADD #g :retired"
+            names["#g"] = GARBAGE
+            values[":retired"] = {"SS": retired}
+        return {
             "Update": {
                 "TableName": self.settings.table_name,
                 "Key": self.table.key(self.settings.table_key),
@@ -471,46 +562,69 @@ class Replica:
                 "ExpressionAttributeValues": values,
             }
         }
-        actions = self._puts(puts) + self._deletes(deletes) + [head_update]
-        self._bill(usage, puts, deletes, head)
-        token = os.urandom(8).hex()
-        try:
-            self.table.transact(usage, actions, token)
-        except Conflict:
-            return  # another container flushed first
-        self.head = head._replace(
-            log=head.log[n:], epoch=head.epoch + 1, table=tuple(table), ids=head.ids - set(old_ids)
-        )
-        self._prune()
 
-    def _bill(self, usage: Usage, puts: list[tuple[Segment, bytes]], deletes: list[Segment], head: Head) -> None:
+    def _bill(
+        self, usage: Usage, puts: list[tuple[Segment, bytes]], deletes: list[tuple[str, int]], head: Head
+    ) -> None:
         """A transaction's write units by DynamoDB's rules: 2 per KB of each item put, deleted or updated (the
         head at its size before, which is the larger: a flush shrinks it)."""
         items = self._items(puts)
         usage.items += len(items) + 1
         usage.bytes += sum(item_size(i) for i in items)
         usage.capacity_units += sum(write_units(item_size(i), True) for i in items)
-        overhead = len(self.settings.key_field_name) + len(self.settings.value_field_name) + 64
-        for s in deletes:
-            for i in range(s.shards):
-                usage.capacity_units += write_units(min(SHARD_BYTES, s.blob_size - i * SHARD_BYTES) + overhead, True)
+        usage.capacity_units += sum(write_units(size, True) for _, size in deletes)
         usage.capacity_units += write_units(head.stored_size, True)
 
-    def _stale_claims(self, head: Head) -> list[Segment]:
-        """Shards claimed by large writes that died before naming them in the head (older than any Lambda call
-        can live): the flush deletes them."""
-        out = []
-        for entry in head.garbage:
-            if _claim_age(entry) > CLAIM_LIFETIME:
-                sid, shards, _ = entry.split(":")
-                out.append(Segment(RUN, sid, b"", 0, 1, int(shards)))
-        return out
+    def _budget(
+        self, puts: list[tuple[Segment, bytes]], replaced: list[Segment], head: Head
+    ) -> tuple[list[tuple[str, int]], list[str], list[str]]:
+        """What a flush deletes within COMMIT_BUDGET write units (DynamoDB's rules, the head and the puts counted
+        first): the shards of ``replaced`` it can afford, as (key, size); the rest retired to ``alp_garbage``, one
+        entry per shard, for later flushes; and, when nothing is retired, the due garbage entries it collects."""
+        spent = sum(write_units(item_size(i), True) for i in self._items(puts)) + write_units(HEAD_BUDGET, True)
+        deletes: list[tuple[str, int]] = []
+        retired: list[str] = []
+        for s in replaced:
+            shards = [
+                (self._shard_key(s.sid, i), self._shard_size(min(SHARD_BYTES, s.blob_size - i * SHARD_BYTES)))
+                for i in range(s.shards)
+            ]
+            cost = sum(write_units(size, True) for _, size in shards)
+            if spent + cost <= COMMIT_BUDGET:
+                deletes += shards
+                spent += cost
+            else:
+                retired += (
+                    [f"{s.sid}:{s.shards}:0"]
+                    if s.shards == 1
+                    else [f"{s.sid}:{s.shards}:0:{i}" for i in range(s.shards)]
+                )
+        collected: list[str] = []
+        for entry in [] if retired else sorted(head.garbage):
+            found = _garbage(entry)
+            if found is None or found[2] <= CLAIM_LIFETIME:
+                continue
+            shards = [(self._shard_key(found[0], i), self._shard_size(SHARD_BYTES)) for i in found[1]]
+            cost = sum(write_units(size, True) for _, size in shards)
+            if spent + cost <= COMMIT_BUDGET:
+                deletes += shards
+                collected.append(entry)
+                spent += cost
+        return deletes, retired, collected
 
-    def _forgotten_ids(self, head: Head, n: int) -> list[bytes]:
-        """Ids to drop from ``alp_ids`` at a flush of ``n`` records: all but the last FLUSHED_IDS flushed ones."""
-        logged = {record_id(r) for r in head.log[n:]}
-        keep = {record_id(r) for r in head.log[max(0, n - FLUSHED_IDS) : n]}
-        return [i for i in head.ids if i not in logged and i not in keep]
+    def _shard_key(self, sid: str, index: int) -> str:
+        return segment_key(self.settings.table_key, sid, index)
+
+    def _shard_size(self, blob_bytes: int) -> int:
+        """A shard item's size, by DynamoDB's rules, from the blob bytes it holds."""
+        return blob_bytes + len(self.settings.key_field_name) + len(self.settings.value_field_name) + 64
+
+    @staticmethod
+    def _forgotten_ids(head: Head) -> int:
+        """How many of the oldest ids a flush drops from ``alp_ids`` (which lists them in sequence order): all but
+        the FLUSHED_IDS newest, whichever flushes wrote their records (botocore's retry of an append whose
+        response was lost must still find its id after flushes in between)."""
+        return max(0, len(head.ids) - FLUSHED_IDS)
 
     def _segment(self, kind: int, body: bytes, a: int, b: int, c: int) -> tuple[Segment, bytes]:
         blob = self.codec.compress(body) if body else b""
@@ -532,18 +646,14 @@ class Replica:
             for i in range(s.shards)
         ]
 
-    def _deletes(self, deletes: list[Segment]) -> list[dict[str, Any]]:
-        return [
-            {"Delete": {"TableName": self.settings.table_name, "Key": self.table.key(k)}}
-            for s in deletes
-            for k in (segment_key(self.settings.table_key, s.sid, i) for i in range(s.shards))
-        ]
+    def _delete(self, key: str) -> dict[str, Any]:
+        return {"Delete": {"TableName": self.settings.table_name, "Key": self.table.key(key)}}
 
     def _maintain(
         self, table: list[Segment], puts: list[tuple[Segment, bytes]]
     ) -> tuple[list[tuple[Segment, bytes]], list[Segment], list[Segment]]:
         """One bounded maintenance step on ``table`` (which already lists the flush's run): the segments to
-        put, to delete, and the new table (FORMAT3.md, "Maintenance policy")."""
+        put, to delete, and the new table (FORMAT.md, "Maintenance policy")."""
         seq = self.view.seq
         partitions = [s for s in table if s.kind == PARTITION] or [
             Segment(PARTITION, os.urandom(8).hex(), b"", 0, 0, 0)
@@ -595,26 +705,37 @@ class Replica:
             ]
         return hashes
 
-    def _write_partition(self, partition: Segment, seq: int) -> list[tuple[Segment, bytes]]:
-        """``partition`` anew from the view at ``seq``, split while its blob is too large (and splittable)."""
-        keys = [k for k in self.view.values if _inside(self._hash(k), partition)]
-        body = encode_partition([Entry(*self.view.positions[k], self.view.raw[k]) for k in keys])
-        if len(body) > 4 * PARTITION_MAX and len(keys) > 1 and partition.depth < 64:
-            return self._split(partition, seq)
+    def _write_partition(
+        self, partition: Segment, seq: int, view: View | None = None, keys: list[Any] | None = None
+    ) -> list[tuple[Segment, bytes]]:
+        """``partition`` anew from the view (this replica's, or an empty map's first content: ``view``) at
+        ``seq``, split while its blob is too large (and splittable). ``keys``: the view's keys inside it."""
+        lazy = view is None
+        view = view if view is not None else self.view
+        if keys is None:
+            keys = [k for k in view.values if _inside(self._hash(k), partition)]
+        body = encode_partition([Entry(*view.positions[k], view.raw[k]) for k in keys])
+        splittable = len(keys) > 1 and partition.depth < 64
+        if splittable and len(body) > 4 * PARTITION_MAX:
+            return self._split(partition, seq, view, keys, lazy)
         segment, blob = self._segment(PARTITION, body, partition.depth, partition.prefix, seq)
-        if len(blob) > PARTITION_MAX and len(keys) > 1 and partition.depth < 64:
-            return self._split(partition, seq)
+        if splittable and len(blob) > PARTITION_MAX:
+            return self._split(partition, seq, view, keys, lazy)
         return [(segment, blob)]
 
-    def _split(self, partition: Segment, seq: int) -> list[tuple[Segment, bytes]]:
+    def _split(
+        self, partition: Segment, seq: int, view: View, keys: list[Any], lazy: bool
+    ) -> list[tuple[Segment, bytes]]:
         depth = partition.depth + 1
-        children = [
-            partition._replace(sid=os.urandom(8).hex(), a=depth, b=partition.prefix + bit * (1 << partition.depth))
-            for bit in (0, 1)
-        ]
-        if not partition.shards:  # an empty, unstored partition splits for free: write one child now
-            return self._write_partition(children[0], seq)
-        return [w for child in children for w in self._write_partition(child, seq)]
+        out = []
+        for bit in (0, 1):
+            prefix = partition.prefix + bit * (1 << partition.depth)
+            child = partition._replace(sid=os.urandom(8).hex(), a=depth, b=prefix)
+            inside = [k for k in keys if _inside(self._hash(k), child)]
+            out += self._write_partition(child, seq, None if lazy else view, inside)
+            if lazy and not partition.shards:  # an empty, unstored partition splits for free: one child now
+                break
+        return out
 
     def _virtual_siblings(self, parent: Segment, written: list[Segment]) -> list[Segment]:
         """Unstored empty partitions for the part of ``parent``'s space that ``written`` leaves uncovered (an
@@ -679,78 +800,109 @@ class Replica:
     # -- large writes -------------------------------------------------------------------------------------
 
     def _large_write(self, usage: Usage, rid: bytes, record: bytes, own: Any) -> list[Any]:
-        """A record no log can hold: a run of its own, added to the table by a head update conditional on the
-        version (its place in sequence). In one transaction when it fits one; else in steps (FORMAT3.md, "Large
-        write"): claim its segment in ``alp_garbage``, write its shards, then the head update."""
-        run = self._segment(RUN, encode_run([(0, record)], 0), 0, 0, 0)
-        items = self._items([run])
-        one_transaction = len(items) + 1 <= TRANSACT_MAX_ACTIONS and sum(map(item_size, items)) <= TRANSACT_BUDGET
-        claim = f"{run[0].sid}:{run[0].shards}:{int(time.time())}"
-        if not one_transaction:
-            self._claim(usage, claim, add=True)
-            self.table.batch_write(usage, puts=items)
+        """A record no log can hold: a run of its own (on an empty map: its partitions, nothing left to merge),
+        added to the table by a head update conditional on the version (its place in sequence). In one
+        transaction when it fits one; else in steps (FORMAT.md, "Large write"): claim the segments in
+        ``alp_garbage``, write their shards, then the head update."""
+        head = self.head
+        assert head is not None
+        seq = head.version + 1
+        bulk = None if head.table or head.log else self._bulk(record, seq, own)
+        segments = bulk[2] if bulk else [self._segment(RUN, encode_run([(0, record)], 0), 0, 0, 0)]
+        one_transaction = self._fits_one_transaction(segments)
+        claims = [] if one_transaction else [f"{s.sid}:{s.shards}:{int(time.time())}" for s, _ in segments]
+        if claims:
+            self._claim(usage, claims, add=True)
+            self.table.batch_write(usage, puts=self._items(segments))
+        undecided = False
         try:
             for attempt in range(self.settings.max_attempts):
                 head = self.head
                 assert head is not None
-                seq = head.version + 1
-                segment = run[0]._replace(b=seq, c=seq)
-                # The log's records move into a run of their own in the same commit: the log numbers its records
-                # back from alp_ver, which the large record takes.
-                logged = [(head.first_logged + i, r) for i, r in enumerate(head.log)]
-                log_run = (
-                    [self._segment(RUN, encode_run(logged, logged[0][0]), 0, logged[0][0], head.version)]
-                    if logged
-                    else []
-                )
-                table = [*head.table, *(r[0] for r in log_run), segment]
-                update = self._place_run(head, table, rid, None if one_transaction else claim)
-                puts = ([run] if one_transaction else []) + log_run
-                self._bill(usage, puts, [], head)
-                actions = [*self._puts(puts), update]
+                if bulk and head.version + 1 != seq:  # no longer empty: the partitions are void, write a run
+                    break
                 try:
-                    if len(actions) > 1:
-                        self.table.transact(usage, actions, f"{rid.hex()}{attempt:02d}")
-                    else:
-                        self.table.call(usage, "update_item", **update["Update"])
+                    return self._place(usage, _Large(rid, record, own, segments, claims, bulk), attempt)
                 except Conflict as conflict:
-                    current = self._current(usage, conflict)
-                    outcomes = self._catch_up(current, usage, cold=False, own=own)
+                    current, outcomes = self._follow(self._current(usage, conflict), usage, own=own)
                     if rid in current.ids:
                         return outcomes.get(rid, [])
                     backoff(attempt, 0.02, 1.0)
-                    continue
-                self.pending[seq] = record
-                outcome = self.view.apply(seq, record, None, own[1] if own else None)
-                self.view.seq = seq
-                self.head = head._replace(
-                    version=seq, epoch=head.epoch + 1, log=(), table=tuple(table), ids=head.ids | {rid}
-                )
-                # A retry that DynamoDB answered from its token cache reports success without the changes other
-                # containers made since: one read of the head brings them (a large write can afford it).
-                item = self._get_head(usage)
-                if item is not None and FMT in item:
-                    current = parse(item, self.settings)
-                    if (current.version, current.epoch) != (seq, head.epoch + 1):
-                        with contextlib.suppress(_Moved):  # (the next refresh catches up)
-                            self._catch_up(current, usage, cold=False)
-                return outcome
+                except Exception as exc:  # outcome unknown: the record's id in the stored head means it was written
+                    if isinstance(exc, PersistenceError) or not outcome_unknown(exc):
+                        raise
+                    stored = self._confirm(usage)
+                    if stored is not None and rid in stored.ids:
+                        return self._follow(stored, usage, own=own)[1].get(rid, [])
+                    # Not written, unless the head could not be read or the update may still land: then the
+                    # shards stay claimed (a flush removes them an hour later), never deleted under a live head.
+                    undecided = stored is None or (stored.version, stored.epoch) == (head.version, head.epoch)
+                    raise
         except BaseException:
-            if not one_transaction:  # nobody will ever point at these shards: remove them now
-                self._drop_claim(usage, run[0], claim)
+            if claims and not undecided:  # nobody will ever point at these shards: remove them now
+                self._drop_claims(usage, segments, claims)
             raise
-        if not one_transaction:
-            self._drop_claim(usage, run[0], claim)
+        if claims:
+            self._drop_claims(usage, segments, claims)
+        if bulk:
+            return self._large_write(usage, rid, record, own)
         raise ConflictError(f"map {self.settings.table_key!r} kept changing during a large write")
 
-    def _place_run(self, head: Head, table: list[Segment], rid: bytes, claim: str | None) -> dict[str, Any]:
+    def _place(self, usage: Usage, large: _Large, attempt: int) -> list[Any]:
+        """One attempt at a large write's head update at sequence ``alp_ver + 1`` (with its shards when
+        ``claims`` is empty: one transaction). The log's records move into a run of their own in the same commit:
+        the log numbers its records back from alp_ver, which the large record takes."""
+        rid, record, own, segments, claims, bulk = large
+        head = self.head
+        assert head is not None
+        seq = head.version + 1
+        added = [s for s, _ in segments] if bulk else [segments[0][0]._replace(b=seq, c=seq)]
+        logged = [(head.first_logged + i, r) for i, r in enumerate(head.log)]
+        log_run = []
+        if logged:
+            log_run.append(self._segment(RUN, encode_run(logged, logged[0][0]), 0, logged[0][0], head.version))
+        table = [*head.table, *(r[0] for r in log_run), *added]
+        update = self._place_run(head, table, rid, claims)
+        puts = ([] if claims else segments) + log_run
+        self._bill(usage, puts, [], head)
+        actions = [*self._puts(puts), update]
+        retried = False
+        if len(actions) > 1:
+            retried = self.table.transact(usage, actions, f"{rid.hex()}{attempt:02d}")
+        else:
+            self.table.call(usage, "update_item", **update["Update"])
+        if bulk:
+            self.view, outcome = bulk[0], bulk[1]
+        else:
+            self.pending[seq] = record
+            outcome = self.view.apply(seq, record, None, own[1] if own else None)
+        self.view.seq = seq
+        self.head = head._replace(
+            version=seq,
+            epoch=head.epoch + 1,
+            log=(),
+            table=tuple(table),
+            ids=(*head.ids[self._forgotten_ids(head) :], rid),
+        )
+        # A retry that DynamoDB answered from its token cache reports success without the changes other
+        # containers made since: one read of the head brings them.
+        item = self._get_head(usage) if retried else None
+        if item is not None and FMT in item:
+            current = parse(item, self.settings)
+            if (current.version, current.epoch) != (seq, head.epoch + 1):
+                self._follow(current, usage)
+        return outcome
+
+    def _place_run(self, head: Head, table: list[Segment], rid: bytes, claims: list[str]) -> dict[str, Any]:
         """The head update that adds a large write's run at sequence ``head.version + 1`` (and empties the log,
         whose records the same commit moves into a run)."""
         attr = table_attributes(table)
+        kept = head.ids[self._forgotten_ids(head) :]
         freed = sum(len(r) + RECORD_OVERHEAD - 8 for r in head.log) - RECORD_OVERHEAD
-        freed -= _table_size(table) - _table_size(list(head.table))
+        freed += 8 * (len(head.ids) - len(kept)) - (_table_size(table) - _table_size(list(head.table)))
+        # (alp_ids is set whole: the version condition means no append came in between)
         update = "SET #ver = :seq, #ep = #ep + :one, #dig = :dig, #seg = :seg, #log = :empty, #room = #room + :freed"
-        update += " ADD #ids :ids"
+        update += ", #ids = :ids"
         names = {"#ver": VER, "#ep": EPOCH, "#dig": TABLE_DIGEST, "#seg": TABLE, "#ids": IDS, "#log": LOG}
         names["#room"] = ROOM
         values: dict[str, Any] = {
@@ -762,12 +914,12 @@ class Replica:
             ":one": {"N": "1"},
             ":dig": attr["digest"],
             ":seg": attr["table"],
-            ":ids": {"BS": [rid]},
+            ":ids": {"L": [{"B": i} for i in (*kept, rid)]},
         }
-        if claim is not None:
-            update += " DELETE #g :claim"
+        if claims:
+            update += " DELETE #g :claims"
             names["#g"] = GARBAGE
-            values[":claim"] = {"SS": [claim]}
+            values[":claims"] = {"SS": claims}
         return {
             "Update": {
                 "TableName": self.settings.table_name,
@@ -780,38 +932,44 @@ class Replica:
             }
         }
 
-    def _claim(self, usage: Usage, claim: str, *, add: bool) -> None:
+    def _claim(self, usage: Usage, claims: list[str], *, add: bool) -> None:
         """List (or unlist) segment shards a large write is writing in ``alp_garbage``: should the writer die
         before the head names them, a later flush deletes them once the claim is older than any Lambda call."""
         assert self.head is not None
-        usage.capacity_units += write_units(self.head.stored_size + len(claim), False)
+        usage.capacity_units += write_units(self.head.stored_size + sum(len(c) + 1 for c in claims), False)
         self.table.call(
             usage,
             "update_item",
             TableName=self.settings.table_name,
             Key=self.table.key(self.settings.table_key),
-            UpdateExpression=("ADD" if add else "DELETE") + " #g :claim",
+            UpdateExpression=("ADD" if add else "DELETE") + " #g :claims",
             ExpressionAttributeNames={"#g": GARBAGE},
-            ExpressionAttributeValues={":claim": {"SS": [claim]}},
+            ExpressionAttributeValues={":claims": {"SS": claims}},
         )
 
-    def _drop_claim(self, usage: Usage, segment: Segment, claim: str) -> None:
+    def _drop_claims(self, usage: Usage, segments: list[tuple[Segment, bytes]], claims: list[str]) -> None:
         try:
-            keys = [segment_key(self.settings.table_key, segment.sid, i) for i in range(segment.shards)]
+            keys = [segment_key(self.settings.table_key, s.sid, i) for s, _ in segments for i in range(s.shards)]
             self.table.batch_write(usage, deletes=keys)
-            self._claim(usage, claim, add=False)
+            self._claim(usage, claims, add=False)
         except Exception as exc:  # best effort: the claim stays, and a later flush removes the shards
             logger().warning("could not remove the unused shards of map %r: %s", self.settings.table_key, exc)
 
 
-def _claim_age(entry: str) -> float:
-    """Seconds since a large write claimed its shards (``sid:shards:unix time``); -1 for an entry this version
-    cannot read, which is then never collected."""
-    sid, _, rest = entry.partition(":")
-    shards, _, stamp = rest.partition(":")
-    if len(sid) != 16 or not shards.isdigit() or not stamp.isdigit() or not 0 < int(shards) <= 10_000:
-        return -1.0
-    return time.time() - int(stamp)
+def _garbage(entry: str) -> tuple[str, list[int], float] | None:
+    """An ``alp_garbage`` entry read: its segment, the shard indexes it stands for, and its age in seconds. Claims
+    are ``sid:shards:unix time`` (every shard); a retired shard is ``sid:shards:0:index`` (age: forever). None for
+    an entry this version cannot read, which is then never collected."""
+    parts = entry.split(":")
+    if len(parts) not in (3, 4) or len(parts[0]) != 16 or not all(p.isdigit() for p in parts[1:]):
+        return None
+    shards, stamp = int(parts[1]), int(parts[2])
+    if not 0 < shards <= 10_000:
+        return None
+    if len(parts) == 4:
+        index = int(parts[3])
+        return (parts[0], [index], time.time()) if index < shards and stamp == 0 else None
+    return parts[0], list(range(shards)), time.time() - stamp
 
 
 def _table_size(table: list[Segment]) -> int:
@@ -836,6 +994,18 @@ def _finder(partitions: list[Segment]) -> Callable[[int], Segment]:
 
 def _inside(h: int, partition: Segment) -> bool:
     return h & ((1 << partition.depth) - 1) == partition.prefix
+
+
+class _Large(NamedTuple):
+    """A large write being placed: its record, its segments (a run, or an empty map's partitions: ``bulk``, the
+    view and outcomes they were written from), and their claims (empty: written with the head update)."""
+
+    rid: bytes
+    record: bytes
+    own: Any
+    segments: list[tuple[Segment, bytes]]
+    claims: list[str]
+    bulk: tuple[View, list[Any], list[tuple[Segment, bytes]]] | None
 
 
 class _Moved(Exception):
@@ -891,7 +1061,7 @@ def replace_map(client: Any, settings: Settings, codec: Codec, old: Head | None,
     item = build(
         settings, codec.name, version=seq, epoch=epoch, log=[] if run else [record], table=[run[0]] if run else []
     )
-    item[IDS] = {"BS": [rid]}
+    item[IDS] = {"L": [{"B": rid}]}
     if run is None:
         item[ROOM] = {"N": str(int(item[ROOM]["N"]) - len(record) - RECORD_OVERHEAD)}
     if old is not None and old.garbage:  # claims of large writes in steps: kept for a flush to collect when stale

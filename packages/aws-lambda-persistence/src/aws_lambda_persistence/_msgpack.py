@@ -14,7 +14,7 @@ import msgpack
 import zstandard
 from aws_lambda_persistence_lite._codec import Codec, register
 from aws_lambda_persistence_lite._errors import CorruptDataError, UnsupportedValueError
-from aws_lambda_persistence_lite._pickle import PickleCodec, decompress_bounded
+from aws_lambda_persistence_lite._pickle import ZSTD_MAX_RATIO, PickleCodec, decompress_bounded
 from aws_lambda_persistence_lite._values import (
     CONTAINER_TYPES,
     MAX_NESTING,
@@ -60,6 +60,8 @@ _TIMESTAMP_MARKS = (
     *(b"\xc8" + n.to_bytes(2, "big") + b"\xff" for n in (4, 8, 12)),
     *(b"\xc9" + n.to_bytes(4, "big") + b"\xff" for n in (4, 8, 12)),
 )
+#: The first byte of every msgpack extension (fixext 1, 2, 4, 8 and 16; ext 8, 16 and 32).
+_EXT_HEADS = tuple(bytes([b]) for b in (0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xC7, 0xC8, 0xC9))
 
 
 class _Unsupported(TypeError):
@@ -110,6 +112,7 @@ class _Encoder:
         self.measured = False
         self.below: list[int] = [0]  # per payload being packed: the largest sum of the payloads inside it
         self.packers: list[Any] = []  # one per payload being packed (a Packer is busy until its payload is done)
+        self.exts = 0  # extensions made by ``default``: msgpack packs any others (ExtType, Timestamp) itself
 
     @property
     def held(self) -> int:
@@ -153,6 +156,7 @@ class _Encoder:
             self.depth -= 1
 
     def default(self, obj: Any) -> msgpack.ExtType:
+        self.exts += 1
         kind = type(obj)
         if kind is tuple:
             return self.nested(TUPLE, obj)
@@ -269,6 +273,7 @@ class MsgpackZstdCodec(Codec):
 
     name: ClassVar[str] = "msgpack+zstd"
     entry_format: ClassVar[str] = "msgpack"
+    max_ratio: ClassVar[int] = ZSTD_MAX_RATIO
 
     def __init__(self) -> None:
         self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
@@ -288,8 +293,12 @@ class MsgpackZstdCodec(Codec):
                 "values in fewer tuples (or in lists)",
                 path=f"[{label(key)}]",
             )
-        if _may_hold_timestamp(entry) and (find_unsupported(value, "") or find_unsupported(key, "")):
-            raise unsupported_error(key, value)  # msgpack packs its Timestamp itself: outside the value model
+        # msgpack packs a caller's ExtType and Timestamp itself, without asking ``default``: outside the value model
+        # (an ExtType would be read back as whatever its code names, or make the map unreadable). Each adds a head
+        # byte to those of the extensions ``default`` made; only then is the value walked to find it.
+        foreign = sum(map(entry.count, _EXT_HEADS)) > encoder.exts
+        if foreign and (find_unsupported(value, "") or find_unsupported(key, "")):
+            raise unsupported_error(key, value)
         return entry
 
     def join(self, entries: list[bytes]) -> bytes:
@@ -331,12 +340,12 @@ class MsgpackZstdCodec(Codec):
             raise CorruptDataError(f"stored entry cannot be written back: {exc}") from None
 
     def decompress(self, blob: bytes, raw_size: int) -> bytes:
-        return decompress_bounded(zstd_decompress, blob, raw_size)
+        return decompress_bounded(zstd_decompress, blob, raw_size, self.max_ratio)
 
     def decode(self, blob: bytes, raw_size: int) -> dict[Any, Any]:
         """The whole map in one msgpack call: 40% quicker than entry by entry. Except for a value nested to msgpack's
         own limit of 1,024 levels, which the writer accepts: with the map around it, one call cannot hold it."""
-        body = decompress_bounded(zstd_decompress, blob, raw_size)
+        body = decompress_bounded(zstd_decompress, blob, raw_size, self.max_ratio)
         try:
             result = msgpack.unpackb(body, ext_hook=_Decoder(len(body)).ext_hook, **_OPTIONS)
         except msgpack.StackError:
@@ -365,7 +374,7 @@ class MsgpackZstdCodec(Codec):
         """Each entry's bytes are its key and value as stored (the Unpacker says where each ends), except for an
         entry holding a set: that one is packed again, since a set's encoding follows its iteration order, which
         the set decoded need not share (nor a set in another process: str hashes are seeded per process)."""
-        return self._entries(decompress_bounded(zstd_decompress, blob, raw_size), again=True)
+        return self._entries(decompress_bounded(zstd_decompress, blob, raw_size, self.max_ratio), again=True)
 
     def _entries(self, body: bytes, *, again: bool) -> tuple[dict[Any, Any], list[memoryview]]:
         """The map entry by entry, with each entry's bytes (``again``: entries holding a set packed again)."""
@@ -397,6 +406,11 @@ class MsgpackZstdCodec(Codec):
         return result, stored
 
 
+#: Bytes asked of the zstd reader at once: it allocates what it is asked for, so that memory follows what a frame
+#: really holds rather than what its head claims.
+_READ_CHUNK = 4 << 20
+
+
 def zstd_decompress(blob: bytes, limit: int) -> bytes:
     """Decompress a zstd frame to at most ``limit`` bytes, whatever the frame header claims."""
     declared = zstandard.frame_content_size(blob)
@@ -405,7 +419,7 @@ def zstd_decompress(blob: bytes, limit: int) -> bytes:
     with zstandard.ZstdDecompressor().stream_reader(blob) as reader:
         parts, size = [], 0
         while size <= limit:
-            part = reader.read(limit + 1 - size)
+            part = reader.read(min(limit + 1 - size, _READ_CHUNK))
             if not part:
                 break
             parts.append(part)
@@ -417,6 +431,7 @@ class ZstdPickleCodec(PickleCodec):
     """Reads the lite package's pickles compressed with Python 3.14's zstd, on any Python."""
 
     name: ClassVar[str] = "pickle5+zstd"
+    max_ratio: ClassVar[int] = ZSTD_MAX_RATIO
 
     def compress(self, body: bytes) -> bytes:
         return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(body)
