@@ -136,6 +136,25 @@ class TestWrites:
             mutate()
             assert calls.names == ["UpdateItem"]
 
+    def test_a_counter_fills_and_empties_the_log(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """Hundreds of tiny records (a counter's) fill the head's log; the flushes that empty it stay within
+        DynamoDB's 4 KB expression limit (which moto does not enforce), and a cold load counts every one."""
+        from aws_lambda_persistence_lite._client import default_client
+
+        expressions: list[str] = []
+
+        def record(params: dict[str, Any], **_: Any) -> None:
+            items = [params, *(a.get("Update", {}) for a in params.get("TransactItems", []))]
+            expressions.extend(i[e] for i in items for e in ("UpdateExpression", "ConditionExpression") if e in i)
+
+        default_client().meta.events.register("provide-client-params.dynamodb", record)
+        data = pkg.PersistentMap()
+        for _ in range(250):
+            data.increment("n")
+        assert sum("REMOVE" in e for e in expressions) >= 3  # the log filled and was flushed, more than once
+        assert max(len(e.encode()) for e in expressions) <= 4096
+        assert pkg.PersistentMap()["n"] == 250
+
     def test_identical_value_writes_nothing(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
         data = pkg.PersistentMap(n=5, flag=True, nested={"a": [1, 2]})
         calls.clear()

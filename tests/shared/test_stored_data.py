@@ -489,7 +489,7 @@ class TestDamagedItems:
         """A codec this package does not know is named in the error, not guessed."""
         pkg.PersistentMap(a=1)
         patch(aws, table_key, alp_codec={"S": "cbor+brotli"})
-        refused(pkg, table_key, pkg.UnsupportedFormatError, "table 'AWSLambdaPersistence' under key .* 'cbor")
+        refused(pkg, table_key, pkg.UnsupportedFormatError, f"table '{TABLE}' under key .* 'cbor")
         with pytest.raises(pkg.UnsupportedFormatError) as raised:  # also where a head comes back from a write
             pkg.PersistentMap(new=1)
         assert (raised.value.table, raised.value.key) == (TABLE, table_key)

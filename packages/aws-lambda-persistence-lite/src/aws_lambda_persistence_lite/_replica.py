@@ -72,8 +72,12 @@ READ_ATTEMPTS = 8
 #: Write units one flush may spend (DynamoDB's rules): deletes beyond it wait in alp_garbage for later flushes,
 #: so no commit costs more than a free-tier table's burst capacity absorbs.
 COMMIT_BUDGET = 900
-#: Times an append meets a full log (and flushes) before it gives up: each flush empties the log.
+#: Times an append meets a full log (and flushes) before it gives up.
 ROOM_ATTEMPTS = 8
+#: Records a flush moves out of the log, and old ids it forgets, at most: each is one REMOVE clause of the head
+#: update, whose expression DynamoDB caps at 4 KB (and moto's parser recurses per clause, failing past ~150).
+#: A log of smaller records (a counter's fill it with ~150) takes a few flushes to empty, each freeing room.
+FLUSH_REMOVES = 48
 #: Runs of one level that are compacted into one run of the next level.
 RUN_FANOUT = 4
 #: A compaction never makes a run larger than this (compressed): larger pending data goes into partitions.
@@ -476,15 +480,15 @@ class Replica:
     def _flush(self, usage: Usage, head: Head) -> None:
         """Move the log into a run and do one maintenance step, in one transaction (the replica has folded
         ``head``). Losing to another flush is fine: the caller appends again either way."""
-        n = len(head.log)
+        n = min(len(head.log), FLUSH_REMOVES)
         if not n:
             return
-        records = [(head.first_logged + i, r) for i, r in enumerate(head.log)]
+        records = [(head.first_logged + i, r) for i, r in enumerate(head.log[:n])]
         body = encode_run(records, records[0][0])
         run = self._segment(RUN, body, 0, records[0][0], records[-1][0])
         puts, replaced, table = self._maintain([*head.table, run[0]], [run])
         deletes, retired, collected = self._budget(puts, replaced, head)
-        old_ids = self._forgotten_ids(head)
+        old_ids = min(FLUSH_REMOVES, self._forgotten_ids(head, len(head.log) - n))
         # What the flush gives back to the log: the records (their ids stay, the oldest ids go), less what the
         # table and alp_garbage grow by.
         freed = sum(len(r) + RECORD_OVERHEAD - 8 for _, r in records) + 8 * old_ids
@@ -620,11 +624,12 @@ class Replica:
         return blob_bytes + len(self.settings.key_field_name) + len(self.settings.value_field_name) + 64
 
     @staticmethod
-    def _forgotten_ids(head: Head) -> int:
-        """How many of the oldest ids a flush drops from ``alp_ids`` (which lists them in sequence order): all but
-        the FLUSHED_IDS newest, whichever flushes wrote their records (botocore's retry of an append whose
-        response was lost must still find its id after flushes in between)."""
-        return max(0, len(head.ids) - FLUSHED_IDS)
+    def _forgotten_ids(head: Head, logged: int = 0) -> int:
+        """How many of the oldest ids a commit may drop from ``alp_ids`` (which lists them in sequence order) when
+        ``logged`` records stay in the log: all but theirs and the FLUSHED_IDS newest flushed, whichever flushes
+        wrote those (botocore's retry of an append whose response was lost must still find its id after flushes
+        in between)."""
+        return max(0, len(head.ids) - logged - FLUSHED_IDS)
 
     def _segment(self, kind: int, body: bytes, a: int, b: int, c: int) -> tuple[Segment, bytes]:
         blob = self.codec.compress(body) if body else b""
