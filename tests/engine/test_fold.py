@@ -78,7 +78,7 @@ class TestFold:
             for seq, ops in enumerate(history[:mark], 1):
                 writer.apply(seq, record(*ops))
             entries = [Entry(*writer.positions[k], writer.raw[k]) for k in writer.values if part(k, depth) == p]
-            reader.add_partition(entries, lambda k, p=p: part(k, depth) == p)
+            reader.take_partition(reader.read_partition(entries, lambda k, p=p: part(k, depth) == p))
         for seq, ops in enumerate(history, 1):
             reader.apply(seq, record(*ops), floor=lambda k: marks[part(k, depth)])
         reader.order()

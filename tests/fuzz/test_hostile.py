@@ -526,16 +526,19 @@ class FakeTable:
         return {"Responses": {table: found}}
 
 
-def _many_sets(data: Any) -> None:
-    """Enough sets of 100-byte values to flush the log many times (runs, a partition, and a log)."""
+def _many_sets(data: Any, compressible: bool = False) -> None:
+    """Enough sets of ~100-byte values to flush the log many times: runs, a stored partition, and a log (values
+    that compress well: the partition is small enough to be inline, in the head)."""
+    rng = random.Random(0)
     for i in range(300):
-        data[f"k{i % 50}"] = "x" * 100 + str(i)
+        data[f"k{i % 50}"] = ("x" * 100 if compressible else rng.randbytes(50).hex()) + str(i)
     data.increment("n", 5)
     del data["k7"]
 
 
 SHAPES = {
     "small": lambda data: data.update(a=1, text="x" * 50, when=(1, 2.5, None)),  # one head item, records in its log
+    "inline": lambda data: _many_sets(data, compressible=True),
     "flushed": _many_sets,
     "large": lambda data: data.__setitem__("blob", random.Random(1).randbytes(500_000)),  # a run in two shards
 }
@@ -676,11 +679,11 @@ attribute_values = st.recursive(
     max_leaves=6,
 )
 HEAD_ATTRIBUTES = ["alp_fmt", "alp_codec", "alp_ver", "alp_ep", "alp_log", "alp_room", "alp_ids", "alp_seg"]
-HEAD_ATTRIBUTES += ["alp_man", "alp_dig", "alp_garbage", "value"]
+HEAD_ATTRIBUTES += ["alp_man", "alp_dig", "alp_inl", "alp_garbage", "value"]
 mutations = st.lists(st.tuples(st.sampled_from(HEAD_ATTRIBUTES), st.none() | attribute_values), min_size=1, max_size=3)
 #: The DynamoDB type of every head attribute a reader reads (FORMAT.md, "Head item").
 HEAD_TYPES = {"alp_fmt": "N", "alp_codec": "S", "alp_ver": "N", "alp_ep": "N", "alp_log": "L", "alp_room": "N"}
-HEAD_TYPES |= {"alp_ids": "L", "alp_seg": "B", "alp_dig": "B", "alp_garbage": "SS"}
+HEAD_TYPES |= {"alp_ids": "L", "alp_seg": "B", "alp_dig": "B", "alp_inl": "B", "alp_garbage": "SS"}
 shapes = st.sampled_from(sorted(SHAPES))
 
 
@@ -709,7 +712,7 @@ class TestFuzzedStoredItems:
         items = written(pkg, shape)
         name = data.draw(st.sampled_from(sorted(HEAD_TYPES)))
         value = data.draw(attribute_values.filter(lambda v: next(iter(v)) != HEAD_TYPES[name]) | st.none())
-        assume(value is not None or name not in ("alp_fmt", "alp_ids", "alp_seg", "alp_garbage"))
+        assume(value is not None or name not in ("alp_fmt", "alp_ids", "alp_seg", "alp_inl", "alp_garbage"))
         if value is None:
             del items["m"][name]
         else:
@@ -734,7 +737,7 @@ class TestFuzzedStoredItems:
         assert (error.table, error.key) == (TABLE_NAME, "m")
 
     @FUZZ
-    @given(data=st.data(), shape=st.sampled_from(["flushed", "large"]))
+    @given(data=st.data(), shape=st.sampled_from(["inline", "flushed", "large"]))
     def test_damaged_table_is_caught_by_its_digest(self, pkg: Any, data: Any, shape: str) -> None:
         """A segment table changed without its digest: always CorruptDataError naming table and key."""
         items = written(pkg, shape)
@@ -743,16 +746,10 @@ class TestFuzzedStoredItems:
         error = load(pkg, items)
         assert isinstance(error, pkg.CorruptDataError) and (error.table, error.key) == (TABLE_NAME, "m")
 
-    @pytest.mark.xfail(
-        strict=False,  # (the lite package meets such a mutation among these examples, the full package need not)
-        reason="engine: among these examples, a mutation raises a segment's shard count; the missing shard ends "
-        "the load in ConflictError after 8 head reads (see test_more_shards_than_stored)",
-    )
-    @settings(FUZZ, derandomize=True)  # (the same examples every run, so that the xfail above is not flaky)
-    @given(data=st.data(), shape=st.sampled_from(["flushed", "large"]))
+    @FUZZ
+    @given(data=st.data(), shape=st.sampled_from(["inline", "flushed", "large"]))
     def test_mutated_table_bytes(self, pkg: Any, data: Any, shape: str) -> None:
-        """A segment table changed at random, its digest recomputed (a hostile writer's head). Derandomized: a
-        mutation that raises a shard count hits the engine bug of test_more_shards_than_stored."""
+        """A segment table changed at random, its digest recomputed (a hostile writer's head)."""
         items = written(pkg, shape)
         from aws_lambda_persistence_lite._records import digest
 
@@ -762,11 +759,10 @@ class TestFuzzedStoredItems:
         assert isinstance(load(pkg, items), (dict, pkg.StoredDataError))
 
     @FUZZ
-    @given(data=st.data(), shape=st.sampled_from(["flushed", "large"]))
+    @given(data=st.data(), shape=st.sampled_from(["inline", "flushed", "large"]))
     def test_fuzzed_table_fields(self, pkg: Any, data: Any, shape: str) -> None:
         """Segment table fields (kind, sizes, shard count, depth/prefix/watermark, level/lo/hi) set to edge numbers,
-        the table re-encoded and its digest recomputed. (A shard count above the stored one is
-        test_more_shards_than_stored: an engine bug, kept out of the fuzz so that it keeps checking the rest.)"""
+        the table re-encoded and its digest recomputed."""
         from aws_lambda_persistence_lite._records import MANIFEST, PARTITION, RUN
 
         items = written(pkg, shape)
@@ -784,7 +780,7 @@ class TestFuzzedStoredItems:
         assert isinstance(load(pkg, items), (dict, pkg.StoredDataError))
 
     @FUZZ
-    @given(data=st.data(), shape=st.sampled_from(["small", "flushed"]))
+    @given(data=st.data(), shape=st.sampled_from(["small", "inline", "flushed"]))
     def test_mutated_log_records(self, pkg: Any, data: Any, shape: str) -> None:
         """A log record changed at random (the log has no digest: each record is parsed strictly)."""
         items = written(pkg, shape)
@@ -807,9 +803,10 @@ class TestFuzzedStoredItems:
         assert isinstance(load(pkg, items), (dict, pkg.StoredDataError))
 
     @FUZZ
-    @given(data=st.data(), shape=st.sampled_from(["flushed", "large"]))
+    @given(data=st.data(), shape=st.sampled_from(["inline", "flushed", "large"]))
     def test_mutated_segment_bodies(self, pkg: Any, data: Any, shape: str) -> None:
-        """A partition or run body changed at random, then compressed, sized and digested correctly."""
+        """A partition or run body (in shard items, or inline in the head) changed at random, then compressed,
+        sized and digested correctly."""
         from aws_lambda_persistence_lite._records import segment_digest as shard_digest
         from aws_lambda_persistence_lite._replica import segment_key
 
@@ -818,19 +815,39 @@ class TestFuzzedStoredItems:
         segments = table_of(items)
         index = data.draw(st.integers(0, len(segments) - 1))
         segment = segments[index]
+        assume(segment.blob_size)  # (an empty partition is not stored: it has no body)
         keys = [segment_key("m", segment.sid, i) for i in range(segment.shards)]
-        blob = b"".join(items[k]["value"]["B"] for k in keys)
+        inline = not keys
+        blob = items["m"]["alp_inl"]["B"] if inline else b"".join(items[k]["value"]["B"] for k in keys)
         body = codec.decompress(blob, segment.raw_size)
         damaged = data.draw(mutated(body))
         new = codec.compress(damaged)
         for k in keys:
             del items[k]
-        items[keys[0]] = {"key": {"S": keys[0]}, "value": {"B": new}}
+        if inline:
+            items["m"]["alp_inl"] = {"B": new}
+        else:
+            items[keys[0]] = {"key": {"S": keys[0]}, "value": {"B": new}}
         segments[index] = segment._replace(
-            raw_size=len(damaged), blob_size=len(new), shards=1, digest=shard_digest(new)
+            raw_size=len(damaged), blob_size=len(new), shards=0 if inline else 1, digest=shard_digest(new)
         )
         retable(items, segments)
         assert isinstance(load(pkg, items), (dict, pkg.StoredDataError))
+
+    @FUZZ
+    @given(data=st.data())
+    def test_damaged_inline_partition_is_caught_by_its_digest(self, pkg: Any, data: Any) -> None:
+        """Damaged alp_inl bytes (any length, up to none at all): CorruptDataError naming table and key."""
+        items = written(pkg, "inline")
+        assert any(s.shards == 0 and s.blob_size for s in table_of(items))  # (the shape's partition is inline)
+        original = items["m"]["alp_inl"]["B"]
+        damaged = data.draw(mutated(original).filter(lambda b: b != original) | st.none())
+        if damaged is None:
+            del items["m"]["alp_inl"]
+        else:
+            items["m"]["alp_inl"]["B"] = damaged
+        error = load(pkg, items)
+        assert isinstance(error, pkg.CorruptDataError) and (error.table, error.key) == (TABLE_NAME, "m")
 
     @FUZZ
     @given(data=st.data(), shape=st.sampled_from(["flushed", "large"]))
@@ -976,12 +993,6 @@ class TestHostileWriter:
         w.segment(PARTITION, body, 0, 0, 1, raw_size=2 * 1024**3)
         assert isinstance(load(pkg, w.head(1)), pkg.CorruptDataError)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine: a shard count above the stored one (and at most blob_size) is taken as true: the missing "
-        "shards look like a concurrent replacement, the head is read READ_ATTEMPTS (8) times, and the load ends in "
-        "ConflictError (not a StoredDataError)",
-    )
     @pytest.mark.parametrize("shape", ["flushed", "large"])
     def test_more_shards_than_stored(self, pkg: Any, shape: str) -> None:
         """A table claiming one more shard than stored, digest recomputed: CorruptDataError once a second read of
@@ -995,11 +1006,6 @@ class TestHostileWriter:
         assert isinstance(error, pkg.CorruptDataError) and (error.table, error.key) == (TABLE_NAME, "m")
         assert table.head_reads <= 3
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine: the shard count of a segment is not bounded by its blob size (shards <= blob_size is the "
-        "only check): a table claiming 10**6 shards of a 10**6-byte blob makes the reader ask for 10**6 items",
-    )
     def test_shard_count_is_bounded_by_the_blob_size(self, pkg: Any) -> None:
         """A few stored bytes must not make the reader build or request millions of keys."""
         items = written(pkg, "flushed")
@@ -1008,11 +1014,6 @@ class TestHostileWriter:
         retable(items, segments)
         assert isinstance(load(pkg, items), pkg.CorruptDataError)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine: a missing shard under an unchanged head is retried READ_ATTEMPTS (8) times and ends in "
-        "ConflictError, not CorruptDataError naming table and key",
-    )
     @pytest.mark.parametrize("shape", ["flushed", "large"])
     def test_missing_shard_under_an_unchanged_head(self, pkg: Any, shape: str) -> None:
         """The head is read again (a structural commit may have replaced the segment); the same head twice means
@@ -1051,10 +1052,7 @@ OUT_OF_MODEL_PICKLES = {
     "not-a-tuple": b"\x80\x05]\x94.",
     "bytes-after-stop": _pickle_entry(b"K\x01") + b"junk",
 }
-ENTRY_ACCEPTED = {
-    "list-key": "engine: an entry whose key is unhashable (a list) ends in UnsupportedValueError from the key hash, "
-    "not a StoredDataError",
-}
+ENTRY_ACCEPTED: dict[str, str] = {}
 WHERE = ["log", "run", "partition"]
 
 
@@ -1120,24 +1118,13 @@ class TestHostileEntries:
         entry = b"\xa1k" + value
         assert isinstance(load(core, place(core, entry, where)), core.StoredDataError)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine: an ADD whose delta is not an int or float (here a str) is folded as a no-op instead of "
-        "being refused as a damaged record",
-    )
     def test_add_with_a_delta_that_is_not_a_number(self, pkg: Any) -> None:
         w = Hostile(pkg)
         items = w.head(2, [w.record((SET, w.entry("n", 1))), w.record((ADD, w.entry("n", "ten")))])
         assert isinstance(load(pkg, items), pkg.CorruptDataError)
 
 
-PARTIAL_FOLD = pytest.mark.xfail(
-    strict=True,
-    reason="engine: Replica._catch_up changes the live view as it goes (View.drop of a partition's keys, then records "
-    "folded one by one); a refresh that fails part way leaves memory changed by a failed call (and a later refresh "
-    "folds the same records again)",
-)
-CHECKS = ["refused", pytest.param("memory-unchanged", marks=PARTIAL_FOLD)]
+CHECKS = ["refused", "memory-unchanged"]
 
 
 class TestRefreshPaths:
@@ -1218,11 +1205,6 @@ class TestErrorsNameTheMap:
             pytest.param(lambda w: w.head(1, [w.record((SET, b"\x80\x05K\x01."))]), id="entry-not-a-pair"),
             pytest.param(lambda w: w.head(1, [w.record((SET, OUT_OF_MODEL_PICKLES["SafeUUID-member"]))]), id="unsafe"),
         ],
-    )
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine: errors raised while folding records and segments (_records.Cursor, View.add_partition, the "
-        "codec's decode_entry) are not wrapped with the map's table and key (error.table == error.key == '')",
     )
     def test_named(self, lite: Any, damage: Any) -> None:
         error = load(lite, damage(Hostile(lite)))

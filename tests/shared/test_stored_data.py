@@ -265,6 +265,35 @@ class TestStoredItems:
         expected = {f"k{i % 60}": "x" * 100 + str(i) for i in range(240, 300)}
         assert pkg.PersistentMap().to_dict() == expected == data.to_dict()
 
+    def test_a_small_map_lives_in_its_head(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """A small map flushed many times keeps its one partition inline (``alp_inl``, shard count 0) and no run:
+        one item in DynamoDB, and a cold load is one GetItem. Grown past what the head can hold, the partition
+        moves to a shard item and ``alp_inl`` goes; the map reads the same throughout."""
+        data = pkg.PersistentMap()
+        for i in range(300):
+            data[f"k{i % 40}"] = "x" * 30 + str(i)
+        item = stored_item(aws, table_key)
+        assert item is not None and int(item["alp_ep"]["N"]) > 3  # flushed more than once
+        (partition,) = decode_table(item["alp_seg"]["B"])
+        assert partition.kind == PARTITION and partition.shards == 0 and partition.depth == 0
+        assert (
+            len(item["alp_inl"]["B"]) == partition.blob_size and shard_digest(item["alp_inl"]["B"]) == partition.digest
+        )
+        assert stored_keys(aws, table_key) == {table_key} and item_size(item) <= HEAD_BUDGET
+        calls.clear()
+        assert pkg.PersistentMap().to_dict() == data.to_dict()
+        assert calls.names == ["GetItem"]
+
+        rng = random.Random(5)
+        for i in range(60):  # incompressible values: the partition outgrows the head
+            data[f"r{i}"] = rng.randbytes(40).hex()
+        item = stored_item(aws, table_key)
+        assert item is not None and "alp_inl" not in item
+        segments = decode_table(item["alp_seg"]["B"])
+        assert all(s.shards for s in segments if s.blob_size)
+        assert stored_keys(aws, table_key) == {table_key} | segment_keys(table_key, segments)
+        assert pkg.PersistentMap().to_dict() == data.to_dict()
+
     def test_a_large_change_is_a_run_of_its_own(self, aws: Any, pkg: Any, table_key: str) -> None:
         """A change too large for the log (here 500 KB, incompressible) is a run segment in shards of at most
         SHARD_BYTES, committed with the head; the log does not hold it."""
@@ -322,10 +351,12 @@ class TestBetweenPackages:
 
 
 def flushed(pkg: Any) -> Any:
-    """A map whose log was flushed into segments (a partition and runs), with records in its log."""
+    """A map whose log was flushed into stored segments (a partition too large to be inline, and runs), with
+    records in its log."""
+    rng = random.Random(0)
     data = pkg.PersistentMap(a=1, b="x" * 100)
     for i in range(200):
-        data[f"k{i % 30}"] = "y" * 100 + str(i)
+        data[f"k{i % 30}"] = rng.randbytes(60).hex() + str(i)
     return data
 
 
@@ -372,11 +403,6 @@ class TestDamagedItems:
         patch(aws, table_key, alp_seg={"B": bytes(table)})
         refused(pkg, table_key, pkg.CorruptDataError, "integrity")
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine: a missing shard with an unchanged head is retried READ_ATTEMPTS (8) times and ends in "
-        "ConflictError ('the map changed 8 times'), not CorruptDataError naming table and key",
-    )
     def test_missing_segment(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
         """A shard gone while the head still lists it: the reader reads the head again (a structural commit may
         have replaced the segment) and, the head being the same, reports the damage."""

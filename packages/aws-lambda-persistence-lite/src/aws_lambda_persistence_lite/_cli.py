@@ -883,9 +883,11 @@ def _segment_line(facts: dict[str, Any]) -> str:
         "partition": f" (depth {facts.get('depth')}, prefix {facts.get('prefix')}, watermark {facts.get('watermark')})",
         "run": f" (level {facts.get('level')}, sequence {facts.get('lo')}-{facts.get('hi')})",
     }.get(facts["kind"], "")
-    if not facts["shards"]:
-        return f"{facts['kind']} {facts['sid']}{where}: empty, not stored"
     size = f"{_human(facts['stored_bytes'])} ({_human(facts['decoded_bytes'])} decoded)"
+    if not facts["shards"]:
+        return f"{facts['kind']} {facts['sid']}{where}: " + (
+            "in the head, " + size if facts["stored_bytes"] else "empty, not stored"
+        )
     return f"{facts['kind']} {facts['sid']}{where}: {_count(facts['shards'], 'item')}, {size}"
 
 

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     Encode = Callable[[Any, Any], bytes]
     #: The watermark that covers a key: ops at or below it are already in the key's partition.
     Floor = Callable[[Any], int]
+    #: An op decoded: kind, key, value, entry bytes (key and value None for a CLEAR).
+    Decoded = tuple[int, Any, Any, bytes]
+    #: A partition's entry decoded: key, value, entry bytes, position in insertion order.
+    Taken = tuple[Any, Any, bytes, tuple[int, int]]
 
 
 class AddRefused:
@@ -52,15 +56,25 @@ class View:
         #: Every record up to this sequence number is folded in.
         self.seq = 0
 
-    def add_partition(self, entries: list[Entry], belongs: Callable[[Any], bool]) -> None:
-        """Take a partition's entries; ``belongs`` checks that each key is one the partition may hold."""
+    def read_partition(self, entries: list[Entry], belongs: Callable[[Any], bool]) -> list[Taken]:
+        """A partition's entries decoded and checked, the view unchanged: ``belongs`` says whether a key is one
+        the partition may hold, and no key may appear twice."""
+        taken: list[Taken] = []
+        seen: dict[Any, None] = {}
         for seq, index, entry in entries:
             key, value, raw = self.read(entry)
-            if not belongs(key) or key in self.values:
+            if not belongs(key) or key in seen:
                 raise CorruptDataError(f"a partition holds key {key!r}, which belongs elsewhere or twice")
+            seen[key] = None
+            taken.append((key, value, raw, (seq, index)))
+        return taken
+
+    def take_partition(self, taken: list[Taken]) -> None:
+        """Take a partition's entries as ``read_partition`` returned them (after ``drop`` of its keys)."""
+        for key, value, raw, position in taken:
             self.values[key] = value
             self.raw[key] = raw
-            self.positions[key] = (seq, index)
+            self.positions[key] = position
 
     def drop(self, keys: Callable[[Any], bool]) -> None:
         """Forget the keys for which ``keys`` is true (before a fresher copy of their partition is taken)."""
@@ -80,23 +94,40 @@ class View:
         already in their partition and are skipped. ``known``: the (key, value) of each op, when the caller is the
         record's writer (it keeps the very objects it stored, and nothing is decoded). Returns per op what it
         left at its key (the new value of an ADD, an :class:`AddRefused` for an ADD on a non-number, else None)."""
-        outcomes: list[Any] = []
+        return self.fold(seq, self.read_record(record, known), floor)
+
+    def read_record(self, record: bytes, known: list[tuple[Any, Any]] | None = None) -> list[Decoded]:
+        """A record's ops decoded and checked, the view unchanged (an ADD's delta must be a number: the writer
+        checked it, so anything else is damage)."""
+        decoded: list[Decoded] = []
         for index, op in enumerate(decode_record(record)[1]):
-            outcomes.append(None)
             if op.kind == CLEAR:
-                for key in [k for k in self.values if floor is None or floor(k) < seq]:
-                    self._remove(key)
+                decoded.append((CLEAR, None, None, b""))
                 continue
             key, value, raw = (*known[index], op.entry) if known is not None else self.read(op.entry)
+            if op.kind == ADD and not is_number(value):
+                raise CorruptDataError(f"an ADD on key {key!r} holds a {type(value).__name__}, not a number")
+            decoded.append((op.kind, key, value, raw))
+        return decoded
+
+    def fold(self, seq: int, ops: list[Decoded], floor: Floor | None = None) -> list[Any]:
+        """Fold a record's ops as ``read_record`` returned them (``apply`` without decoding; cannot fail)."""
+        outcomes: list[Any] = []
+        for index, (kind, key, value, raw) in enumerate(ops):
+            outcomes.append(None)
+            if kind == CLEAR:
+                for k in [k for k in self.values if floor is None or floor(k) < seq]:
+                    self._remove(k)
+                continue
             if floor is not None and floor(key) >= seq:
                 continue
-            if op.kind == SET:
+            if kind == SET:
                 self._set(key, value, raw, (seq, index))
-            elif op.kind == DEL:
+            elif kind == DEL:
                 self._remove(key)
-            elif op.kind == ADD:
+            elif kind == ADD:
                 current = self.values.get(key, 0)
-                if not is_number(current) or not is_number(value):
+                if not is_number(current):
                     outcomes[-1] = AddRefused(current)
                     continue
                 total = current + value

@@ -12,7 +12,7 @@ from ._config import Settings
 from ._errors import CorruptDataError, StoredDataError, UnsupportedFormatError
 from ._limits import DYNAMODB_ITEM_LIMIT
 from ._meter import item_size
-from ._records import RECORD_ID_BYTES, Segment, decode_table, digest, encode_table
+from ._records import INLINE_MAX, RECORD_ID_BYTES, Segment, decode_table, digest, encode_table
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ else:
     from ._record import NamedTuple
 
 FORMAT = 3
-FMT, CODEC, VER, EPOCH, LOG, ROOM, IDS, TABLE, TABLE_DIGEST, GARBAGE = (
+FMT, CODEC, VER, EPOCH, LOG, ROOM, IDS, TABLE, TABLE_DIGEST, INLINE, GARBAGE = (
     "alp_fmt",
     "alp_codec",
     "alp_ver",
@@ -33,6 +33,7 @@ FMT, CODEC, VER, EPOCH, LOG, ROOM, IDS, TABLE, TABLE_DIGEST, GARBAGE = (
     "alp_ids",
     "alp_seg",
     "alp_dig",
+    "alp_inl",
     "alp_garbage",
 )
 
@@ -60,6 +61,8 @@ class Head(NamedTuple):
     #: Ids of the records in the log and of the newest flushed ones, in sequence order.
     ids: tuple[bytes, ...] = ()
     table: tuple[Segment, ...] = ()
+    #: The inline partition's blob (``alp_inl``), or b"" (checked against the table when the map is read).
+    inline: bytes = b""
     garbage: frozenset[str] = frozenset()
     #: The item's size as stored (DynamoDB bills an update at the larger of the item before and after).
     stored_size: int = 0
@@ -81,7 +84,8 @@ class UnreadableCodec(UnsupportedFormatError):
 def parse(item: Item, settings: Settings) -> Head:
     """Read a format-3 head item (the caller has checked ``alp_fmt``). Every attribute must have exactly its type
     and range (FORMAT.md, "Head item"): damage read as a default (a missing log as an empty one) would be a wrong
-    map. Only ``alp_ids``, ``alp_seg`` and ``alp_garbage`` may be absent (heads omit them when empty)."""
+    map. Only ``alp_ids``, ``alp_seg``, ``alp_inl`` and ``alp_garbage`` may be absent (heads omit them when
+    empty)."""
     try:
         fmt = _number(item, FMT, 0, COUNTER_MAX)
         if fmt != FORMAT:
@@ -103,6 +107,9 @@ def parse(item: Item, settings: Settings) -> Head:
             bytes(_typed(i, "B", f"{IDS}[{n}]")) for n, i in enumerate(_attribute(item, IDS, "L", optional=True) or ())
         )
         garbage = _attribute(item, GARBAGE, "SS", optional=True) or ()
+        inline = bytes(_attribute(item, INLINE, "B", optional=True) or b"")
+        if len(inline) > INLINE_MAX:
+            raise _Malformed(INLINE, f"binary (B) of at most {INLINE_MAX:,} bytes")
         if not all(len(i) == RECORD_ID_BYTES for i in ids):
             raise _Malformed(IDS, f"a list (L) of {RECORD_ID_BYTES}-byte record ids (B)")
         if not all(type(entry) is str for entry in garbage):
@@ -115,6 +122,7 @@ def parse(item: Item, settings: Settings) -> Head:
             room=_number(item, ROOM, -DYNAMODB_ITEM_LIMIT, HEAD_BUDGET),
             ids=ids,
             table=_table(table_bytes),
+            inline=inline,
             garbage=frozenset(garbage),
             stored_size=item_size(item),
         )
@@ -236,12 +244,17 @@ def table_attributes(table: list[Segment]) -> dict[str, Any]:
     return {"table": {"B": table_bytes} if table_bytes else None, "digest": {"B": digest(table_bytes)}}
 
 
-def bad(settings: Settings, why: str) -> CorruptDataError:
-    return CorruptDataError(
+def bad(settings: Settings, why: str, kind: type[StoredDataError] = CorruptDataError) -> StoredDataError:
+    return kind(
         f"the map stored in table {settings.table_name!r} under key {settings.table_key!r} is unreadable: {why}",
         table=settings.table_name,
         key=settings.table_key,
     )
+
+
+def named(settings: Settings, exc: StoredDataError) -> StoredDataError:
+    """``exc``, raised where the map was not known (a parser, a codec), as the same error naming the map."""
+    return exc if exc.table else bad(settings, str(exc), type(exc))
 
 
 #: The codec name tools show for a 1.0.0 item: a plain pickle of the whole dict in ``value``, uncompressed.

@@ -9,7 +9,7 @@ CorruptDataError. Nothing here does I/O.
 from __future__ import annotations
 
 from ._errors import CorruptDataError
-from ._limits import MAX_DECODED_BYTES
+from ._limits import ITEM_BUDGET, MAX_DECODED_BYTES
 
 try:  # hashlib's own blake2b, without hashlib loading OpenSSL at import (about 4 ms of a cold start)
     from _blake2 import blake2b
@@ -39,6 +39,11 @@ MAX_DEPTH = 64
 #: Caps on what one stored table may list; far above what the maintenance policy ever produces.
 MAX_SEGMENTS = 100_000
 MAX_LEVEL = 64
+#: Largest blob bytes of one shard item (with room for the key and names): a segment has exactly
+#: ceil(blob size / SHARD_BYTES) shards, so a missing one is told from a table that lists too many.
+SHARD_BYTES = ITEM_BUDGET - 1_000
+#: Largest blob of an inline partition (held in the head's ``alp_inl``: shard count 0, blob size > 0).
+INLINE_MAX = 1_536
 
 
 class Op(NamedTuple):
@@ -269,7 +274,8 @@ def decode_table(data: bytes) -> list[Segment]:
         sid = cursor.take(SID_BYTES).hex()
         digest = cursor.take(SEGMENT_DIGEST_BYTES)
         raw, blob, shards = cursor.varint(MAX_DECODED_BYTES), cursor.varint(MAX_DECODED_BYTES), cursor.varint()
-        if not (1 <= shards <= blob or (kind == PARTITION and shards == blob == raw == 0)):
+        inline = kind == PARTITION and shards == 0 and 0 < blob <= INLINE_MAX
+        if not (shards == -(-blob // SHARD_BYTES) >= 1 or inline or (kind == PARTITION and shards == blob == raw == 0)):
             raise cursor.bad(f"segment {sid} has {shards} shards for {blob} bytes")
         a = b = c = 0
         if kind == PARTITION:
@@ -285,8 +291,16 @@ def decode_table(data: bytes) -> list[Segment]:
         raise cursor.bad("bytes after the last segment")
     if len({s.sid for s in segments}) != len(segments):
         raise CorruptDataError("the segment table lists a segment twice")
-    check_cover([s for s in segments if s.kind == PARTITION])
+    partitions = [s for s in segments if s.kind == PARTITION]
+    if len(partitions) > 1 and any(is_inline(p) for p in partitions):
+        raise CorruptDataError("the segment table lists an inline partition beside others")
+    check_cover(partitions)
     return segments
+
+
+def is_inline(segment: Segment) -> bool:
+    """Whether the segment's blob is the head's ``alp_inl`` (the map's one partition, small) rather than items."""
+    return segment.shards == 0 and segment.blob_size > 0
 
 
 def check_cover(partitions: list[Segment]) -> None:

@@ -14,7 +14,7 @@ import time
 
 from ._config import Settings
 from ._dynamodb import Conflict, Table, TableMissing, outcome_unknown
-from ._errors import ConflictError, PersistenceError
+from ._errors import ConflictError, PersistenceError, StoredDataError, UnsupportedValueError
 from ._fold import View
 from ._head import (
     CODEC,
@@ -24,6 +24,7 @@ from ._head import (
     GARBAGE,
     HEAD_BUDGET,
     IDS,
+    INLINE,
     LOG,
     ROOM,
     TABLE,
@@ -32,6 +33,7 @@ from ._head import (
     Head,
     bad,
     build,
+    named,
     parse,
     table_attributes,
 )
@@ -41,8 +43,10 @@ from ._log import backoff, logger
 from ._meter import Usage, item_size, write_units
 from ._records import (
     CLEAR,
+    INLINE_MAX,
     PARTITION,
     RUN,
+    SHARD_BYTES,
     Entry,
     Op,
     Segment,
@@ -52,6 +56,7 @@ from ._records import (
     encode_partition,
     encode_record,
     encode_run,
+    is_inline,
     record_id,
     segment_digest,
 )
@@ -94,8 +99,6 @@ RECORD_OVERHEAD = 1 + 8 + 4
 CLAIM_LIFETIME = 3600
 #: A record larger than this never goes into the log: it is written as a run of its own (a large write).
 LARGE_RECORD = HEAD_BUDGET // 2
-#: Largest value bytes of one shard item (FORMAT.md's sizing rule, with room for the key).
-SHARD_BYTES = ITEM_BUDGET - 1_000
 
 
 def segment_key(table_key: str, sid: str, index: int) -> str:
@@ -125,6 +128,7 @@ class Replica:
     def load(self) -> None:
         """Cold load: the head, then every segment in one BatchGetItem round."""
         usage = self.last_load = Usage()
+        moved: _Moved | None = None
         for _ in range(READ_ATTEMPTS):
             item = self._get_head(usage)
             if item is None:
@@ -134,11 +138,12 @@ class Replica:
                 self._reset(None)
                 self.legacy = item
                 return
-            head = parse(item, self.settings)
+            head = self._parse_after(item, moved)
             fresh = Replica(self.table, self.settings, self._codec_of(head))
             try:
                 fresh._catch_up(head, usage, cold=True)
-            except _Moved:
+            except _Moved as exc:
+                moved = exc
                 continue
             self.view, self.head, self.pending, self._hashes = fresh.view, fresh.head, fresh.pending, fresh._hashes
             self.codec = fresh.codec
@@ -149,6 +154,7 @@ class Replica:
     def refresh(self) -> bool:
         """Bring the replica to the stored version, reading only what changed. True when something did."""
         usage = self.last_load = Usage()
+        moved: _Moved | None = None
         for _ in range(READ_ATTEMPTS):
             item = self._get_head(usage)
             if item is None or FMT not in item or self.head is None:
@@ -156,15 +162,24 @@ class Replica:
                     return False  # still nothing stored, or the same 1.0.0 item
                 self.load()
                 return True
-            head = parse(item, self.settings)
+            head = self._parse_after(item, moved)
             if head.version == self.head.version and head.epoch == self.head.epoch:
                 return False
             try:
                 self._catch_up(head, usage, cold=False)
-            except _Moved:
+            except _Moved as exc:
+                moved = exc
                 continue
             return True
         raise ConflictError(f"the map changed {READ_ATTEMPTS} times while it was being read; try again")
+
+    def _parse_after(self, item: Item, moved: _Moved | None) -> Head:
+        """The head ``item``, read again after ``moved`` (if not None): a head that still lists the missing segment
+        has not replaced it, so the segment is damaged, not moved."""
+        head = parse(item, self.settings)
+        if moved is not None and any(s.sid == moved.sid for s in head.table):
+            raise bad(self.settings, f"segment {moved.sid} lacks a shard item, though the head still lists it")
+        return head
 
     def _codec_of(self, head: Head) -> Codec:
         """The codec a stored map is written in: every entry of a map has its head's codec, whichever package
@@ -190,6 +205,8 @@ class Replica:
         self, head: Head, usage: Usage, *, cold: bool, own: tuple[bytes, list[tuple[Any, Any]]] | None = None
     ) -> dict[bytes, list[Any]]:
         """Fold ``head`` into this replica, reading the segments that hold something newer than what it has.
+        Everything read is decoded and checked before the replica changes: a failure (a StoredDataError naming
+        the map) leaves it as it was.
 
         Returns the outcomes of the records folded (``View.apply``), by record id."""
         if cold:
@@ -201,30 +218,17 @@ class Replica:
         parts = [s for s in head.table if s.kind == PARTITION and s.sid not in known and s.watermark > have]
         runs = [s for s in head.table if s.kind == RUN and s.sid not in known and s.hi > have]
         blobs = self.read_segments(usage, [s for s in parts + runs if s.shards])
+        try:
+            taken, records, decoded = self._decode(head, parts, runs, blobs, have=have, own=own)
+        except StoredDataError as exc:
+            raise named(self.settings, exc) from None
+        except UnsupportedValueError as exc:  # (a stored key that no writer could have hashed)
+            raise bad(self.settings, f"it holds a key outside the value model ({exc})") from exc
         fresh: dict[tuple[int, int], int] = {}
-        for p in parts:
-            if p.shards:
-                body = self.codec.decompress(blobs[p.sid], p.raw_size)
-                entries = decode_partition(body)
-            else:
-                entries = []
-
-            def inside(key: Any, p: Segment = p) -> bool:
-                return _inside(self._hash(key), p)
-
+        for p, inside, entries in taken:
             self.view.drop(inside)
-            self.view.add_partition(entries, inside)
+            self.view.take_partition(entries)
             fresh[(p.depth, p.prefix)] = p.watermark
-        records: dict[int, bytes] = {}
-        for r in runs:
-            for seq, record in decode_run(self.codec.decompress(blobs[r.sid], r.raw_size), r.lo):
-                if seq > r.hi:
-                    raise bad(self.settings, f"run {r.sid} holds sequence {seq}, beyond its range")
-                if seq > have:
-                    records[seq] = record
-        for index, record in enumerate(head.log):
-            if head.first_logged + index > have:
-                records[head.first_logged + index] = record
         depths = sorted({d for d, _ in fresh})
 
         def floor(key: Any) -> int:
@@ -235,11 +239,7 @@ class Replica:
                     return max(mark, have)
             return have
 
-        outcomes = {}
-        for seq in sorted(records):
-            rid = record_id(records[seq])
-            values = own[1] if own is not None and own[0] == rid else None
-            outcomes[rid] = self.view.apply(seq, records[seq], floor, values)
+        outcomes = {record_id(records[seq]): self.view.fold(seq, decoded[seq], floor) for seq in sorted(records)}
         if parts:
             self.view.order()
         self.view.seq = head.version
@@ -248,8 +248,52 @@ class Replica:
         self._prune()
         return outcomes
 
+    def _decode(
+        self,
+        head: Head,
+        parts: list[Segment],
+        runs: list[Segment],
+        blobs: dict[str, bytes],
+        *,
+        have: int,
+        own: tuple[bytes, list[tuple[Any, Any]]] | None,
+    ) -> tuple[list[tuple[Segment, Callable[[Any], bool], list[Any]]], dict[int, bytes], dict[int, list[Any]]]:
+        """What ``_catch_up`` folds, decoded and checked without changing anything: each partition's entries
+        (with its key test), the records newer than ``have`` by sequence number, and their decoded ops (every key
+        hashed, so that folding cannot fail)."""
+        for p in parts:
+            if is_inline(p):
+                blobs[p.sid] = self._checked(p, head.inline)
+        taken = []
+        for p in parts:
+            entries = decode_partition(self.codec.decompress(blobs[p.sid], p.raw_size)) if p.blob_size else []
+            inside = self._belongs(p)
+            taken.append((p, inside, self.view.read_partition(entries, inside)))
+        records: dict[int, bytes] = {}
+        for r in runs:
+            for seq, record in decode_run(self.codec.decompress(blobs[r.sid], r.raw_size), r.lo):
+                if seq > r.hi:
+                    raise bad(self.settings, f"run {r.sid} holds sequence {seq}, beyond its range")
+                if seq > have:
+                    records[seq] = record
+        for index, record in enumerate(head.log):
+            if head.first_logged + index > have:
+                records[head.first_logged + index] = record
+        decoded = {}
+        for seq, record in records.items():
+            values = own[1] if own is not None and own[0] == record_id(record) else None
+            decoded[seq] = ops = self.view.read_record(record, values)
+            for kind, key, _, _ in ops:
+                if kind != CLEAR:
+                    self._hash(key)
+        return taken, records, decoded
+
+    def _belongs(self, partition: Segment) -> Callable[[Any], bool]:
+        return lambda key: _inside(self._hash(key), partition)
+
     def read_segments(self, usage: Usage, segments: list[Segment]) -> dict[str, bytes]:
-        """Blobs of ``segments``, checked; _Moved when a shard is gone (a structural commit replaced it)."""
+        """Blobs of ``segments``, checked; _Moved when a shard is gone (a structural commit replaced it, unless the
+        head read again still lists it)."""
         table_key = self.settings.table_key
         keys = [segment_key(table_key, s.sid, i) for s in segments for i in range(s.shards)]
         if not keys:
@@ -262,12 +306,14 @@ class Replica:
         for s in segments:
             parts = [items.get(segment_key(table_key, s.sid, i)) for i in range(s.shards)]
             if any(p is None for p in parts):
-                raise _Moved()
-            blob = b"".join(bytes(p[name]["B"]) for p in parts if p is not None)
-            if len(blob) != s.blob_size or segment_digest(blob) != s.digest:
-                raise bad(self.settings, f"segment {s.sid} fails its integrity check")
-            blobs[s.sid] = blob
+                raise _Moved(s.sid)
+            blobs[s.sid] = self._checked(s, b"".join(bytes(p[name]["B"]) for p in parts if p is not None))
         return blobs
+
+    def _checked(self, segment: Segment, blob: bytes) -> bytes:
+        if len(blob) != segment.blob_size or segment_digest(blob) != segment.digest:
+            raise bad(self.settings, f"segment {segment.sid} fails its integrity check")
+        return blob
 
     # -- writing ------------------------------------------------------------------------------------------
 
@@ -348,11 +394,11 @@ class Replica:
         for _ in range(READ_ATTEMPTS):
             try:
                 return head, self._catch_up(head, usage, cold=cold, own=own)
-            except _Moved:
+            except _Moved as moved:
                 item = self._get_head(usage)
                 if item is None or FMT not in item:
                     raise bad(self.settings, "the head disappeared while the map was in use") from None
-                head = parse(item, self.settings)
+                head = self._parse_after(item, moved)
         raise ConflictError(f"the map changed {READ_ATTEMPTS} times while it was being read; try again")
 
     def _current(self, usage: Usage, conflict: Conflict) -> Head:
@@ -487,16 +533,23 @@ class Replica:
         body = encode_run(records, records[0][0])
         run = self._segment(RUN, body, 0, records[0][0], records[-1][0])
         puts, replaced, table = self._maintain([*head.table, run[0]], [run])
-        deletes, retired, collected = self._budget(puts, replaced, head)
         old_ids = min(FLUSH_REMOVES, self._forgotten_ids(head, len(head.log) - n))
         # What the flush gives back to the log: the records (their ids stay, the oldest ids go), less what the
-        # table and alp_garbage grow by.
+        # table grows by; then less what alp_inl and alp_garbage grow by.
         freed = sum(len(r) + RECORD_OVERHEAD - 8 for _, r in records) + 8 * old_ids
         freed -= _table_size(table) - _table_size(list(head.table))
+        # (the room an empty log would have after this flush: an inline partition must leave the largest record)
+        empty = head.room + freed + sum(len(r) + RECORD_OVERHEAD - 8 for r in head.log[n:])
+        inline, table, puts = self._inline(head, table, puts, empty)
+        deletes, retired, collected = self._budget(puts, replaced, head)
+        if inline is not None:
+            freed -= _inline_size(inline) - _inline_size(head.inline)
         freed -= sum(len(e) + 1 for e in retired) - sum(len(e) + 1 for e in collected)
-        head_update = self._flush_update(head, n, table, old_ids, freed=freed, garbage=(retired, collected))
+        head_update = self._flush_update(
+            head, n, table, old_ids, freed=freed, garbage=(retired, collected), inline=inline
+        )
         actions = self._puts(puts) + [self._delete(key) for key, _ in deletes] + [head_update]
-        self._bill(usage, puts, deletes, head)
+        self._bill(usage, puts, deletes, head, grown=-freed)
         token = os.urandom(8).hex()
         try:
             self.table.transact(usage, actions, token)
@@ -512,8 +565,34 @@ class Replica:
             if stored is None or stored.epoch == head.epoch:
                 raise
             return
-        self.head = head._replace(log=head.log[n:], epoch=head.epoch + 1, table=tuple(table), ids=head.ids[old_ids:])
+        self.head = head._replace(
+            log=head.log[n:],
+            epoch=head.epoch + 1,
+            table=tuple(table),
+            ids=head.ids[old_ids:],
+            inline=head.inline if inline is None else inline,
+        )
         self._prune()
+
+    @staticmethod
+    def _inline(
+        head: Head, table: list[Segment], puts: list[tuple[Segment, bytes]], empty: int
+    ) -> tuple[bytes | None, list[Segment], list[tuple[Segment, bytes]]]:
+        """Whether the flush's head update changes ``alp_inl`` (FORMAT.md, "Inline partition"): the new blob when
+        the step wrote the map's one partition small enough to hold in the head (then not put as an item) and an
+        empty log would still have room ``empty`` less its growth for the largest record; b"" when the inline
+        partition was replaced by stored ones; None to leave it. Also the table and the puts."""
+        partitions = [s for s in table if s.kind == PARTITION]
+        written = [(s, blob) for s, blob in puts if s.kind == PARTITION]
+        if len(partitions) == len(written) == 1 and partitions[0] == written[0][0]:
+            segment, blob = written[0]
+            room = empty - (_inline_size(blob) - _inline_size(head.inline))
+            if len(blob) <= INLINE_MAX and room >= LARGE_RECORD + RECORD_OVERHEAD:
+                inline = segment._replace(shards=0)
+                return blob, [inline if s == segment else s for s in table], [p for p in puts if p[0] != segment]
+        if head.inline and not any(is_inline(s) for s in table):
+            return b"", table, puts
+        return None, table, puts
 
     def _flush_update(
         self,
@@ -524,14 +603,17 @@ class Replica:
         *,
         freed: int,
         garbage: tuple[list[str], ...],
+        inline: bytes | None,
     ) -> dict[str, Any]:
         """The flush's head update: the log's first ``n`` records out, ``freed`` bytes of room back, the new table,
-        the forgotten ids out, and the garbage entries (retired, collected) in and out; conditional on the epoch."""
+        the forgotten ids out, ``alp_inl`` set (removed: b"", kept: None), and the garbage entries (retired,
+        collected) in and out; conditional on the epoch."""
         retired, collected = garbage
         table_attr = table_attributes(table)
         # (by index: records and ids appended meanwhile come after, and the epoch excludes every other REMOVE)
         update = "REMOVE " + ", ".join([f"#log[{i}]" for i in range(n)] + [f"#ids[{i}]" for i in range(old_ids)])
         update += ", #seg" if table_attr["table"] is None else ""
+        update += ", #inl" if inline == b"" else ""
         update += " SET #room = #room + :freed, #ep = #ep + :one, #dig = :dig"
         names = {"#log": LOG, "#room": ROOM, "#ep": EPOCH, "#dig": TABLE_DIGEST, "#seg": TABLE}
         values: dict[str, Any] = {
@@ -543,6 +625,11 @@ class Replica:
         if table_attr["table"] is not None:
             update += ", #seg = :seg"
             values[":seg"] = table_attr["table"]
+        if inline is not None:
+            names["#inl"] = INLINE
+        if inline:
+            update += ", #inl = :inl"
+            values[":inl"] = {"B": inline}
         dropped = []
         if old_ids:
             names["#ids"] = IDS
@@ -568,16 +655,22 @@ class Replica:
         }
 
     def _bill(
-        self, usage: Usage, puts: list[tuple[Segment, bytes]], deletes: list[tuple[str, int]], head: Head
+        self,
+        usage: Usage,
+        puts: list[tuple[Segment, bytes]],
+        deletes: list[tuple[str, int]],
+        head: Head,
+        *,
+        grown: int = 0,
     ) -> None:
         """A transaction's write units by DynamoDB's rules: 2 per KB of each item put, deleted or updated (the
-        head at its size before, which is the larger: a flush shrinks it)."""
+        head at the larger of its size before and after: it grows by ``grown`` bytes)."""
         items = self._items(puts)
         usage.items += len(items) + 1
         usage.bytes += sum(item_size(i) for i in items)
         usage.capacity_units += sum(write_units(item_size(i), True) for i in items)
         usage.capacity_units += sum(write_units(size, True) for _, size in deletes)
-        usage.capacity_units += write_units(head.stored_size, True)
+        usage.capacity_units += write_units(head.stored_size + max(0, grown), True)
 
     def _budget(
         self, puts: list[tuple[Segment, bytes]], replaced: list[Segment], head: Head
@@ -682,12 +775,15 @@ class Replica:
                 puts.append(merged)
                 deletes += sources
                 runs = [r for r in runs if r not in sources] + [merged[0]]
-        dead = [r for r in runs if self._absorbed(r, partitions) and r.sid not in {s.sid for s, _ in puts}]
+        new = {s.sid for s, _ in puts}
+        dead = [r for r in runs if self._absorbed(r, partitions)]
+        unwritten = [r for r in dead if r.sid in new]  # absorbed before it was stored: never written
+        puts = [(s, blob) for s, blob in puts if s not in unwritten]
         budget = TRANSACT_MAX_ACTIONS - 1 - sum(s.shards for s, _ in puts) - sum(s.shards for s in deletes)
-        dead = dead[: max(0, budget)]
+        dead = [r for r in dead if r.sid not in new][: max(0, budget)]
         deletes += [r for r in dead if r.shards]
-        runs = [r for r in runs if r not in dead]
-        stored = [p for p in partitions if p.shards or p.depth]
+        runs = [r for r in runs if r not in dead and r not in unwritten]
+        stored = [p for p in partitions if p.shards or p.blob_size or p.depth]
         return puts, deletes, stored + runs
 
     def _pending_weights(self, partitions: list[Segment]) -> dict[str, int]:
@@ -786,8 +882,11 @@ class Replica:
         return all(self._dead(s, partitions, find) for s in self.pending if run.lo <= s <= run.hi)
 
     def _hash(self, key: Any) -> int:
-        """The key's stable hash, computed once per key."""
-        h = self._key_hashes.get(key)
+        """The key's stable hash, computed once per key (UnsupportedValueError for a key no dict can hold)."""
+        try:
+            h = self._key_hashes.get(key)
+        except TypeError:
+            raise UnsupportedValueError(f"{type(key).__name__} is not hashable: it cannot be a key") from None
         if h is None:
             h = self._key_hashes[key] = key_hash(key)
         return h
@@ -977,6 +1076,11 @@ def _garbage(entry: str) -> tuple[str, list[int], float] | None:
     return parts[0], list(range(shards)), time.time() - stamp
 
 
+def _inline_size(blob: bytes) -> int:
+    """What ``alp_inl`` holding ``blob`` adds to the head (DynamoDB's count: name and value; absent when empty)."""
+    return len(INLINE) + len(blob) if blob else 0
+
+
 def _table_size(table: list[Segment]) -> int:
     attribute = table_attributes(table)["table"]
     return len(attribute["B"]) if attribute else 0
@@ -1014,7 +1118,12 @@ class _Large(NamedTuple):
 
 
 class _Moved(Exception):
-    """A segment the head listed is gone: a structural commit replaced it while it was being read."""
+    """Segment ``sid``, which the head listed, is gone: a structural commit replaced it while it was being read
+    (or, when the head read again still lists it, the segment is damaged)."""
+
+    def __init__(self, sid: str) -> None:
+        super().__init__(sid)
+        self.sid = sid
 
 
 __all__ = ["GARBAGE", "Replica"]
