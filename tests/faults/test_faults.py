@@ -180,12 +180,7 @@ CASES: dict[str, Case] = {
 }
 
 #: Engine bugs this suite found (see the final report of the format-3 rewrite): strict xfails, by (step, case).
-ENGINE_BUGS: dict[tuple[str, str], str] = {
-    ("first large write", "transaction conflict"): (
-        "a first large write cancelled with TransactionConflict raises the internal _dynamodb.Conflict to the "
-        "caller (not retried, not a documented error)"
-    ),
-}
+ENGINE_BUGS: dict[tuple[str, str], str] = {}
 
 
 def fault_params() -> list[Any]:

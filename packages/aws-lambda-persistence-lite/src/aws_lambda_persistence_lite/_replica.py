@@ -467,10 +467,13 @@ class Replica:
                 self.table.create()
                 self._create_head(usage, item, condition, parts)
         except Conflict as conflict:
-            if conflict.item and FMT in conflict.item:
-                current, outcomes = self._follow(parse(conflict.item, self.settings), usage, cold=True)
-                return outcomes if rid in current.ids else None
-            raise
+            # Another container created the head first (append instead), or its transaction held the item
+            # (TransactionConflict: nothing was written, so try again).
+            found = conflict.item if conflict.item and FMT in conflict.item else self._get_head(usage)
+            if found is None or FMT not in found:
+                return None
+            current, outcomes = self._follow(parse(found, self.settings), usage, cold=True)
+            return outcomes if rid in current.ids else None
         except Exception as exc:  # outcome unknown: a head holding the record's id means it was written
             if isinstance(exc, PersistenceError) or not outcome_unknown(exc):
                 raise
