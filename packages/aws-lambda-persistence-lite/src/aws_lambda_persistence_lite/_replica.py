@@ -81,7 +81,7 @@ COMMIT_BUDGET = 900
 ROOM_ATTEMPTS = 8
 #: Records a flush moves out of the log, and old ids it forgets, at most: each is one REMOVE clause of the head
 #: update, whose expression DynamoDB caps at 4 KB (and moto's parser recurses per clause, failing past ~150).
-#: A log of smaller records (a counter's fill it with ~150) takes a few flushes to empty, each freeing room.
+#: A log of small records (a counter fills it with ~150) takes a few flushes to empty, each freeing room.
 FLUSH_REMOVES = 48
 #: Runs of one level that are compacted into one run of the next level.
 RUN_FANOUT = 4
