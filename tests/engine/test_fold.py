@@ -17,7 +17,7 @@ CODEC = PickleCodec()
 
 
 def new_view() -> View:
-    return View(CODEC.read_entry, CODEC.encode_entry)
+    return View(CODEC)
 
 
 def record(*ops: tuple[int, Any, Any]) -> bytes:

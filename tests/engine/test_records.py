@@ -20,6 +20,7 @@ from aws_lambda_persistence_lite._records import (
     Entry,
     Op,
     Segment,
+    decode_manifest,
     decode_partition,
     decode_record,
     decode_run,
@@ -115,9 +116,20 @@ class TestTable:
     def test_round_trip(self, depth: int, runs: list[tuple[str, int, int]]) -> None:
         """Partitions that cover the hash space, runs and a manifest read back exactly."""
         segments = _partitions(depth) + [_segment(RUN, sid, lvl, lo, lo + 9) for sid, lvl, lo in runs]
-        segments.append(_segment(MANIFEST, os.urandom(8).hex()))
+        segments.insert(0, _segment(MANIFEST, os.urandom(8).hex()))
         if len({s.sid for s in segments}) == len(segments):
             assert decode_table(encode_table(segments)) == segments
+
+    def test_manifest_only_first_and_once(self) -> None:
+        """A head lists at most one manifest, first; a manifest lists none (nor an inline partition)."""
+        manifest, run = _segment(MANIFEST, os.urandom(8).hex()), _segment(RUN, os.urandom(8).hex(), 0, 1, 2)
+        for listed in ([run, manifest], [manifest, _segment(MANIFEST, os.urandom(8).hex())]):
+            with pytest.raises(CorruptDataError, match="manifest other than first"):
+                decode_table(encode_table(listed))
+        parts = _partitions(1)
+        assert decode_manifest(encode_table([*parts, run])) == [*parts, run]
+        with pytest.raises(CorruptDataError, match="lists a manifest"):
+            decode_manifest(encode_table([manifest, run]))
 
     def test_no_partitions_is_the_empty_map(self) -> None:
         assert decode_table(encode_table([])) == []

@@ -175,6 +175,9 @@ class IdentityCodec:
     def read_entry(self, entry: bytes) -> tuple[Any, Any, bytes]:
         raise NotImplementedError
 
+    def read_entries(self, entries: list[bytes]) -> list[tuple[Any, Any, bytes]]:
+        raise NotImplementedError
+
 
 class ShardTable:
     """A DynamoDB client that stores put items and serves them to BatchGetItem (no I/O)."""

@@ -536,10 +536,24 @@ def _many_sets(data: Any, compressible: bool = False) -> None:
     del data["k7"]
 
 
+def _with_manifest(data: Any) -> None:
+    """_many_sets with small partitions and the head's segment list capped low: the table goes into a manifest
+    segment (FORMAT.md, "Manifest")."""
+    from aws_lambda_persistence_lite import _replica
+
+    caps = _replica.TABLE_MAX, _replica.PARTITION_MAX
+    _replica.TABLE_MAX, _replica.PARTITION_MAX = 60, 1_500
+    try:
+        _many_sets(data)
+    finally:
+        _replica.TABLE_MAX, _replica.PARTITION_MAX = caps
+
+
 SHAPES = {
     "small": lambda data: data.update(a=1, text="x" * 50, when=(1, 2.5, None)),  # one head item, records in its log
     "inline": lambda data: _many_sets(data, compressible=True),
     "flushed": _many_sets,
+    "manifest": _with_manifest,
     "large": lambda data: data.__setitem__("blob", random.Random(1).randbytes(500_000)),  # a run in two shards
 }
 _WRITTEN: dict[tuple[str, str], Items] = {}
@@ -691,7 +705,7 @@ class TestFuzzedStoredItems:
     """Stored items a hostile or buggy writer changed at random: every read ends in a dict or a StoredDataError,
     never another exception, a hang (pytest-timeout) or unbounded reads (FakeTable.KEY_BOUND)."""
 
-    @FUZZ
+    @settings(FUZZ, max_examples=60)  # (the slowest fuzz test here: every shape, each load a full one)
     @given(changes=mutations, shape=shapes)
     def test_mutated_head_attributes(self, pkg: Any, changes: list[tuple[str, Any]], shape: str) -> None:
         """Any head attribute missing or replaced by any DynamoDB value of any type."""
@@ -737,7 +751,7 @@ class TestFuzzedStoredItems:
         assert (error.table, error.key) == (TABLE_NAME, "m")
 
     @FUZZ
-    @given(data=st.data(), shape=st.sampled_from(["inline", "flushed", "large"]))
+    @given(data=st.data(), shape=st.sampled_from(["inline", "flushed", "large", "manifest"]))
     def test_damaged_table_is_caught_by_its_digest(self, pkg: Any, data: Any, shape: str) -> None:
         """A segment table changed without its digest: always CorruptDataError naming table and key."""
         items = written(pkg, shape)
@@ -747,7 +761,7 @@ class TestFuzzedStoredItems:
         assert isinstance(error, pkg.CorruptDataError) and (error.table, error.key) == (TABLE_NAME, "m")
 
     @FUZZ
-    @given(data=st.data(), shape=st.sampled_from(["inline", "flushed", "large"]))
+    @given(data=st.data(), shape=st.sampled_from(["inline", "flushed", "large", "manifest"]))
     def test_mutated_table_bytes(self, pkg: Any, data: Any, shape: str) -> None:
         """A segment table changed at random, its digest recomputed (a hostile writer's head)."""
         items = written(pkg, shape)
@@ -759,7 +773,7 @@ class TestFuzzedStoredItems:
         assert isinstance(load(pkg, items), (dict, pkg.StoredDataError))
 
     @FUZZ
-    @given(data=st.data(), shape=st.sampled_from(["inline", "flushed", "large"]))
+    @given(data=st.data(), shape=st.sampled_from(["inline", "flushed", "large", "manifest"]))
     def test_fuzzed_table_fields(self, pkg: Any, data: Any, shape: str) -> None:
         """Segment table fields (kind, sizes, shard count, depth/prefix/watermark, level/lo/hi) set to edge numbers,
         the table re-encoded and its digest recomputed."""
@@ -803,7 +817,7 @@ class TestFuzzedStoredItems:
         assert isinstance(load(pkg, items), (dict, pkg.StoredDataError))
 
     @FUZZ
-    @given(data=st.data(), shape=st.sampled_from(["inline", "flushed", "large"]))
+    @given(data=st.data(), shape=st.sampled_from(["inline", "flushed", "large", "manifest"]))
     def test_mutated_segment_bodies(self, pkg: Any, data: Any, shape: str) -> None:
         """A partition or run body (in shard items, or inline in the head) changed at random, then compressed,
         sized and digested correctly."""
@@ -850,7 +864,7 @@ class TestFuzzedStoredItems:
         assert isinstance(error, pkg.CorruptDataError) and (error.table, error.key) == (TABLE_NAME, "m")
 
     @FUZZ
-    @given(data=st.data(), shape=st.sampled_from(["flushed", "large"]))
+    @given(data=st.data(), shape=st.sampled_from(["flushed", "large", "manifest"]))
     def test_damaged_shard_is_caught_by_its_digest(self, pkg: Any, data: Any, shape: str) -> None:
         """Damaged segment bytes: always CorruptDataError naming table and key, never a wrong map."""
         items = written(pkg, shape)
@@ -993,7 +1007,7 @@ class TestHostileWriter:
         w.segment(PARTITION, body, 0, 0, 1, raw_size=2 * 1024**3)
         assert isinstance(load(pkg, w.head(1)), pkg.CorruptDataError)
 
-    @pytest.mark.parametrize("shape", ["flushed", "large"])
+    @pytest.mark.parametrize("shape", ["flushed", "large", "manifest"])
     def test_more_shards_than_stored(self, pkg: Any, shape: str) -> None:
         """A table claiming one more shard than stored, digest recomputed: CorruptDataError once a second read of
         the head shows the same head (nothing replaced the segment)."""
@@ -1014,12 +1028,22 @@ class TestHostileWriter:
         retable(items, segments)
         assert isinstance(load(pkg, items), pkg.CorruptDataError)
 
-    @pytest.mark.parametrize("shape", ["flushed", "large"])
+    @pytest.mark.parametrize("shape", ["flushed", "large", "manifest", "manifest itself"])
     def test_missing_shard_under_an_unchanged_head(self, pkg: Any, shape: str) -> None:
         """The head is read again (a structural commit may have replaced the segment); the same head twice means
-        damage: CorruptDataError naming table and key, after at most a few reads."""
-        items = written(pkg, shape)
-        del items[max(k for k in items if k != "m")]
+        damage: CorruptDataError naming table and key, after at most a few reads. Also for a shard of a segment
+        that only the manifest lists, and for the manifest's own shard."""
+        from aws_lambda_persistence_lite._records import MANIFEST
+        from aws_lambda_persistence_lite._replica import segment_key
+
+        items = written(pkg, shape.split(maxsplit=1)[0])
+        manifests = [s for s in table_of(items) if s.kind == MANIFEST]
+        assert len(manifests) == shape.startswith("manifest")
+        listed = {segment_key("m", s.sid, i) for s in table_of(items) for i in range(s.shards)}
+        inside = [k for k in items if k != "m" and k not in listed]
+        if shape == "manifest":
+            assert inside  # (segments that only the manifest lists)
+        del items[segment_key("m", manifests[0].sid, 0) if shape == "manifest itself" else max(inside or listed)]
         table = FakeTable(items)
         error = load(pkg, items, table)
         assert isinstance(error, pkg.CorruptDataError) and (error.table, error.key) == (TABLE_NAME, "m"), error

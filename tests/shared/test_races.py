@@ -102,8 +102,8 @@ def fill_log(data: Any, prefix: str) -> dict[str, str]:
 
 
 class TestLostAppendResponse:
-    """An append applied whose response is lost is retried by botocore; the retry fails ``NOT contains(alp_ids,
-    :id)``, so the change is recognised as this container's own and is applied once, whatever other containers
+    """An append applied whose response is lost is retried by botocore; the retry fails ``NOT contains(alp_log,
+    :record)``, so the change is recognised as this container's own and is applied once, whatever other containers
     committed in between."""
 
     def test_increment_is_applied_once(self, aws: Any, pkg: Any, table_key: str) -> None:

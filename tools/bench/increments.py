@@ -1,13 +1,14 @@
 """Throughput of ``increment()`` on one map from 1, 2 and 4 concurrent processes, and what contention costs.
 
-Why: ``increment()`` is the library's atomic read-modify-write across Lambda containers. Each commit is
-conditional on the version the container last saw; when another container won in between, the loser rebuilds
-from the winner's state (returned with the failed write, or read again) and retries with a jittered backoff.
-This measures how throughput and latency hold up as writers are added, and checks that no increment is lost.
+Why: ``increment()`` is the library's atomic read-modify-write across Lambda containers. Each is a blind append
+to the map's log (stored format 3: no version condition), so concurrent increments do not conflict; an append
+that finds the log full, or the head changed by another container's flush, catches up on the head returned with
+the failed write and appends again. This measures how throughput and latency hold up as writers are added, and
+checks that no increment is lost. (writes.py compares 8 processes with plain ``UpdateItem ADD``.)
 
 Each process (multiprocessing ``spawn``, so a fresh interpreter like a Lambda container) opens its own map
 object on the same ``table_key``, waits at a barrier, then calls ``increment("counter")`` N times. A botocore
-``after-call`` hook in each process counts PutItem calls, ConditionalCheckFailed responses (each one is a
+``after-call`` hook in each process counts write calls, ConditionalCheckFailed responses (each one is a
 conflict the library retried) and GetItem re-reads. Finally a new map object reads the counter, which must equal
 processes x N. Servers: moto's (in a thread of this process) and, where installed, DynamoDB Local.
 
@@ -28,6 +29,8 @@ from typing import Any
 from common import PACKAGES, log, median, ms, servers, table, use_endpoint
 
 BARRIER_TIMEOUT = 120.0
+#: The calls that commit (an increment's attempts): appends, flushes, first writes.
+WRITES = ("PutItem", "UpdateItem", "TransactWriteItems")
 
 
 def worker(module: str, endpoint: str, table_key: str, count: int, barrier: Any, results: Any) -> None:
@@ -52,7 +55,7 @@ def worker(module: str, endpoint: str, table_key: str, count: int, barrier: Any,
     barrier.wait(BARRIER_TIMEOUT)
     start = time.monotonic()  # CLOCK_MONOTONIC: comparable across the processes of one machine
     for _ in range(count):
-        began, puts = time.perf_counter(), calls["PutItem"]
+        began, writes = time.perf_counter(), sum(calls[name] for name in WRITES)
         while True:
             try:
                 data.increment("counter")
@@ -60,7 +63,7 @@ def worker(module: str, endpoint: str, table_key: str, count: int, barrier: Any,
             except pkg.ConflictError:  # every attempt lost: nothing was written, so trying again is safe
                 gave_up += 1
         latencies.append(time.perf_counter() - began)
-        attempts.append(calls["PutItem"] - puts)
+        attempts.append(sum(calls[name] for name in WRITES) - writes)
     results.put(
         {
             "start": start,
@@ -82,7 +85,7 @@ class Run:
     max_attempts: int  # the library's setting: commit attempts before ConflictError
     wall: float = 0.0
     latencies: list[float] = field(default_factory=list)
-    attempts: list[int] = field(default_factory=list)  # PutItem calls per increment
+    attempts: list[int] = field(default_factory=list)  # write calls per increment
     calls: Counter[str] = field(default_factory=Counter)
     gave_up: int = 0
     final: int = 0
@@ -128,7 +131,7 @@ def report(runs: list[Run]) -> None:
         "Wall time runs from the barrier to the last process's end. *conflicts* = ConditionalCheckFailed "
         "responses (each one a commit the library redid); *re-reads* = GetItem calls made while incrementing "
         "(0 when the server returns the winner's item with the failed write); *ConflictError* = increments "
-        "whose every attempt lost (retried by the benchmark); *max attempts* = most PutItem calls one increment "
+        "whose every attempt lost (retried by the benchmark); *max attempts* = most write calls one increment "
         f"needed (the library's `max_attempts` setting was {runs[0].max_attempts}). Final counter = processes x "
         "increments, asserted.\n"
     )
@@ -146,7 +149,7 @@ def report(runs: list[Run]) -> None:
                 ms(median(r.latencies)),
                 ms(statistics.quantiles(r.latencies, n=20)[-1]),
                 ms(max(r.latencies)),
-                r.calls["PutItem"],
+                sum(r.calls[name] for name in WRITES),
                 f"{conflicts} ({conflicts / r.total:.2f}/incr)",
                 max(r.attempts),
                 r.calls["GetItem"],
@@ -166,7 +169,7 @@ def report(runs: list[Run]) -> None:
                 "median latency",
                 "p95 latency",
                 "max latency",
-                "PutItem calls",
+                "write calls",
                 "conflicts",
                 "max attempts per increment",
                 "re-reads",

@@ -53,7 +53,7 @@ from ._head import (
 from ._iam import policy
 from ._map import PersistentMap
 from ._meter import Usage, item_size
-from ._records import PARTITION, RUN, Segment
+from ._records import MANIFEST, PARTITION, RUN, Segment
 from ._replica import is_segment_key, replace_map, stored_head
 
 #: First key of an export file; its value is the version of the file layout.
@@ -512,8 +512,8 @@ def _row(s: Settings, key: str, item: dict[str, Any]) -> dict[str, Any]:
         "epoch": head.epoch,
         "log": len(head.log),
         "segments": _stored(head),
-        "shards": sum(segment.shards for segment in head.table),
-        "size": head.stored_size + sum(segment.blob_size for segment in head.table),
+        "shards": sum(segment.shards for segment in _all_segments(head)),
+        "size": head.stored_size + sum(segment.blob_size for segment in _all_segments(head)),
     }
 
 
@@ -527,7 +527,14 @@ def _storage(row: dict[str, Any]) -> str:
 
 def _stored(head: Head) -> int:
     """Segments stored in items (the table may also list empty partitions, which are not stored)."""
-    return sum(1 for segment in head.table if segment.shards)
+    return sum(1 for segment in _all_segments(head) if segment.shards)
+
+
+def _all_segments(head: Head) -> list[Segment]:
+    """The head's manifest (if any) and the map's segments; of a head not read through a map (``ls``), what the
+    head itself lists (the manifest's segments are not read)."""
+    manifest = head.manifest
+    return [manifest, *head.table] if manifest is not None and manifest not in head.table else list(head.table)
 
 
 def _segments(count: int) -> str:
@@ -822,7 +829,8 @@ def _info(ctx: _Context) -> int:
 def _facts(head: Head) -> dict[str, Any]:
     """What a format-3 head says, in bytes: the head item, its log, its segments (stored and decoded)."""
     log_bytes = sum(len(record) for record in head.log)
-    segment_bytes = sum(segment.blob_size for segment in head.table)
+    segments = _all_segments(head)
+    segment_bytes = sum(segment.blob_size for segment in segments)
     return {
         "format": FORMAT,
         "codec": head.codec,
@@ -832,11 +840,11 @@ def _facts(head: Head) -> dict[str, Any]:
         "log_records": len(head.log),
         "log_bytes": log_bytes,
         "log_room": head.room,
-        "segments": [_segment_facts(segment) for segment in head.table],
+        "segments": [_segment_facts(segment) for segment in segments],
         "head_bytes": head.stored_size,
         "segment_bytes": segment_bytes,
         "stored_bytes": head.stored_size + segment_bytes,
-        "decoded_bytes": log_bytes + sum(segment.raw_size for segment in head.table),
+        "decoded_bytes": log_bytes + sum(s.raw_size for s in segments if s.kind != MANIFEST),
         "garbage": sorted(head.garbage),
     }
 

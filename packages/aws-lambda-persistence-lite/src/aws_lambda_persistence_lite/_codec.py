@@ -64,6 +64,11 @@ class Codec(ABC):
         its iteration order, which the set decoded need not share (str hashes are seeded per process, and the
         order depends on how the set was built): only these bytes tell an unchanged value from a changed one."""
 
+    def read_entries(self, entries: list[bytes]) -> list[tuple[Any, Any, bytes]]:
+        """:meth:`read_entry` of each entry (a partition's, on every cold load: codecs that can read many entries
+        in one pass, through the same bounds, override it)."""
+        return [self.read_entry(entry) for entry in entries]
+
     @abstractmethod
     def decompress(self, blob: bytes, raw_size: int) -> bytes:
         """Decompress a stored blob to exactly ``raw_size`` bytes, refusing anything larger."""

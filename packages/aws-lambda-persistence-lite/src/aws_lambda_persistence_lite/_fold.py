@@ -4,8 +4,8 @@ A :class:`View` is what one container knows of a map: its values, each key's ent
 and what maintenance writes back without re-encoding: as stored, except for an entry holding a set, whose encoding
 follows an iteration order that the decoded set need not share: ``Codec.read_entry``), each key's position in
 insertion order, and the sequence number folded up to. Every container folds the same records in the same order,
-so every container computes the same map. Nothing here does I/O; decoding goes through the codec functions the
-view is given.
+so every container computes the same map. Nothing here does I/O; decoding goes through the codec the view is
+given.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    #: An entry's key, value, and what encode_entry gives for them in this process (Codec.read_entry).
-    Read = Callable[[bytes], tuple[Any, Any, bytes]]
-    Encode = Callable[[Any, Any], bytes]
+    from ._codec import Codec
+
     #: The watermark that covers a key: ops at or below it are already in the key's partition.
     Floor = Callable[[Any], int]
     #: An op decoded: kind, key, value, entry bytes (key and value None for a CLEAR).
@@ -45,11 +44,12 @@ def is_number(value: Any) -> bool:
 class View:
     """One map as folded from stored segments and records."""
 
-    __slots__ = ("encode", "positions", "raw", "read", "seq", "values")
+    __slots__ = ("encode", "positions", "raw", "read", "read_all", "seq", "values")
 
-    def __init__(self, read: Read, encode: Encode) -> None:
-        self.read = read
-        self.encode = encode
+    def __init__(self, codec: Codec) -> None:
+        self.read = codec.read_entry
+        self.read_all = codec.read_entries
+        self.encode = codec.encode_entry
         self.values: dict[Any, Any] = {}
         self.raw: dict[Any, bytes] = {}
         self.positions: dict[Any, tuple[int, int]] = {}
@@ -61,8 +61,7 @@ class View:
         the partition may hold, and no key may appear twice."""
         taken: list[Taken] = []
         seen: dict[Any, None] = {}
-        for seq, index, entry in entries:
-            key, value, raw = self.read(entry)
+        for (seq, index, _), (key, value, raw) in zip(entries, self.read_all([e.entry for e in entries]), strict=True):
             if not belongs(key) or key in seen:
                 raise CorruptDataError(f"a partition holds key {key!r}, which belongs elsewhere or twice")
             seen[key] = None

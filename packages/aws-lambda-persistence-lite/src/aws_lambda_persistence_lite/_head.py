@@ -12,7 +12,7 @@ from ._config import Settings
 from ._errors import CorruptDataError, StoredDataError, UnsupportedFormatError
 from ._limits import DYNAMODB_ITEM_LIMIT
 from ._meter import item_size
-from ._records import INLINE_MAX, RECORD_ID_BYTES, Segment, decode_table, digest, encode_table
+from ._records import INLINE_MAX, MANIFEST, RECORD_ID_BYTES, Segment, decode_table, digest, encode_table
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
@@ -39,6 +39,9 @@ FMT, CODEC, VER, EPOCH, LOG, ROOM, IDS, TABLE, TABLE_DIGEST, INLINE, GARBAGE = (
 
 #: The head never exceeds this (DynamoDB's count of names and values): an update of it costs at most 4 WCU.
 HEAD_BUDGET = 4_000
+#: The head's own segment list (``alp_seg``) stays within this; a larger table goes into a manifest segment, so
+#: that the log keeps its room whatever the map's size (FORMAT.md, "Manifest").
+TABLE_MAX = 1_200
 #: Ids of flushed records a head remembers, so that botocore's retry of an applied append is recognised.
 FLUSHED_IDS = 16
 
@@ -58,14 +61,23 @@ class Head(NamedTuple):
     epoch: int = 0
     log: tuple[bytes, ...] = ()
     room: int = 0
-    #: Ids of the records in the log and of the newest flushed ones, in sequence order.
+    #: Ids of the newest flushed records (``alp_ids``) and of the records in the log, in sequence order.
     ids: tuple[bytes, ...] = ()
+    #: The map's segments. Until a reader resolves the manifest (``Replica``), what the head lists, manifest
+    #: included; after, the manifest's segments and the head's others.
     table: tuple[Segment, ...] = ()
+    #: What the head's ``alp_seg`` lists: a manifest first, if any, then segments added since.
+    listed: tuple[Segment, ...] = ()
     #: The inline partition's blob (``alp_inl``), or b"" (checked against the table when the map is read).
     inline: bytes = b""
     garbage: frozenset[str] = frozenset()
     #: The item's size as stored (DynamoDB bills an update at the larger of the item before and after).
     stored_size: int = 0
+
+    @property
+    def manifest(self) -> Segment | None:
+        """The manifest segment the head lists (FORMAT.md, "Manifest"), if any."""
+        return self.listed[0] if self.listed and self.listed[0].kind == MANIFEST else None
 
     @property
     def first_logged(self) -> int:
@@ -120,8 +132,9 @@ def parse(item: Item, settings: Settings) -> Head:
             epoch=_number(item, EPOCH, 0, COUNTER_MAX),
             log=log,
             room=_number(item, ROOM, -DYNAMODB_ITEM_LIMIT, HEAD_BUDGET),
-            ids=ids,
+            ids=ids + tuple(record[:RECORD_ID_BYTES] for record in log),
             table=_table(table_bytes),
+            listed=_table(table_bytes),
             inline=inline,
             garbage=frozenset(garbage),
             stored_size=item_size(item),
@@ -234,7 +247,7 @@ def build(settings: Settings, codec: str, *, version: int, epoch: int, log: list
 
 def room(item: Item, settings: Settings) -> int:
     """Bytes the log may still grow by: the head budget less everything the head holds, with margin for the
-    counters growing a digit and for the record ids the log's records add."""
+    counters growing a digit."""
     return HEAD_BUDGET - item_size(item) - 64
 
 
@@ -263,8 +276,9 @@ LEGACY_CODEC = "pickle-1.0.0"
 
 def segment_shards(item: Item) -> int:
     """Shard items a cold load of this head reads besides the head: those of every segment its table lists (0 for
-    an item without a table, or with one that does not parse: the load itself reports that)."""
+    an item without a table, with one that does not parse, or with a manifest, whose count it does not know)."""
     try:
-        return sum(s.shards for s in decode_table(bytes(item[TABLE]["B"]))) if TABLE in item else 0
+        listed = decode_table(bytes(item[TABLE]["B"])) if TABLE in item else []
+        return 0 if any(s.kind == MANIFEST for s in listed) else sum(s.shards for s in listed)
     except (StoredDataError, KeyError, TypeError, ValueError):
         return 0

@@ -146,16 +146,21 @@ class Cursor:
         return value
 
     def varint(self, limit: int = 2**64 - 1) -> int:
+        data, pos = self.data, self.pos
+        end = min(len(data), pos + _VARINT_MAX_BYTES)
         value = shift = 0
-        for _ in range(_VARINT_MAX_BYTES):
-            byte = self.byte()
+        while pos < end:  # (inlined: a partition's entries cost three of these each, on every cold load)
+            byte = data[pos]
+            pos += 1
             value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
+            if byte < 0x80:
+                self.pos = pos
                 if value > limit:
                     raise self.bad(f"a number ({value}) is larger than {limit}")
                 return value
             shift += 7
-        raise self.bad("a number runs over 10 bytes")
+        self.pos = pos
+        raise self.bad("it ends early" if pos >= len(data) else "a number runs over 10 bytes")
 
     def take(self, n: int) -> bytes:
         if n > len(self.data) - self.pos:
@@ -222,11 +227,31 @@ def encode_partition(entries: list[Entry]) -> bytes:
 
 
 def decode_partition(body: bytes) -> list[Entry]:
-    cursor = Cursor(body, "a partition")
+    """A partition's entries. The varints are read inline: a cold load reads three per key of the map, and a
+    Cursor's method calls took most of a large map's load."""
+    data, size, pos = bytes(body), len(body), 0
     entries = []
-    while not cursor.done:
-        seq, index = cursor.varint(), cursor.varint()
-        entries.append(Entry(seq, index, cursor.sized()))
+    while pos < size:
+        fields = []
+        for _ in range(3):
+            value = shift = 0
+            while True:
+                if pos >= size or shift >= 7 * _VARINT_MAX_BYTES:
+                    raise CorruptDataError(f"a partition is malformed at byte {pos}: a number ends early or runs long")
+                byte = data[pos]
+                pos += 1
+                value |= (byte & 0x7F) << shift
+                if byte < 0x80:
+                    break
+                shift += 7
+            if value >> 64:
+                raise CorruptDataError(f"a partition is malformed at byte {pos}: a number is larger than 64 bits")
+            fields.append(value)
+        seq, index, length = fields
+        if length > size - pos:
+            raise CorruptDataError(f"a partition is malformed at byte {pos}: a length of {length} runs past its end")
+        entries.append(Entry(seq, index, data[pos : pos + length]))
+        pos += length
     return entries
 
 
@@ -289,13 +314,29 @@ def decode_table(data: bytes) -> list[Segment]:
         segments.append(Segment(kind, sid, digest, raw, blob, shards, a, b, c))
     if not cursor.done:
         raise cursor.bad("bytes after the last segment")
+    if [s.kind for s in segments].count(MANIFEST) > (segments[0].kind == MANIFEST if segments else 0):
+        raise CorruptDataError("the segment table lists a manifest other than first")
+    check_table(segments)
+    return segments
+
+
+def decode_manifest(body: bytes) -> list[Segment]:
+    """The segments a manifest lists (a table of partitions and runs only), checked as ``decode_table`` does."""
+    segments = decode_table(body)
+    if any(s.kind == MANIFEST or is_inline(s) for s in segments):
+        raise CorruptDataError("a manifest lists a manifest or an inline partition")
+    return segments
+
+
+def check_table(segments: list[Segment]) -> None:
+    """A whole table's checks (the head's list, or a manifest's segments with the head's others): no sid twice,
+    one inline partition at most and only alone, partitions covering the key-hash space exactly once."""
     if len({s.sid for s in segments}) != len(segments):
         raise CorruptDataError("the segment table lists a segment twice")
     partitions = [s for s in segments if s.kind == PARTITION]
     if len(partitions) > 1 and any(is_inline(p) for p in partitions):
         raise CorruptDataError("the segment table lists an inline partition beside others")
     check_cover(partitions)
-    return segments
 
 
 def is_inline(segment: Segment) -> bool:

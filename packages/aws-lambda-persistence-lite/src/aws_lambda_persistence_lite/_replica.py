@@ -29,6 +29,7 @@ from ._head import (
     ROOM,
     TABLE,
     TABLE_DIGEST,
+    TABLE_MAX,
     VER,
     Head,
     bad,
@@ -44,18 +45,22 @@ from ._meter import Usage, item_size, write_units
 from ._records import (
     CLEAR,
     INLINE_MAX,
+    MANIFEST,
     PARTITION,
     RUN,
     SHARD_BYTES,
     Entry,
     Op,
     Segment,
+    check_table,
+    decode_manifest,
     decode_partition,
     decode_record,
     decode_run,
     encode_partition,
     encode_record,
     encode_run,
+    encode_table,
     is_inline,
     record_id,
     segment_digest,
@@ -79,10 +84,10 @@ READ_ATTEMPTS = 8
 COMMIT_BUDGET = 900
 #: Times an append meets a full log (and flushes) before it gives up.
 ROOM_ATTEMPTS = 8
-#: Records a flush moves out of the log, and old ids it forgets, at most: each is one REMOVE clause of the head
-#: update, whose expression DynamoDB caps at 4 KB (and moto's parser recurses per clause, failing past ~150).
-#: A log of small records (a counter fills it with ~150) takes a few flushes to empty, each freeing room.
-FLUSH_REMOVES = 48
+#: Records a flush moves out of the log at most: each is one REMOVE clause of the head update, whose expression
+#: DynamoDB caps at 4 KB (and moto's parser recurses per clause, failing past ~150). A log of small records (a
+#: counter fills it with ~200) takes two flushes to empty, each freeing room.
+FLUSH_REMOVES = 120
 #: Runs of one level that are compacted into one run of the next level.
 RUN_FANOUT = 4
 #: A compaction never makes a run larger than this (compressed): larger pending data goes into partitions.
@@ -93,8 +98,8 @@ PARTITION_MAX = 192 * 1024
 #: enough that a cold load reads little besides the partitions, high enough that a merge's cost (about 4 x the
 #: partition's size: write it anew and delete the old, transactionally) is spread over many changes.
 MERGE_SHARE = 0.1
-#: Bytes a record adds to the head beyond its own: list element overhead and its id in ``alp_ids``.
-RECORD_OVERHEAD = 1 + 8 + 4
+#: Bytes a record adds to the head beyond its own: its list element's overhead (its id is its first 8 bytes).
+RECORD_OVERHEAD = 1
 #: Seconds after which a large write's claim is taken for a dead writer's: longer than a Lambda call can last.
 CLAIM_LIFETIME = 3600
 #: A record larger than this never goes into the log: it is written as a run of its own (a large write).
@@ -112,7 +117,7 @@ class Replica:
         self.table = table
         self.settings = settings
         self.codec = codec
-        self.view = View(codec.read_entry, codec.encode_entry)
+        self.view = View(codec)
         #: The head this replica last folded (None: nothing stored, or a 1.0.0 item: see ``legacy``).
         self.head: Head | None = None
         self.legacy: dict[Any, Any] | None = None
@@ -120,6 +125,8 @@ class Replica:
         self.pending: dict[int, bytes] = {}
         self._hashes: dict[int, list[tuple[int | None, int]]] = {}
         self._key_hashes: dict[Any, int] = {}
+        #: The last manifest read or written: its sid and the segments it lists (immutable, like every segment).
+        self._manifest: tuple[str, tuple[Segment, ...]] = ("", ())
         self.last_load = Usage()
         self.last_commit = Usage()
 
@@ -140,12 +147,14 @@ class Replica:
                 return
             head = self._parse_after(item, moved)
             fresh = Replica(self.table, self.settings, self._codec_of(head))
+            fresh._manifest = self._manifest  # (immutable once read: kept across attempts and loads)
             try:
                 fresh._catch_up(head, usage, cold=True)
             except _Moved as exc:
-                moved = exc
+                moved, self._manifest = exc, fresh._manifest
                 continue
             self.view, self.head, self.pending, self._hashes = fresh.view, fresh.head, fresh.pending, fresh._hashes
+            self._manifest = fresh._manifest
             self.codec = fresh.codec
             self.legacy = None
             return
@@ -177,7 +186,10 @@ class Replica:
         """The head ``item``, read again after ``moved`` (if not None): a head that still lists the missing segment
         has not replaced it, so the segment is damaged, not moved."""
         head = parse(item, self.settings)
-        if moved is not None and any(s.sid == moved.sid for s in head.table):
+        listed = list(head.listed)
+        if head.manifest is not None and head.manifest.sid == self._manifest[0]:
+            listed += self._manifest[1]  # (a manifest not read yet is checked when the segment is missed again)
+        if moved is not None and any(s.sid == moved.sid for s in listed):
             raise bad(self.settings, f"segment {moved.sid} lacks a shard item, though the head still lists it")
         return head
 
@@ -198,7 +210,7 @@ class Replica:
             return None
 
     def _reset(self, head: Head | None) -> None:
-        self.view = View(self.codec.read_entry, self.codec.encode_entry)
+        self.view = View(self.codec)
         self.head, self.legacy, self.pending, self._hashes = head, None, {}, {}
 
     def _catch_up(
@@ -212,7 +224,8 @@ class Replica:
         if cold:
             self._reset(None)
             self.codec = self._codec_of(head)
-            self.view = View(self.codec.read_entry, self.codec.encode_entry)
+            self.view = View(self.codec)
+        head = self._resolve(head, usage)
         have = 0 if cold or self.head is None else self.view.seq
         known = set() if cold or self.head is None else {s.sid for s in self.head.table}
         parts = [s for s in head.table if s.kind == PARTITION and s.sid not in known and s.watermark > have]
@@ -224,12 +237,12 @@ class Replica:
             raise named(self.settings, exc) from None
         except UnsupportedValueError as exc:  # (a stored key that no writer could have hashed)
             raise bad(self.settings, f"it holds a key outside the value model ({exc})") from exc
-        fresh: dict[tuple[int, int], int] = {}
-        for p, inside, entries in taken:
-            self.view.drop(inside)
-            self.view.take_partition(entries)
-            fresh[(p.depth, p.prefix)] = p.watermark
+        fresh = {(p.depth, p.prefix): p.watermark for p, _ in taken}
         depths = sorted({d for d, _ in fresh})
+        if not cold and taken:  # (one pass: keys of the partitions read anew give way to their fresh copies)
+            self.view.drop(lambda key: any((d, self._hash(key) & ((1 << d) - 1)) in fresh for d in depths))
+        for _, entries in taken:
+            self.view.take_partition(entries)
 
         def floor(key: Any) -> int:
             h = self._hash(key)
@@ -257,9 +270,9 @@ class Replica:
         *,
         have: int,
         own: tuple[bytes, list[tuple[Any, Any]]] | None,
-    ) -> tuple[list[tuple[Segment, Callable[[Any], bool], list[Any]]], dict[int, bytes], dict[int, list[Any]]]:
-        """What ``_catch_up`` folds, decoded and checked without changing anything: each partition's entries
-        (with its key test), the records newer than ``have`` by sequence number, and their decoded ops (every key
+    ) -> tuple[list[tuple[Segment, list[Any]]], dict[int, bytes], dict[int, list[Any]]]:
+        """What ``_catch_up`` folds, decoded and checked without changing anything: each partition's entries,
+        the records newer than ``have`` by sequence number, and their decoded ops (every key
         hashed, so that folding cannot fail)."""
         for p in parts:
             if is_inline(p):
@@ -267,8 +280,7 @@ class Replica:
         taken = []
         for p in parts:
             entries = decode_partition(self.codec.decompress(blobs[p.sid], p.raw_size)) if p.blob_size else []
-            inside = self._belongs(p)
-            taken.append((p, inside, self.view.read_partition(entries, inside)))
+            taken.append((p, self.view.read_partition(entries, self._belongs(p))))
         records: dict[int, bytes] = {}
         for r in runs:
             for seq, record in decode_run(self.codec.decompress(blobs[r.sid], r.raw_size), r.lo):
@@ -287,6 +299,25 @@ class Replica:
                 if kind != CLEAR:
                     self._hash(key)
         return taken, records, decoded
+
+    def _resolve(self, head: Head, usage: Usage) -> Head:
+        """``head`` with its whole table: a manifest's segments (read unless this replica has it) and the head's
+        others, checked as one table (FORMAT.md, "Manifest")."""
+        manifest = head.manifest
+        if manifest is None:
+            return head
+        if manifest.sid != self._manifest[0]:
+            blob = self.read_segments(usage, [manifest])[manifest.sid]
+            try:
+                self._manifest = (manifest.sid, tuple(decode_manifest(self.codec.decompress(blob, manifest.raw_size))))
+            except StoredDataError as exc:
+                raise named(self.settings, exc) from None
+        table = (*self._manifest[1], *head.listed[1:])
+        try:
+            check_table([manifest, *table])
+        except StoredDataError as exc:
+            raise named(self.settings, exc) from None
+        return head._replace(table=table)
 
     def _belongs(self, partition: Segment) -> Callable[[Any], bool]:
         return lambda key: _inside(self._hash(key), partition)
@@ -338,7 +369,7 @@ class Replica:
         record = encode_record(rid, ops)
         own = (rid, known) if known is not None else None
         large = len(record) + RECORD_OVERHEAD > LARGE_RECORD
-        for _ in range(ROOM_ATTEMPTS):
+        for _ in range(max(ROOM_ATTEMPTS, self.settings.max_attempts)):
             head = self.head
             if head is None:
                 done = self._first_write(usage, record, rid, own, large=large, first_only=first_only)
@@ -361,7 +392,10 @@ class Replica:
                     self._flush(usage, current)
                 continue
             return self._follow(new, usage, own=own)[1].get(rid, [])
-        raise ConflictError(f"map {self.settings.table_key!r}: the log stayed full after {ROOM_ATTEMPTS} flushes")
+        raise ConflictError(
+            f"map {self.settings.table_key!r}: other containers flushed its log (or it stayed full) on each of "
+            f"{max(ROOM_ATTEMPTS, self.settings.max_attempts)} attempts; try again"
+        )
 
     def _append_confirmed(self, usage: Usage, head: Head, record: bytes, rid: bytes, expected: int | None) -> Head:
         """Append, and when botocore gave up on the call (its response lost, or the network down), decide by one
@@ -393,7 +427,9 @@ class Replica:
         structural commit replaced it), to the head as stored now. Returns the head folded and the outcomes."""
         for _ in range(READ_ATTEMPTS):
             try:
-                return head, self._catch_up(head, usage, cold=cold, own=own)
+                outcomes = self._catch_up(head, usage, cold=cold, own=own)
+                assert self.head is not None
+                return self.head, outcomes
             except _Moved as moved:
                 item = self._get_head(usage)
                 if item is None or FMT not in item:
@@ -408,16 +444,23 @@ class Replica:
         return parse(item, self.settings)
 
     def _append(self, usage: Usage, head: Head, record: bytes, rid: bytes, expected: int | None) -> Head:
-        condition = "#room >= :n AND NOT contains(#ids, :id) AND #codec = :codec"
+        # Pinned to the segment table this replica verified (its bytes and digest): an append never lands on a
+        # head damaged since, and after another container's flush it fails, catches up and appends again.
+        condition = "#room >= :n AND NOT contains(#log, :record) AND NOT contains(#ids, :id) AND #codec = :codec"
+        condition += " AND #dig = :dig AND "
+        pinned = table_attributes(list(head.listed))
+        condition += "#seg = :seg" if pinned["table"] is not None else "attribute_not_exists(#seg)"
         values: dict[str, Any] = {
+            ":dig": pinned["digest"],
             ":codec": {"S": self.codec.name},
             ":rec": {"L": [{"B": record}]},
+            ":record": {"B": record},
             ":one": {"N": "1"},
             ":n": {"N": str(len(record) + RECORD_OVERHEAD)},
             ":id": {"B": rid},
-            ":ids": {"L": [{"B": rid}]},
-            ":none": {"L": []},
         }
+        if pinned["table"] is not None:
+            values[":seg"] = pinned["table"]
         if expected is not None:
             condition += " AND #ver = :v"
             values[":v"] = {"N": str(expected)}
@@ -429,10 +472,17 @@ class Replica:
             "update_item",
             TableName=self.settings.table_name,
             Key=self.table.key(self.settings.table_key),
-            UpdateExpression="SET #log = list_append(#log, :rec), #ver = #ver + :one, #room = #room - :n, "
-            "#ids = list_append(if_not_exists(#ids, :none), :ids)",
+            UpdateExpression="SET #log = list_append(#log, :rec), #ver = #ver + :one, #room = #room - :n",
             ConditionExpression=condition,
-            ExpressionAttributeNames={"#log": LOG, "#ver": VER, "#room": ROOM, "#ids": IDS, "#codec": CODEC},
+            ExpressionAttributeNames={
+                "#log": LOG,
+                "#ver": VER,
+                "#room": ROOM,
+                "#ids": IDS,
+                "#codec": CODEC,
+                "#dig": TABLE_DIGEST,
+                "#seg": TABLE,
+            },
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -451,9 +501,9 @@ class Replica:
             if first_only:  # (a 1.0.0 item is under 400 KB: its map always fits)
                 raise PersistenceError(f"map {self.settings.table_key!r}: too large to migrate from 1.0.0")
             view, parts, record = None, [], b""
-        log, table = ([record] if record and view is None else []), [s for s, _ in parts]
-        item = build(self.settings, self.codec.name, version=1 if record else 0, epoch=0, log=log, table=table)
-        if record:
+        log, (listed, table) = ([record] if record and view is None else []), _listing(parts)
+        item = build(self.settings, self.codec.name, version=1 if record else 0, epoch=0, log=log, table=listed)
+        if record and not log:  # (a record in the log has its id in its first bytes)
             item[IDS] = {"L": [{"B": rid}]}
         if log:
             item[ROOM] = {"N": str(int(item[ROOM]["N"]) - len(record) - RECORD_OVERHEAD)}
@@ -482,7 +532,8 @@ class Replica:
                 raise
             current, outcomes = self._follow(stored, usage, cold=True)
             return outcomes if rid in current.ids else None
-        self._reset(parse(item, self.settings))
+        self._reset(parse(item, self.settings)._replace(table=tuple(table)))
+        self._remember(listed, table)
         if not record:
             return None
         if view is not None:
@@ -494,10 +545,19 @@ class Replica:
     def _bulk(self, record: bytes, seq: int, own: Any) -> tuple[View, list[Any], list[tuple[Segment, bytes]]]:
         """An empty map's first content, straight into partitions (watermark ``seq``), so that nothing is left to
         merge: the view folded at ``seq``, the record's outcomes, and the partitions written from the view."""
-        view = View(self.codec.read_entry, self.codec.encode_entry)
+        view = View(self.codec)
         outcome = view.apply(seq, record, None, own[1] if own else None)
         root = Segment(PARTITION, os.urandom(8).hex(), b"", 0, 0, 0)
-        return view, outcome, self._write_partition(root, seq, view)
+        parts = self._write_partition(root, seq, view)
+        table = [s for s, _ in parts]
+        if _table_size(table) > TABLE_MAX:  # (FORMAT.md, "Manifest": listed by a manifest, written with them)
+            parts.append(self._segment(MANIFEST, encode_table(table), 0, 0, 0))
+        return view, outcome, parts
+
+    def _remember(self, listed: list[Segment], table: list[Segment]) -> None:
+        """Keep the manifest just written (``listed`` holds it only, listing ``table``), so as not to read it."""
+        if listed and listed[0].kind == MANIFEST:
+            self._manifest = (listed[0].sid, tuple(table))
 
     def _fits_one_transaction(self, puts: list[tuple[Segment, bytes]]) -> bool:
         items = self._items(puts)
@@ -526,31 +586,36 @@ class Replica:
 
     # -- flush and maintenance -----------------------------------------------------------------------------
 
-    def _flush(self, usage: Usage, head: Head) -> None:
+    def _flush(self, usage: Usage, head: Head, *, lay_out: bool = False) -> None:
         """Move the log into a run and do one maintenance step, in one transaction (the replica has folded
-        ``head``). Losing to another flush is fine: the caller appends again either way."""
+        ``head``). Losing to another flush is fine: the caller appends again either way. ``lay_out``: also when
+        the log is empty (a large write makes room in the head's segment list)."""
         n = min(len(head.log), FLUSH_REMOVES)
-        if not n:
+        if not n and not lay_out:
             return
         records = [(head.first_logged + i, r) for i, r in enumerate(head.log[:n])]
-        body = encode_run(records, records[0][0])
-        run = self._segment(RUN, body, 0, records[0][0], records[-1][0])
-        puts, replaced, table = self._maintain([*head.table, run[0]], [run])
-        old_ids = min(FLUSH_REMOVES, self._forgotten_ids(head, len(head.log) - n))
-        # What the flush gives back to the log: the records (their ids stay, the oldest ids go), less what the
-        # table grows by; then less what alp_inl and alp_garbage grow by.
-        freed = sum(len(r) + RECORD_OVERHEAD - 8 for _, r in records) + 8 * old_ids
-        freed -= _table_size(table) - _table_size(list(head.table))
+        runs = [self._segment(RUN, encode_run(records, records[0][0]), 0, records[0][0], records[-1][0])] if n else []
+        puts, replaced, table = self._maintain([*head.table, *(s for s, _ in runs)], runs)
+        flushed = _stored_ids(head)
+        ids = _newest_ids(*flushed, *(r[:8] for _, r in records))
+        # What the flush gives back to the log: the records, less what alp_ids and the head's segment list grow
+        # by; then less what alp_inl and alp_garbage grow by.
+        freed = sum(len(r) + RECORD_OVERHEAD for _, r in records) - (_ids_size(ids) - _ids_size(flushed))
         # (the room an empty log would have after this flush: an inline partition must leave the largest record)
-        empty = head.room + freed + sum(len(r) + RECORD_OVERHEAD - 8 for r in head.log[n:])
+        empty = head.room + freed + sum(len(r) + RECORD_OVERHEAD for r in head.log[n:])
+        empty -= _table_size(table) - _table_size(list(head.listed))
         inline, table, puts = self._inline(head, table, puts, empty)
+        listed, manifest = self._lay_out(head, table)
+        if manifest is not None:
+            puts.append(manifest)
+        if head.manifest is not None and head.manifest not in listed:
+            replaced.append(head.manifest)
+        freed -= _table_size(listed) - _table_size(list(head.listed))
         deletes, retired, collected = self._budget(puts, replaced, head)
         if inline is not None:
             freed -= _inline_size(inline) - _inline_size(head.inline)
         freed -= sum(len(e) + 1 for e in retired) - sum(len(e) + 1 for e in collected)
-        head_update = self._flush_update(
-            head, n, table, old_ids, freed=freed, garbage=(retired, collected), inline=inline
-        )
+        head_update = self._flush_update(head, n, listed, ids, freed=freed, garbage=(retired, collected), inline=inline)
         actions = self._puts(puts) + [self._delete(key) for key, _ in deletes] + [head_update]
         self._bill(usage, puts, deletes, head, grown=-freed)
         token = os.urandom(8).hex()
@@ -564,18 +629,37 @@ class Replica:
             # Outcome unknown: a head read at a newer epoch means this flush or another one was stored, so go on
             # as after a lost race (the caller appends again and catches up); otherwise the call fails, with
             # nothing undone.
-            stored = self._confirm(usage)
-            if stored is None or stored.epoch == head.epoch:
+            current = self._confirm(usage)
+            if current is None or current.epoch == head.epoch:
                 raise
             return
         self.head = head._replace(
             log=head.log[n:],
             epoch=head.epoch + 1,
             table=tuple(table),
-            ids=head.ids[old_ids:],
+            listed=tuple(listed),
+            ids=(*ids, *(r[:8] for r in head.log[n:])),
             inline=head.inline if inline is None else inline,
         )
+        if manifest is not None:
+            self._manifest = (manifest[0].sid, tuple(table))
         self._prune()
+
+    def _lay_out(self, head: Head, table: list[Segment]) -> tuple[list[Segment], tuple[Segment, bytes] | None]:
+        """What the head lists for the whole ``table`` (FORMAT.md, "Manifest"), and the new manifest to put (None:
+        none): the table itself when it fits TABLE_MAX; else the head's manifest and the rest, when the manifest's
+        segments are all kept and that fits; else a new manifest of the whole table."""
+        if _table_size(table) <= TABLE_MAX:
+            return table, None
+        manifest = head.manifest
+        if manifest is not None and manifest.sid == self._manifest[0]:
+            inside = {s.sid for s in self._manifest[1]}
+            if inside <= {s.sid for s in table}:
+                listed = [manifest, *(s for s in table if s.sid not in inside)]
+                if _table_size(listed) <= TABLE_MAX:
+                    return listed, None
+        new = self._segment(MANIFEST, encode_table(table), 0, 0, 0)
+        return [new[0]], new
 
     @staticmethod
     def _inline(
@@ -602,23 +686,27 @@ class Replica:
         head: Head,
         n: int,
         table: list[Segment],
-        old_ids: int,
+        ids: tuple[bytes, ...],
         *,
         freed: int,
         garbage: tuple[list[str], ...],
         inline: bytes | None,
     ) -> dict[str, Any]:
         """The flush's head update: the log's first ``n`` records out, ``freed`` bytes of room back, the new table,
-        the forgotten ids out, ``alp_inl`` set (removed: b"", kept: None), and the garbage entries (retired,
+        ``alp_ids`` set to ``ids``, ``alp_inl`` set (removed: b"", kept: None), and the garbage entries (retired,
         collected) in and out; conditional on the epoch."""
         retired, collected = garbage
         table_attr = table_attributes(table)
-        # (by index: records and ids appended meanwhile come after, and the epoch excludes every other REMOVE)
-        update = "REMOVE " + ", ".join([f"#log[{i}]" for i in range(n)] + [f"#ids[{i}]" for i in range(old_ids)])
-        update += ", #seg" if table_attr["table"] is None else ""
-        update += ", #inl" if inline == b"" else ""
-        update += " SET #room = #room + :freed, #ep = #ep + :one, #dig = :dig"
-        names = {"#log": LOG, "#room": ROOM, "#ep": EPOCH, "#dig": TABLE_DIGEST, "#seg": TABLE}
+        # (by index: records appended meanwhile come after, and the epoch excludes every other REMOVE; alp_ids is
+        # set whole: only epoch-conditional commits change it)
+        removes = [f"#log[{i}]" for i in range(n)] + (["#ids"] if not ids and _stored_ids(head) else [])
+        removes += ["#seg"] if table_attr["table"] is None else []
+        removes += ["#inl"] if inline == b"" else []
+        update = f"REMOVE {', '.join(removes)} " if removes else ""
+        update += "SET #room = #room + :freed, #ep = #ep + :one, #dig = :dig"
+        names = {"#room": ROOM, "#ep": EPOCH, "#dig": TABLE_DIGEST, "#seg": TABLE}
+        if n:
+            names["#log"] = LOG
         values: dict[str, Any] = {
             ":freed": {"N": str(freed)},
             ":one": {"N": "1"},
@@ -634,8 +722,11 @@ class Replica:
             update += ", #inl = :inl"
             values[":inl"] = {"B": inline}
         dropped = []
-        if old_ids:
+        if ids or _stored_ids(head):
             names["#ids"] = IDS
+        if ids:
+            update += ", #ids = :ids"
+            values[":ids"] = {"L": [{"B": i} for i in ids]}
         if collected:
             dropped.append("#g :collected")
             names["#g"] = GARBAGE
@@ -719,14 +810,6 @@ class Replica:
         """A shard item's size, by DynamoDB's rules, from the blob bytes it holds."""
         return blob_bytes + len(self.settings.key_field_name) + len(self.settings.value_field_name) + 64
 
-    @staticmethod
-    def _forgotten_ids(head: Head, logged: int = 0) -> int:
-        """How many of the oldest ids a commit may drop from ``alp_ids`` (which lists them in sequence order) when
-        ``logged`` records stay in the log: all but theirs and the FLUSHED_IDS newest flushed, whichever flushes
-        wrote those (botocore's retry of an append whose response was lost must still find its id after flushes
-        in between)."""
-        return max(0, len(head.ids) - logged - FLUSHED_IDS)
-
     def _segment(self, kind: int, body: bytes, a: int, b: int, c: int) -> tuple[Segment, bytes]:
         blob = self.codec.compress(body) if body else b""
         shards = -(-len(blob) // SHARD_BYTES)
@@ -782,7 +865,7 @@ class Replica:
         dead = [r for r in runs if self._absorbed(r, partitions)]
         unwritten = [r for r in dead if r.sid in new]  # absorbed before it was stored: never written
         puts = [(s, blob) for s, blob in puts if s not in unwritten]
-        budget = TRANSACT_MAX_ACTIONS - 1 - sum(s.shards for s, _ in puts) - sum(s.shards for s in deletes)
+        budget = TRANSACT_MAX_ACTIONS - 3 - sum(s.shards for s, _ in puts) - sum(s.shards for s in deletes)
         dead = [r for r in dead if r.sid not in new][: max(0, budget)]
         deletes += [r for r in dead if r.shards]
         runs = [r for r in runs if r not in dead and r not in unwritten]
@@ -928,6 +1011,9 @@ class Replica:
                 assert head is not None
                 if bulk and head.version + 1 != seq:  # no longer empty: the partitions are void, write a run
                     break
+                runs = [segments[0][0]._replace(b=seq, c=seq)] * (2 if head.log else 1)  # (its own and the log's)
+                if not bulk and _table_size([*head.listed, *runs]) > TABLE_MAX:
+                    self._flush(usage, head, lay_out=True)  # (FORMAT.md, "Manifest": make room in the list first)
                 try:
                     return self._place(usage, _Large(rid, record, own, segments, claims, bulk), attempt)
                 except Conflict as conflict:
@@ -963,13 +1049,14 @@ class Replica:
         head = self.head
         assert head is not None
         seq = head.version + 1
-        added = [s for s, _ in segments] if bulk else [segments[0][0]._replace(b=seq, c=seq)]
+        listed_added, added = _listing(segments) if bulk else ([segments[0][0]._replace(b=seq, c=seq)],) * 2
         logged = [(head.first_logged + i, r) for i, r in enumerate(head.log)]
         log_run = []
         if logged:
             log_run.append(self._segment(RUN, encode_run(logged, logged[0][0]), 0, logged[0][0], head.version))
         table = [*head.table, *(r[0] for r in log_run), *added]
-        update = self._place_run(head, table, rid, claims)
+        listed = [*head.listed, *(r[0] for r in log_run), *listed_added]
+        update = self._place_run(head, listed, rid, claims)
         puts = ([] if claims else segments) + log_run
         self._bill(usage, puts, [], head)
         actions = [*self._puts(puts), update]
@@ -989,8 +1076,11 @@ class Replica:
             epoch=head.epoch + 1,
             log=(),
             table=tuple(table),
-            ids=(*head.ids[self._forgotten_ids(head) :], rid),
+            listed=tuple(listed),
+            ids=_newest_ids(*head.ids, rid),
         )
+        if bulk:
+            self._remember(listed_added, added)
         # A retry that DynamoDB answered from its token cache reports success without the changes other
         # containers made since: one read of the head brings them.
         item = self._get_head(usage) if retried else None
@@ -1000,13 +1090,13 @@ class Replica:
                 self._follow(current, usage)
         return outcome
 
-    def _place_run(self, head: Head, table: list[Segment], rid: bytes, claims: list[str]) -> dict[str, Any]:
+    def _place_run(self, head: Head, listed: list[Segment], rid: bytes, claims: list[str]) -> dict[str, Any]:
         """The head update that adds a large write's run at sequence ``head.version + 1`` (and empties the log,
-        whose records the same commit moves into a run)."""
-        attr = table_attributes(table)
-        kept = head.ids[self._forgotten_ids(head) :]
-        freed = sum(len(r) + RECORD_OVERHEAD - 8 for r in head.log) - RECORD_OVERHEAD
-        freed += 8 * (len(head.ids) - len(kept)) - (_table_size(table) - _table_size(list(head.table)))
+        whose records the same commit moves into a run); ``listed``: the head's new segment list."""
+        attr = table_attributes(listed)
+        ids = _newest_ids(*head.ids, rid)
+        freed = sum(len(r) + RECORD_OVERHEAD for r in head.log) - (_ids_size(ids) - _ids_size(_stored_ids(head)))
+        freed -= _table_size(listed) - _table_size(list(head.listed))
         # (alp_ids is set whole: the version condition means no append came in between)
         update = "SET #ver = :seq, #ep = #ep + :one, #dig = :dig, #seg = :seg, #log = :empty, #room = #room + :freed"
         update += ", #ids = :ids"
@@ -1021,7 +1111,7 @@ class Replica:
             ":one": {"N": "1"},
             ":dig": attr["digest"],
             ":seg": attr["table"],
-            ":ids": {"L": [{"B": i} for i in (*kept, rid)]},
+            ":ids": {"L": [{"B": i} for i in ids]},
         }
         if claims:
             update += " DELETE #g :claims"
@@ -1077,6 +1167,30 @@ def _garbage(entry: str) -> tuple[str, list[int], float] | None:
         index = int(parts[3])
         return (parts[0], [index], time.time()) if index < shards and stamp == 0 else None
     return parts[0], list(range(shards)), time.time() - stamp
+
+
+def _stored_ids(head: Head) -> tuple[bytes, ...]:
+    """The ids ``alp_ids`` holds (those of flushed records): ``head.ids`` less the log's."""
+    return head.ids[: len(head.ids) - len(head.log)]
+
+
+def _newest_ids(*ids: bytes) -> tuple[bytes, ...]:
+    """What ``alp_ids`` keeps of ``ids`` (in sequence order): botocore's retry of an append whose response was lost
+    must still find its id after the flushes in between."""
+    return ids[-FLUSHED_IDS:]
+
+
+def _ids_size(ids: tuple[bytes, ...]) -> int:
+    """What ``alp_ids`` holding ``ids`` adds to the head (DynamoDB's count; absent when empty)."""
+    return len(IDS) + 3 + sum(1 + len(i) for i in ids) if ids else 0
+
+
+def _listing(parts: list[tuple[Segment, bytes]]) -> tuple[list[Segment], list[Segment]]:
+    """What a head lists for new segments ``parts`` (a manifest, last, lists the others) and the table they make."""
+    segments = [s for s, _ in parts]
+    if segments and segments[-1].kind == MANIFEST:
+        return segments[-1:], segments[:-1]
+    return segments, segments
 
 
 def _inline_size(blob: bytes) -> int:
@@ -1178,7 +1292,8 @@ def replace_map(client: Any, settings: Settings, codec: Codec, old: Head | None,
     item = build(
         settings, codec.name, version=seq, epoch=epoch, log=[] if run else [record], table=[run[0]] if run else []
     )
-    item[IDS] = {"L": [{"B": rid}]}
+    if run is not None:  # (a record in the log has its id in its first bytes)
+        item[IDS] = {"L": [{"B": rid}]}
     if run is None:
         item[ROOM] = {"N": str(int(item[ROOM]["N"]) - len(record) - RECORD_OVERHEAD)}
     if old is not None and old.garbage:  # claims of large writes in steps: kept for a flush to collect when stale
@@ -1213,15 +1328,24 @@ def replace_map(client: Any, settings: Settings, codec: Codec, old: Head | None,
     except Conflict:
         return None
     if old is not None:
-        stale = [segment_key(settings.table_key, s.sid, i) for s in old.table for i in range(s.shards)]
-        try:
-            table.batch_write(usage, deletes=stale)
-        except Exception as exc:
-            logger().warning(
-                "map %r was replaced, but %d items of its old segments were not deleted (%s); nothing refers to "
-                "them any more",
-                settings.table_key,
-                len(stale),
-                exc,
-            )
+        _delete_segments(table, usage, settings, old)
     return parse(item, settings)
+
+
+def _delete_segments(table: Table, usage: Usage, settings: Settings, old: Head) -> None:
+    """Delete every segment of a replaced map (``old`` was folded: its manifest's segments are known), best effort:
+    nothing refers to them any more."""
+    from ._log import logger
+
+    segments = {s.sid: s for s in (*old.listed, *old.table)}.values()  # (a folded head: its manifest's too)
+    stale = [segment_key(settings.table_key, s.sid, i) for s in segments for i in range(s.shards)]
+    try:
+        table.batch_write(usage, deletes=stale)
+    except Exception as exc:
+        logger().warning(
+            "map %r was replaced, but %d items of its old segments were not deleted (%s); nothing refers to "
+            "them any more",
+            settings.table_key,
+            len(stale),
+            exc,
+        )

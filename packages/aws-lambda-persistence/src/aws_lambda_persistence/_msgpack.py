@@ -315,6 +315,34 @@ class MsgpackZstdCodec(Codec):
         key, value, sets = self._read(entry)
         return key, value, self._again(key, value) if sets else entry
 
+    def read_entries(self, entries: list[bytes]) -> list[tuple[Any, Any, bytes]]:
+        """Every entry through one Unpacker (a partition's 10,000 entries: one object, not 10,000), each with its
+        own bounds: its payload budget, and its key and value ending exactly where its length says."""
+        joined = b"".join(entries)
+        decoder = _Decoder(0)
+        unpacker = msgpack.Unpacker(ext_hook=decoder.ext_hook, max_buffer_size=max(len(joined), 1), **_OPTIONS)
+        unpacker.feed(joined)
+        stamps = _may_hold_timestamp(joined)
+        out = []
+        end = 0
+        for entry in entries:
+            start, end = end, end + len(entry)
+            decoder.budget, decoder.sets = _payload_budget(len(entry)), False
+            try:
+                key, value = unpacker.unpack(), unpacker.unpack()
+            except CorruptDataError:
+                raise
+            except Exception as exc:
+                raise CorruptDataError(f"stored msgpack does not decode: {type(exc).__name__}: {exc}") from exc
+            if unpacker.tell() != end:
+                raise CorruptDataError(
+                    f"a stored entry's key and value take {unpacker.tell() - start} of its {len(entry)} bytes"
+                )
+            if stamps and _may_hold_timestamp(joined, start, end):
+                check_decoded(key, value)
+            out.append((key, value, self._again(key, value) if decoder.sets else entry))
+        return out
+
     def _read(self, entry: bytes) -> tuple[Any, Any, bool]:
         """(key, value, whether it holds a set) of one stored entry."""
         decoder = _Decoder(len(entry))
