@@ -533,7 +533,6 @@ class Replica:
             current, outcomes = self._follow(stored, usage, cold=True)
             return outcomes if rid in current.ids else None
         self._reset(parse(item, self.settings)._replace(table=tuple(table)))
-        self._remember(listed, table)
         if not record:
             return None
         if view is not None:
@@ -551,13 +550,15 @@ class Replica:
         parts = self._write_partition(root, seq, view)
         table = [s for s, _ in parts]
         if _table_size(table) > TABLE_MAX:  # (FORMAT.md, "Manifest": listed by a manifest, written with them)
-            parts.append(self._segment(MANIFEST, encode_table(table), 0, 0, 0))
+            parts.append(self._new_manifest(table))
         return view, outcome, parts
 
-    def _remember(self, listed: list[Segment], table: list[Segment]) -> None:
-        """Keep the manifest just written (``listed`` holds it only, listing ``table``), so as not to read it."""
-        if listed and listed[0].kind == MANIFEST:
-            self._manifest = (listed[0].sid, tuple(table))
+    def _new_manifest(self, table: list[Segment]) -> tuple[Segment, bytes]:
+        """A manifest of ``table``, kept as this replica's (its sid is new: should the commit fail, nothing ever
+        names it), so that the commit that lists it does not read it back."""
+        manifest = self._segment(MANIFEST, encode_table(table), 0, 0, 0)
+        self._manifest = (manifest[0].sid, tuple(table))
+        return manifest
 
     def _fits_one_transaction(self, puts: list[tuple[Segment, bytes]]) -> bool:
         items = self._items(puts)
@@ -641,8 +642,6 @@ class Replica:
             ids=(*ids, *(r[:8] for r in head.log[n:])),
             inline=head.inline if inline is None else inline,
         )
-        if manifest is not None:
-            self._manifest = (manifest[0].sid, tuple(table))
         self._prune()
 
     def _lay_out(self, head: Head, table: list[Segment]) -> tuple[list[Segment], tuple[Segment, bytes] | None]:
@@ -658,7 +657,7 @@ class Replica:
                 listed = [manifest, *(s for s in table if s.sid not in inside)]
                 if _table_size(listed) <= TABLE_MAX:
                     return listed, None
-        new = self._segment(MANIFEST, encode_table(table), 0, 0, 0)
+        new = self._new_manifest(table)
         return [new[0]], new
 
     @staticmethod
@@ -1079,8 +1078,6 @@ class Replica:
             listed=tuple(listed),
             ids=_newest_ids(*head.ids, rid),
         )
-        if bulk:
-            self._remember(listed_added, added)
         # A retry that DynamoDB answered from its token cache reports success without the changes other
         # containers made since: one read of the head brings them.
         item = self._get_head(usage) if retried else None
