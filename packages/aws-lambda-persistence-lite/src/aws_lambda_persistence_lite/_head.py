@@ -41,7 +41,7 @@ FMT, CODEC, VER, EPOCH, LOG, ROOM, IDS, TABLE, TABLE_DIGEST, INLINE, GARBAGE = (
 HEAD_BUDGET = 4_000
 #: The head's own segment list (``alp_seg``) stays within this; a larger table goes into a manifest segment, so
 #: that the log keeps its room whatever the map's size (FORMAT.md, "Manifest").
-TABLE_MAX = 1_200
+TABLE_MAX = 1_600
 #: Ids of flushed records a head remembers, so that botocore's retry of an applied append is recognised.
 FLUSHED_IDS = 16
 

@@ -78,14 +78,20 @@ class PersistentMap(_Base):
         /,
         *,
         client: Any = None,
+        lazy: bool = False,
         **settings: Any,
     ) -> M:
-        """Open a map with any setting (see ``Settings``) and an optional boto3 DynamoDB client."""
+        """Open a map with any setting (see ``Settings``) and an optional boto3 DynamoDB client.
+
+        ``lazy=True``: make no DynamoDB call until the map is used. The first read loads it; a first blind change
+        (``m[k] = v``, ``update()``, ``clear()``, ``increment()``) is appended unread and brings the map back with
+        it: one call in all. Errors (a missing permission, a damaged map) then surface at that first use.
+        """
         self = cls.__new__(cls)
-        self._setup(Settings.resolve(settings), client, dict(initial) if initial is not None else None)
+        self._setup(Settings.resolve(settings), client, dict(initial) if initial is not None else None, lazy=lazy)
         return self
 
-    def _setup(self, settings: Settings, client: Any, initial: dict[Any, Any] | None) -> None:
+    def _setup(self, settings: Settings, client: Any, initial: dict[Any, Any] | None, *, lazy: bool = False) -> None:
         self.settings = settings
         self._codec = type(self).codec_factory()
         table = Table(client if client is not None else default_client(), settings)
@@ -94,7 +100,8 @@ class PersistentMap(_Base):
         self._batch: _Batch | None = None
         self._synced_at = 0.0
         self._loaded = False
-        self.refresh()
+        if not lazy:
+            self.refresh()
         if initial:
             self.update(initial)
 
@@ -107,7 +114,7 @@ class PersistentMap(_Base):
         if batch is not None:
             return batch.data
         max_age = self.settings.max_age
-        if max_age is not None and time.monotonic() - self._synced_at > max_age:
+        if not self._loaded or (max_age is not None and time.monotonic() - self._synced_at > max_age):
             self.refresh()
         return self._replica.view.values
 
@@ -237,12 +244,10 @@ class PersistentMap(_Base):
         return self._replica.codec.encode_entry(key, value)
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        # Written even when identical to this container's copy: the copy may be stale (another container may have
+        # changed the key since), and a set must leave the value it sets.
         with self._lock:
-            entry = self._entry(key, value)
-            if self._batch is None and self._replica.view.raw.get(key) == entry:
-                self._replica.view.values[key] = value  # identical to what is stored (same type too): no write
-                return
-            self._blind([Op(SET, entry)], lambda d: d.__setitem__(key, value), [(key, value)])
+            self._blind([Op(SET, self._entry(key, value))], lambda d: d.__setitem__(key, value), [(key, value)])
 
     def __delitem__(self, key: Any) -> None:
         with self._lock:
@@ -251,20 +256,17 @@ class PersistentMap(_Base):
             self._blind([Op(DEL, self._entry(key, None))], lambda d: d.pop(key, None))
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
-        """Set many keys with one write (keys whose stored value is identical are left out)."""
+        """Set many keys with one write (none for no keys); every key is written, as by ``m[k] = v``."""
         with self._lock:
             items = dict(other, **kwargs)
-            raw = self._replica.view.raw if self._batch is None else {}
-            changed = {k: (v, self._entry(k, v)) for k, v in items.items()}
-            changed = {k: ve for k, ve in changed.items() if raw.get(k) != ve[1]}
-            if changed:
-                ops = [Op(SET, entry) for _, entry in changed.values()]
-                self._blind(ops, lambda d: d.update(items), [(k, v) for k, (v, _) in changed.items()])
+            if items:
+                ops = [Op(SET, self._entry(k, v)) for k, v in items.items()]
+                self._blind(ops, lambda d: d.update(items), list(items.items()))
 
     def clear(self) -> None:
         """Remove every key with one write (also keys that other containers added meanwhile)."""
         with self._lock:
-            if self._batch is None and self._replica.head is None and not self._replica.view.values:
+            if self._loaded and self._batch is None and self._replica.head is None and not self._replica.view.values:
                 return  # nothing stored, nothing to clear
             self._blind([Op(CLEAR)], dict.clear)
 
@@ -294,7 +296,8 @@ class PersistentMap(_Base):
                 f"{type(delta).__name__}; convert it first (for example int(delta) or float(delta))"
             )
         with self._lock:
-            current = self._view().get(key, 0)
+            # (unread, lazily opened: the fold below refuses an addition to a value that is not a number)
+            current = self._view().get(key, 0) if self._loaded or self._batch is not None else 0
             if not is_number(current):
                 raise TypeError(f"cannot increment {key!r}: it holds a {type(current).__name__}, not a number")
             ops = [Op(ADD, self._entry(key, delta))]
@@ -405,6 +408,8 @@ class PersistentMap(_Base):
             if self._batch is not None:  # nested: the outermost batch commits
                 yield self
                 return
+            if not self._loaded:
+                self.refresh()
             batch = self._batch = _Batch(dict(self._replica.view.values))
             try:
                 yield self
@@ -454,19 +459,35 @@ class PersistentMap(_Base):
     ) -> list[Any]:
         if known is not None and len(known) != len(ops):
             known = None
+        if not self._loaded:  # (lazy=True, nothing read yet: a blind change is appended unread, FORMAT.md)
+            done = self._replica.append_unread(ops, known, usage or Usage()) if expected is None else None
+            if done is not None:
+                self._loaded = True
+                return done
+            ops = self._load_for(ops)
         if self._replica.legacy is not None:
             # The first write over a 1.0.0 item stores every key with this change (FORMAT.md, "First write"); if
             # another container upgraded the item first, this change is made on what that one stored.
             items = list(self._replica.view.values.items())
             first = [Op(SET, self._entry(k, v)) for k, v in items] + ops
             try:
-                return self._replica.commit(
+                outcomes = self._replica.commit(
                     first, known=None if known is None else [*items, *known], usage=usage, first_only=True
                 )
+                return outcomes[len(items) :]  # (the caller's ops' outcomes)
             except Conflict:
                 if expected is not None:
                     raise  # computed on the 1.0.0 map: compute it again on the stored one
         return self._replica.commit(ops, expected=expected, known=known, usage=usage)
+
+    def _load_for(self, ops: list[Op]) -> list[Op]:
+        """Load a map not read yet; ``ops``, encoded before that, in the codec the stored map turned out to use."""
+        codec = self._replica.codec
+        self.refresh()
+        if self._replica.codec is codec:
+            return ops
+        mine = self._replica.codec  # (the stored map's codec: the ops again in it)
+        return [op if op.kind == CLEAR else Op(op.kind, mine.encode_entry(*codec.decode_entry(op.entry))) for op in ops]
 
     def _reading(self, plan: Plan) -> Any:
         """Commit a change computed from the stored state: conditional on the version it was computed on, and
@@ -478,6 +499,8 @@ class PersistentMap(_Base):
                 batch.steps.append(plan)
                 batch.reads = True
                 return result
+            if not self._loaded:
+                self.refresh()
             usage = Usage()  # one write's cost, over all its attempts
             for attempt in range(self.settings.max_attempts):
                 version = self._replica.view.seq

@@ -127,6 +127,8 @@ class Replica:
         self._key_hashes: dict[Any, int] = {}
         #: The last manifest read or written: its sid and the segments it lists (immutable, like every segment).
         self._manifest: tuple[str, tuple[Segment, ...]] = ("", ())
+        #: The segment list the last append was pinned to, and its expression values (see ``_pin``).
+        self._pinned: tuple[tuple[Segment, ...] | None, dict[str, Any]] = (None, {})
         self.last_load = Usage()
         self.last_commit = Usage()
 
@@ -397,14 +399,39 @@ class Replica:
             f"{max(ROOM_ATTEMPTS, self.settings.max_attempts)} attempts; try again"
         )
 
-    def _append_confirmed(self, usage: Usage, head: Head, record: bytes, rid: bytes, expected: int | None) -> Head:
+    def append_unread(self, ops: list[Op], known: list[tuple[Any, Any]] | None, usage: Usage) -> list[Any] | None:
+        """Commit blind ``ops`` on a map this replica has not read (a lazy open): one append without the table
+        pin, then the head it returns folded as a cold load folds one (FORMAT.md, "Commits", 2). None when nothing
+        was appended (no head, a 1.0.0 item, another codec, a full log, a large record): load, then commit."""
+        self.last_commit = usage
+        rid = os.urandom(8)
+        record = encode_record(rid, ops)
+        if len(record) + RECORD_OVERHEAD > LARGE_RECORD:
+            return None
+        try:
+            new = self._append_confirmed(usage, None, record, rid, None)
+        except TableMissing:
+            return None
+        except Conflict as conflict:  # (botocore's retry of this applied append fails: its head holds the id)
+            item = conflict.item
+            if item is None or FMT not in item:
+                return None
+            new = parse(item, self.settings)
+            if rid not in new.ids:
+                return None
+        own = (rid, known) if known is not None else None
+        return self._follow(new, usage, cold=True, own=own)[1].get(rid, [])
+
+    def _append_confirmed(
+        self, usage: Usage, head: Head | None, record: bytes, rid: bytes, expected: int | None
+    ) -> Head:
         """Append, and when botocore gave up on the call (its response lost, or the network down), decide by one
         strongly consistent read whether it was applied: the id in the stored head means it was. When that read
         fails too, the outcome is unknown and the call's error is raised, with nothing undone."""
         try:
             return self._append(usage, head, record, rid, expected)
         except Exception as exc:
-            if isinstance(exc, (Conflict, PersistenceError)) or not outcome_unknown(exc):
+            if isinstance(exc, (Conflict, PersistenceError, TableMissing)) or not outcome_unknown(exc):
                 raise
             stored = self._confirm(usage)
             if stored is not None and rid in stored.ids:
@@ -443,15 +470,10 @@ class Replica:
             raise Conflict()
         return parse(item, self.settings)
 
-    def _append(self, usage: Usage, head: Head, record: bytes, rid: bytes, expected: int | None) -> Head:
-        # Pinned to the segment table this replica verified (its bytes and digest): an append never lands on a
-        # head damaged since, and after another container's flush it fails, catches up and appends again.
+    def _append(self, usage: Usage, head: Head | None, record: bytes, rid: bytes, expected: int | None) -> Head:
         condition = "#room >= :n AND NOT contains(#log, :record) AND NOT contains(#ids, :id) AND #codec = :codec"
-        condition += " AND #dig = :dig AND "
-        pinned = table_attributes(list(head.listed))
-        condition += "#seg = :seg" if pinned["table"] is not None else "attribute_not_exists(#seg)"
+        names = {"#log": LOG, "#ver": VER, "#room": ROOM, "#ids": IDS, "#codec": CODEC}
         values: dict[str, Any] = {
-            ":dig": pinned["digest"],
             ":codec": {"S": self.codec.name},
             ":rec": {"L": [{"B": record}]},
             ":record": {"B": record},
@@ -459,14 +481,20 @@ class Replica:
             ":n": {"N": str(len(record) + RECORD_OVERHEAD)},
             ":id": {"B": rid},
         }
-        if pinned["table"] is not None:
-            values[":seg"] = pinned["table"]
+        if head is not None:
+            # Pinned to the segment table this replica verified (its bytes and digest): an append never lands on a
+            # head damaged since, and after another container's flush it fails, catches up and appends again.
+            pinned = self._pin(head)
+            condition += " AND #dig = :dig AND " + ("#seg = :seg" if ":seg" in pinned else "attribute_not_exists(#seg)")
+            names.update({"#dig": TABLE_DIGEST, "#seg": TABLE})
+            values.update(pinned)
         if expected is not None:
             condition += " AND #ver = :v"
             values[":v"] = {"N": str(expected)}
         usage.items += 1
         usage.bytes += len(record)
-        usage.capacity_units += write_units(min(HEAD_BUDGET, head.stored_size + len(record) + RECORD_OVERHEAD), False)
+        grown = (head.stored_size if head is not None else 0) + len(record) + RECORD_OVERHEAD
+        usage.capacity_units += write_units(min(HEAD_BUDGET, grown), False)
         response = self.table.call(
             usage,
             "update_item",
@@ -474,20 +502,25 @@ class Replica:
             Key=self.table.key(self.settings.table_key),
             UpdateExpression="SET #log = list_append(#log, :rec), #ver = #ver + :one, #room = #room - :n",
             ConditionExpression=condition,
-            ExpressionAttributeNames={
-                "#log": LOG,
-                "#ver": VER,
-                "#room": ROOM,
-                "#ids": IDS,
-                "#codec": CODEC,
-                "#dig": TABLE_DIGEST,
-                "#seg": TABLE,
-            },
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-        return parse(response["Attributes"], self.settings)
+        new = parse(response["Attributes"], self.settings)
+        if head is None:  # (billed at the larger of the item before and after: the item after)
+            usage.capacity_units += write_units(new.stored_size, False) - write_units(grown, False)
+        return new
+
+    def _pin(self, head: Head) -> dict[str, Any]:
+        """The expression values that pin an append to ``head``'s segment list (encoded once per list)."""
+        if self._pinned[0] != head.listed:
+            stored = table_attributes(list(head.listed))
+            pin = {":dig": stored["digest"]}
+            if stored["table"] is not None:
+                pin[":seg"] = stored["table"]
+            self._pinned = (head.listed, pin)
+        return self._pinned[1]
 
     def _first_write(
         self, usage: Usage, record: bytes, rid: bytes, own: Any, *, large: bool, first_only: bool
