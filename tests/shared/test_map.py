@@ -292,6 +292,27 @@ class TestCallerMistakes:
         assert calls.names == ["UpdateItem"]
         assert pkg.PersistentMap()["n"] == data["n"] == 3
 
+    @pytest.mark.parametrize(
+        "key",
+        [float("nan"), complex(0, float("nan")), __import__("decimal").Decimal("NaN"), ("a", (1, float("nan")))],
+        ids=["float", "complex", "Decimal", "in a tuple"],
+    )
+    def test_a_nan_key_is_refused(self, aws: Any, pkg: Any, table_key: str, calls: Calls, key: Any) -> None:
+        """A NaN equals nothing, itself included: stored, the key could never be found, overwritten or deleted
+        (each load makes a new NaN; a delete after another container's commit deleted nothing). Refused before
+        anything is written, by every kind of change; a NaN as a value is fine."""
+        data = pkg.PersistentMap(n=float("nan"))
+        calls.clear()
+        for change in (
+            lambda: data.__setitem__(key, 1),
+            lambda: data.update({key: 1}),
+            lambda: data.increment(key),
+            lambda: data.mutate(lambda d: d.__setitem__(key, 1)),
+        ):
+            with pytest.raises(pkg.UnsupportedValueError, match="a NaN equals nothing"):
+                change()
+        assert calls.names == [] and list(data) == ["n"] and list(pkg.PersistentMap()) == ["n"]
+
     def test_mutate_a_value_nested_as_deep_as_the_map_stores(self, aws: Any, pkg: Any, table_key: str) -> None:
         """copy.deepcopy gives up at about 490 levels; mutate() works on values as deep as the map stores (the full
         package: 1,000 levels). The lite package's pickler follows as many levels as the stack has room for (about

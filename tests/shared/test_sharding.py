@@ -227,6 +227,22 @@ def live_keys(pkg: Any, table_key: str) -> set[str]:
     return {segment_key(table_key, s.sid, i) for s in segments for i in range(s.shards) if s.sid not in garbage}
 
 
+class TestColdLoadCalls:
+    def test_many_shards_are_read_in_one_batch_call(
+        self, aws: Any, pkg: Any, table_key: str, monkeypatch: pytest.MonkeyPatch, calls: Calls
+    ) -> None:
+        """A map of more than 40 small segments (a 16 MB map's, once its runs are counted): the cold load asks
+        for every shard in one BatchGetItem, packed by the sizes the table gives (not 40 keys at a time, which
+        assumed every shard full): two round trips."""
+        small_partitions(monkeypatch, table_max=100_000)
+        value = json_like(600 * KB)
+        pkg.PersistentMap(value)
+        assert 40 < len(listed(aws, table_key)) <= 100
+        calls.clear()
+        assert pkg.PersistentMap().to_dict() == value
+        assert calls.names == ["GetItem", "BatchGetItem"]
+
+
 class TestManifest:
     """FORMAT.md, "Manifest": a table too large for the head lives in a segment of its own."""
 

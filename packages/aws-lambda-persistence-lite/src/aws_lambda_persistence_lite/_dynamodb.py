@@ -10,7 +10,7 @@ from __future__ import annotations
 from ._config import Settings
 from ._errors import MissingAWSIAMPermissions, PersistenceError
 from ._iam import permission_message
-from ._limits import BATCH_WRITE_MAX_ITEMS, ITEM_BUDGET
+from ._limits import BATCH_GET_MAX_BYTES, BATCH_GET_MAX_KEYS, BATCH_WRITE_MAX_ITEMS, ITEM_BUDGET
 from ._log import backoff
 from ._meter import Usage, item_size, write_units
 from ._table import create_table
@@ -130,11 +130,21 @@ class Table:
             usage.read(item_size(item))
         return item
 
-    def batch_get(self, usage: Usage, keys: list[str], per_call: int) -> dict[str, Item]:
-        """Items by hash key (strongly consistent), ``per_call`` keys per BatchGetItem; missing keys are absent."""
+    def batch_get(self, usage: Usage, keys: list[tuple[str, int]]) -> dict[str, Item]:
+        """Items by hash key (strongly consistent); missing keys are absent. ``keys``: each with the item's expected
+        size, so that each BatchGetItem asks for as many as one response holds (100 keys, 16 MB): a map of a few MB
+        is read in one call. (A response cut short anyway hands the rest back as UnprocessedKeys, asked again.)"""
         field, found = self.settings.key_field_name, {}
-        for start in range(0, len(keys), per_call):
-            wanted = [self.key(k) for k in keys[start : start + per_call]]
+        chunks: list[list[str]] = []
+        room = 0
+        for key, size in keys:
+            if not chunks or len(chunks[-1]) == BATCH_GET_MAX_KEYS or size > room:
+                chunks.append([])
+                room = BATCH_GET_MAX_BYTES
+            chunks[-1].append(key)
+            room -= size
+        for chunk in chunks:
+            wanted = [self.key(k) for k in chunk]
             for round_ in range(BATCH_ROUNDS):
                 # ConsistentRead is set on every request, retries included: some endpoints drop it from the
                 # UnprocessedKeys they hand back.

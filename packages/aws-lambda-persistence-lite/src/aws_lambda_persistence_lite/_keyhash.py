@@ -9,7 +9,7 @@
   and every reader recomputes it. Python's ``hash()`` of str, bytes, datetimes, tuples and frozensets is salted
   per process, so it is used only for numbers, whose hash is unsalted and equal across equal numbers.
 
-Every hash except NaN's (0) ends in a BLAKE2b-64 digest of a type tag and a canonical payload, so that the low
+Every hash ends in a BLAKE2b-64 digest of a type tag and a canonical payload, so that the low
 bits, which pick the partition, are uniform for any set of distinct keys: the raw numeric hash of ``1024 * n``,
 the microseconds of ``timedelta(seconds=n)`` and the like share their low bits and could never be split apart.
 
@@ -57,6 +57,8 @@ _AWARE_TIME = b"z"
 _TIMEDELTA = b"e"
 _UUID = b"u"
 
+#: Why a NaN is no key: a dict finds it only by identity, and every load makes a new object.
+_NAN_WHY = "a NaN equals nothing, itself included: after a load the map could never find, overwrite or delete it"
 _TZINFOS = (("datetime", "timezone"), ("zoneinfo", "ZoneInfo"))
 _UNHASHABLE = frozenset({list, dict, set, bytearray})
 KEY_TYPES_TEXT = (
@@ -136,7 +138,9 @@ def _atom(item: Any, kind: type) -> int:
     if kind is int or kind is bool:
         return _number(item)
     if kind is float or kind is complex:
-        return 0 if item != item else _number(item)  # noqa: PLR0124 (NaN: its hash() is per object since 3.10)
+        if item != item:  # noqa: PLR0124
+            raise _refuse(item, "a NaN", _NAN_WHY, kind.__name__)
+        return _number(item)
     if kind is bytes:
         return _digest(_BYTES + item)
     if item is None:
@@ -144,9 +148,7 @@ def _atom(item: Any, kind: type) -> int:
     name = (kind.__module__, kind.__qualname__)  # datetime, decimal and uuid are imported only by maps using them
     if name == ("decimal", "Decimal"):
         if item.is_nan():
-            if item.is_snan():
-                raise _refuse(item, "a signalling NaN Decimal", "it has no hash and equals nothing", "decimal.Decimal")
-            return 0
+            raise _refuse(item, "a NaN", _NAN_WHY, "decimal.Decimal")
         return _number(item)
     if name == ("datetime", "datetime"):
         _tz_ok(item, kind)

@@ -39,7 +39,7 @@ from ._head import (
     table_attributes,
 )
 from ._keyhash import key_hash
-from ._limits import BATCH_GET_MAX_BYTES, BATCH_GET_MAX_KEYS, ITEM_BUDGET, TRANSACT_BUDGET, TRANSACT_MAX_ACTIONS
+from ._limits import TRANSACT_BUDGET, TRANSACT_MAX_ACTIONS
 from ._log import backoff, logger
 from ._meter import Usage, item_size, write_units
 from ._records import (
@@ -328,10 +328,14 @@ class Replica:
         """Blobs of ``segments``, checked; _Moved when a shard is gone (a structural commit replaced it, unless the
         head read again still lists it)."""
         table_key = self.settings.table_key
-        keys = [segment_key(table_key, s.sid, i) for s in segments for i in range(s.shards)]
+        keys = [
+            (segment_key(table_key, s.sid, i), self._shard_size(min(SHARD_BYTES, s.blob_size - i * SHARD_BYTES)))
+            for s in segments
+            for i in range(s.shards)
+        ]
         if not keys:
             return {}
-        items = self.table.batch_get(usage, keys, min(BATCH_GET_MAX_KEYS, BATCH_GET_MAX_BYTES // ITEM_BUDGET))
+        items = self.table.batch_get(usage, keys)
         for item in items.values():
             usage.read(item_size(item))
         name = self.settings.value_field_name
