@@ -73,13 +73,12 @@ class TestLazyOpen:
     def test_a_full_log_is_flushed_first(self, aws: Any, pkg: Any, table_key: str) -> None:
         """An append that finds no room fails; the map is loaded, flushed and appended to as usual."""
         data = pkg.PersistentMap(n=0)
-        while data._replica.head.room >= 40:  # fill the log to just short of a flush (each append returns the head)
-            data.increment("n")
-        before = data["n"]
-        big = "x" * 200  # (a record larger than the room left)
+        while data._replica.head.room >= 300:  # fill the log (each append returns the head, and so its room)
+            data[f"k{len(data)}"] = "v" * 100
+        expected = {**data.to_dict(), "big": "x" * 400}  # (a record larger than the room left)
         fresh = lazy(pkg)
-        fresh["big"] = big
-        assert fresh.to_dict() == {"n": before, "big": big} == pkg.PersistentMap().to_dict()
+        fresh["big"] = "x" * 400
+        assert fresh.to_dict() == expected == pkg.PersistentMap().to_dict()
 
     @pytest.mark.fresh_dynamodb
     def test_nothing_stored_yet(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
