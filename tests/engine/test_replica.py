@@ -91,6 +91,7 @@ class TestReplica:
         a.commit([setop("q", [2])], expected=a.head.version)
         assert replica(aws).view.values == {"q": [2], "x": 1}
 
+    @pytest.mark.slow  # (30 s each on 2 cores: test-more runs it)
     @pytest.mark.parametrize("seed", [1, 2])
     def test_many_writers_fold_to_the_model(self, aws: Any, table_key: str, seed: int) -> None:
         """Hundreds of changes from three containers go through flushes, compactions and merges; a cold reader

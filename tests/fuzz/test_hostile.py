@@ -705,7 +705,8 @@ class TestFuzzedStoredItems:
     """Stored items a hostile or buggy writer changed at random: every read ends in a dict or a StoredDataError,
     never another exception, a hang (pytest-timeout) or unbounded reads (FakeTable.KEY_BOUND)."""
 
-    @settings(FUZZ, max_examples=60)  # (the slowest fuzz test here: every shape, each load a full one)
+    @pytest.mark.slow  # (the slowest fuzz test here, 35 s per package: every shape, each load a full one)
+    @settings(FUZZ, max_examples=60)
     @given(changes=mutations, shape=shapes)
     def test_mutated_head_attributes(self, pkg: Any, changes: list[tuple[str, Any]], shape: str) -> None:
         """Any head attribute missing or replaced by any DynamoDB value of any type."""

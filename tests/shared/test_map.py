@@ -136,6 +136,7 @@ class TestWrites:
             mutate()
             assert calls.names == ["UpdateItem"]
 
+    @pytest.mark.slow  # (700 increments: 30-60 s on moto in-process; test-more runs it)
     def test_a_counter_fills_and_empties_the_log(self, aws: Any, pkg: Any, table_key: str) -> None:
         """Hundreds of tiny records (a counter's) fill the head's log; the flushes that empty it stay within
         DynamoDB's 4 KB expression limit (which moto does not enforce), and a cold load counts every one."""

@@ -28,6 +28,10 @@ _TABLE_NAME_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 _BILLING_MODES = ("PROVISIONED", "PAY_PER_REQUEST")
 
 
+#: The longest table_key: DynamoDB's partition key holds 2,048 bytes; a shard key appends "#alp#<sid>#<index>".
+TABLE_KEY_MAX = 2_000
+
+
 class Settings(NamedTuple):
     """Where and how one map is stored. Build it with :meth:`resolve`, which applies the environment.
 
@@ -55,6 +59,11 @@ class Settings(NamedTuple):
         unknown = set(arguments) - set(known)
         if unknown:
             raise ConfigurationError(f"unknown setting(s) {sorted(unknown)}; known settings: {sorted(known)}")
+        if env.get("PERSISTENCE_TABLE_KEY") == "":
+            raise ConfigurationError(
+                "PERSISTENCE_TABLE_KEY is set but empty: give it the map's key, or unset it to use "
+                "AWS_LAMBDA_FUNCTION_NAME"
+            )
         values: dict[str, Any] = {"table_key": env.get("AWS_LAMBDA_FUNCTION_NAME", "")}
         values.update({k: v for k, v in arguments.items() if v is not None})
         for name in known:
@@ -89,8 +98,13 @@ class Settings(NamedTuple):
             raise ConfigurationError(f"billing_mode must be one of {_BILLING_MODES}, not {self.billing_mode!r}")
         if self.max_attempts < 1 or self.read_capacity < 1 or self.write_capacity < 1:
             raise ConfigurationError("max_attempts, read_capacity and write_capacity must be at least 1")
-        if self.max_age is not None and self.max_age < 0:
-            raise ConfigurationError("max_age must be a number of seconds >= 0, or unset")
+        if self.max_age is not None and not self.max_age >= 0:  # (NaN too: no age would ever exceed it)
+            raise ConfigurationError(f"max_age must be a number of seconds >= 0, or unset; not {self.max_age!r}")
+        if len(self.table_key.encode("utf-8", "surrogatepass")) > TABLE_KEY_MAX:
+            raise ConfigurationError(
+                f"table_key is {len(self.table_key.encode('utf-8', 'surrogatepass')):,} bytes long; at most "
+                f"{TABLE_KEY_MAX:,} (DynamoDB's 2,048-byte key, less what a segment's shard keys add to it)"
+            )
 
 
 #: Settings that are numbers; every other setting is a string.

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from ._client import default_client
 from ._codec import Codec
 from ._config import Settings, split_arguments
-from ._dynamodb import Conflict, Table
-from ._errors import ConflictError, CorruptDataError, StoredDataError
+from ._dynamodb import Conflict, Table, TableMissing
+from ._errors import ConfigurationError, ConflictError, CorruptDataError, StoredDataError
 from ._fold import AddRefused, is_number
 from ._keyhash import key_hash
 from ._log import backoff
@@ -98,6 +98,8 @@ class PersistentMap(_Base):
         self._replica = Replica(table, settings, self._codec)
         self._lock = threading.RLock()
         self._batch: _Batch | None = None
+        #: True while a plan (the function given to mutate(), or pop()'s) runs: see ``_writable``.
+        self._planning = False
         self._synced_at = 0.0
         self._loaded = False
         if not lazy:
@@ -270,11 +272,21 @@ class PersistentMap(_Base):
                 return  # nothing stored, nothing to clear
             self._blind([Op(CLEAR)], dict.clear)
 
+    def _writable(self) -> None:
+        """Refuse a change made from inside a plan: the function given to ``mutate()`` runs once per attempt, so a
+        change it made to the map itself would be committed on every attempt."""
+        if self._planning:
+            raise RuntimeError(
+                "cannot change the map from inside the function given to mutate() (it may run several times, and "
+                "only what it does to its argument is committed once): change the dict it receives instead"
+            )
+
     def _blind(
         self, ops: list[Op], effect: Callable[[dict[Any, Any]], Any], known: list[tuple[Any, Any]] | None = None
     ) -> list[Any]:
         """Commit changes that do not depend on what is stored: they never conflict. ``known``: the (key, value)
         of each SET op, kept as they are (the caller's objects) instead of decoded again."""
+        self._writable()
         batch = self._batch
         if batch is not None:
             effect(batch.data)
@@ -295,6 +307,7 @@ class PersistentMap(_Base):
                 f"cannot increment {label(key)} by {label(delta)}: the delta must be an int or float, not "
                 f"{type(delta).__name__}; convert it first (for example int(delta) or float(delta))"
             )
+        self._writable()
         with self._lock:
             # (unread, lazily opened: the fold below refuses an addition to a value that is not a number)
             current = self._view().get(key, 0) if self._loaded or self._batch is not None else 0
@@ -331,6 +344,22 @@ class PersistentMap(_Base):
             return default[0]
         raise KeyError(key)
 
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        """``m[key]`` if present, else set it to ``default`` and return that, like dict.setdefault(); atomic like
+        pop(): set only if no container has set the key meanwhile (else the value it set is returned)."""
+        with self._lock:
+            view = self._view()
+            if key in view:
+                return view[key]
+
+        def plan(d: dict[Any, Any]) -> tuple[list[Op], Any]:
+            if key in d:
+                return [], d[key]
+            d[key] = default
+            return [Op(SET, self._entry(key, default))], default
+
+        return self._reading(plan)
+
     def popitem(self) -> tuple[Any, Any]:
         """Remove and return the last inserted (key, value) pair, like dict.popitem(); atomic like pop()."""
 
@@ -351,6 +380,7 @@ class PersistentMap(_Base):
         with self._lock:
             if self._batch is not None:
                 return  # the block's exit commits what the block changed
+            self._writable()
             raw = self._replica.view.raw
             changed = {k: (v, self._entry(k, v)) for k, v in self._view().items()}
             changed = {k: ve for k, ve in changed.items() if raw.get(k) != ve[1]}
@@ -457,6 +487,22 @@ class PersistentMap(_Base):
         known: list[tuple[Any, Any]] | None = None,
         usage: Usage | None = None,
     ) -> list[Any]:
+        try:
+            return self._commit_ops(ops, expected, known, usage)
+        except TableMissing:  # (a first write creates the table; this one had a head in it)
+            s = self.settings
+            raise ConfigurationError(
+                f"the table {s.table_name!r} of the map under key {s.table_key!r} no longer exists (deleted while "
+                "the map was in use); nothing of this change was written: refresh() starts again from an empty map"
+            ) from None
+
+    def _commit_ops(
+        self,
+        ops: list[Op],
+        expected: int | None,
+        known: list[tuple[Any, Any]] | None,
+        usage: Usage | None,
+    ) -> list[Any]:
         if known is not None and len(known) != len(ops):
             known = None
         if not self._loaded:  # (lazy=True, nothing read yet: a blind change is appended unread, FORMAT.md)
@@ -480,6 +526,13 @@ class PersistentMap(_Base):
                     raise  # computed on the 1.0.0 map: compute it again on the stored one
         return self._replica.commit(ops, expected=expected, known=known, usage=usage)
 
+    def _plan(self, plan: Plan, d: dict[Any, Any]) -> tuple[list[Op], Any]:
+        self._planning = True
+        try:
+            return plan(d)
+        finally:
+            self._planning = False
+
     def _load_for(self, ops: list[Op]) -> list[Op]:
         """Load a map not read yet; ``ops``, encoded before that, in the codec the stored map turned out to use."""
         codec = self._replica.codec
@@ -492,10 +545,11 @@ class PersistentMap(_Base):
     def _reading(self, plan: Plan) -> Any:
         """Commit a change computed from the stored state: conditional on the version it was computed on, and
         computed again on the newest state when another container committed first."""
+        self._writable()
         with self._lock:
             batch = self._batch
             if batch is not None:
-                ops, result = plan(batch.data)
+                ops, result = self._plan(plan, batch.data)
                 batch.steps.append(plan)
                 batch.reads = True
                 return result
@@ -504,7 +558,7 @@ class PersistentMap(_Base):
             usage = Usage()  # one write's cost, over all its attempts
             for attempt in range(self.settings.max_attempts):
                 version = self._replica.view.seq
-                ops, result = plan(dict(self._replica.view.values))
+                ops, result = self._plan(plan, dict(self._replica.view.values))
                 if not ops:
                     # Nothing to write. The result must come from the current state: one GetItem confirms it, or
                     # gives the state to redo it on (nobody raced this call: no backoff).

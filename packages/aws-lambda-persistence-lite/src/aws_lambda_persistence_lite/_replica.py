@@ -344,6 +344,8 @@ class Replica:
             parts = [items.get(segment_key(table_key, s.sid, i)) for i in range(s.shards)]
             if any(p is None for p in parts):
                 raise _Moved(s.sid)
+            if not all(type(p.get(name)) is dict and isinstance(p[name].get("B"), bytes) for p in parts if p):
+                raise bad(self.settings, f"a shard item of segment {s.sid} lacks its binary {name!r}")
             blobs[s.sid] = self._checked(s, b"".join(bytes(p[name]["B"]) for p in parts if p is not None))
         return blobs
 
@@ -1192,7 +1194,10 @@ def _garbage(entry: str) -> tuple[str, list[int], float] | None:
     are ``sid:shards:unix time`` (every shard); a retired shard is ``sid:shards:0:index`` (age: forever). None for
     an entry this version cannot read, which is then never collected."""
     parts = entry.split(":")
-    if len(parts) not in (3, 4) or len(parts[0]) != 16 or not all(p.isdigit() for p in parts[1:]):
+    # (ASCII digits, at most 20: str.isdigit() also accepts "²", which int() refuses, and a stamp of 400 digits
+    # would overflow the float arithmetic below)
+    digits = all(0 < len(p) <= 20 and p.isascii() and p.isdigit() for p in parts[1:])
+    if len(parts) not in (3, 4) or len(parts[0]) != 16 or not digits:
         return None
     shards, stamp = int(parts[1]), int(parts[2])
     if not 0 < shards <= 10_000:
