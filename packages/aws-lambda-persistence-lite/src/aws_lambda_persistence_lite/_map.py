@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 
@@ -94,14 +95,30 @@ class PersistentMap(_Base):
     def _setup(self, settings: Settings, client: Any, initial: dict[Any, Any] | None, *, lazy: bool = False) -> None:
         self.settings = settings
         self._codec = type(self).codec_factory()
-        table = Table(client if client is not None else default_client(), settings)
-        self._replica = Replica(table, settings, self._codec)
+        client = client if client is not None else default_client()
+        table = Table(client, settings)
+        stored = (
+            id(client),
+            settings.table_name,
+            settings.table_key,
+            settings.key_field_name,
+            settings.value_field_name,
+        )
+        replica = _dropped.pop(stored, None) if REUSE else None
+        if replica is None:
+            replica = Replica(table, settings, self._codec)
+        else:  # (the same client, table and key: the same stored map; the other settings may differ)
+            replica.table, replica.settings = table, settings
+        self._replica = replica
+        weakref.finalize(self, _keep, stored, replica).atexit = False
         self._lock = threading.RLock()
         self._batch: _Batch | None = None
         #: True while a plan (the function given to mutate(), or pop()'s) runs: see ``_writable``.
         self._planning = False
         self._synced_at = 0.0
-        self._loaded = False
+        #: Whether the replica holds a state (False: nothing read yet); ``_stale``: a dropped map's state, to catch
+        #: up on before it is read or a change is computed from it (a blind change catches up as it commits).
+        self._loaded = self._stale = replica.head is not None
         if not lazy:
             self.refresh()
         if initial:
@@ -116,7 +133,7 @@ class PersistentMap(_Base):
         if batch is not None:
             return batch.data
         max_age = self.settings.max_age
-        if not self._loaded or (max_age is not None and time.monotonic() - self._synced_at > max_age):
+        if not self._loaded or self._stale or (max_age is not None and time.monotonic() - self._synced_at > max_age):
             self.refresh()
         return self._replica.view.values
 
@@ -182,6 +199,7 @@ class PersistentMap(_Base):
                 self._adopt_legacy()
             else:
                 self._sync()
+            self._stale = False
             batch = self._batch
             if batch is not None:
                 # Inside batch(): the block's changes so far stay, on top of the fresh state, which is also what
@@ -310,7 +328,8 @@ class PersistentMap(_Base):
         self._writable()
         with self._lock:
             # (unread, lazily opened: the fold below refuses an addition to a value that is not a number)
-            current = self._view().get(key, 0) if self._loaded or self._batch is not None else 0
+            fresh = self._loaded and not self._stale
+            current = self._view().get(key, 0) if fresh or self._batch is not None else 0
             if not is_number(current):
                 raise TypeError(f"cannot increment {key!r}: it holds a {type(current).__name__}, not a number")
             ops = [Op(ADD, self._entry(key, delta))]
@@ -438,7 +457,7 @@ class PersistentMap(_Base):
             if self._batch is not None:  # nested: the outermost batch commits
                 yield self
                 return
-            if not self._loaded:
+            if not self._loaded or self._stale:
                 self.refresh()
             batch = self._batch = _Batch(dict(self._replica.view.values))
             try:
@@ -488,7 +507,9 @@ class PersistentMap(_Base):
         usage: Usage | None = None,
     ) -> list[Any]:
         try:
-            return self._commit_ops(ops, expected, known, usage)
+            outcomes = self._commit_ops(ops, expected, known, usage)
+            self._stale = False  # (the commit folded the newest head)
+            return outcomes
         except TableMissing:  # (a first write creates the table; this one had a head in it)
             s = self.settings
             raise ConfigurationError(
@@ -553,7 +574,7 @@ class PersistentMap(_Base):
                 batch.steps.append(plan)
                 batch.reads = True
                 return result
-            if not self._loaded:
+            if not self._loaded or self._stale:
                 self.refresh()
             usage = Usage()  # one write's cost, over all its attempts
             for attempt in range(self.settings.max_attempts):
@@ -579,3 +600,17 @@ class PersistentMap(_Base):
 
 
 _MISSING = object()
+
+#: Whether a map reuses the state of a dropped map of the same stored map (tests of a new container turn it off).
+REUSE = True
+#: The replicas of maps this process dropped, by stored map: (id of the client, which the replica holds, so the id
+#: stays its own; table; key; attribute names). A handler that opens ``PersistentMap()`` on every invocation then
+#: reads only what changed since the last one, as a map kept in a global does (the state stays in memory meanwhile).
+_dropped: dict[tuple[int, str, str, str, str], Replica] = {}
+
+
+def _keep(stored: tuple[int, str, str, str, str], replica: Replica) -> None:
+    """A map was dropped (garbage): keep its replica for the next map of the same stored map, if it holds one.
+    (No lock: a finalizer may run in any thread, inside any allocation; a dict store is atomic.)"""
+    if replica.head is not None and replica.legacy is None:
+        _dropped[stored] = replica
