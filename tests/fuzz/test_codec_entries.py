@@ -56,6 +56,7 @@ def holds_a_set(value: Any) -> bool:
 
 
 class TestEntryBytes:
+    @pytest.mark.slow  # (8-13 s per codec: test-more runs it)
     @FUZZ
     @given(data=maps)
     def test_each_entrys_bytes_are_its_encoding(self, codec: Any, data: dict[Any, Any]) -> None:

@@ -102,20 +102,18 @@ class TestOddStoredAttributes:
         aws.put_item(TableName=TABLE, Item=item)
         refused(pkg, table_key, pkg.CorruptDataError, "lacks its binary 'value'")
 
-    @pytest.mark.parametrize("entry", ["0123456789abcdef:1:²", "0123456789abcdef:1:" + "9" * 400, "abc", "x:y"])
-    def test_unreadable_garbage_entries_are_kept_not_fatal(
-        self, aws: Any, pkg: Any, table_key: str, entry: str
-    ) -> None:
-        """An ``alp_garbage`` entry this version cannot read (not ASCII digits, a stamp of 400 digits) is left
-        alone: flushes go on and collect nothing for it (before: a raw ValueError or OverflowError)."""
-        data = flushed(pkg)
-        garbage = (stored_item(aws, table_key) or {}).get("alp_garbage", {"SS": []})["SS"]
-        patch(aws, table_key, alp_garbage={"SS": [*garbage, entry]})
+    def test_unreadable_garbage_entries_are_kept_not_fatal(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """``alp_garbage`` entries this version cannot read (not ASCII digits, a stamp of 400 digits, no fields)
+        are left alone: flushes go on and collect nothing for them (before: a raw ValueError or OverflowError)."""
+        entries = ["0123456789abcdef:1:²", "0123456789abcdef:1:" + "9" * 400, "abc", "x:y"]
+        pkg.PersistentMap(a=1)
+        patch(aws, table_key, alp_garbage={"SS": entries})
         data = pkg.PersistentMap()
-        for i in range(200):  # several flushes
+        for i in range(60):  # (9 KB of records: the 4 KB log is flushed twice)
             data[f"g{i % 20}"] = "w" * 150 + str(i)
+        assert int(stored_item(aws, table_key)["alp_ep"]["N"]) >= 2
         assert pkg.PersistentMap().to_dict() == data.to_dict()
-        assert entry in stored_item(aws, table_key)["alp_garbage"]["SS"]
+        assert set(entries) <= set(stored_item(aws, table_key)["alp_garbage"]["SS"])
 
 
 class TestTableDeletedUnderAWriter:
