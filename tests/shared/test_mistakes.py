@@ -117,6 +117,7 @@ class TestOddStoredAttributes:
 
 
 class TestTableDeletedUnderAWriter:
+    @pytest.mark.fresh_dynamodb  # (it deletes the table)
     def test_a_clear_error_and_nothing_written(self, aws: Any, pkg: Any, table_key: str) -> None:
         data = pkg.PersistentMap(a=1)
         aws.delete_table(TableName=TABLE)
