@@ -87,6 +87,7 @@ class TestEntryBytes:
             assert entry is stored_entry
         assert canonical(codec.decode_entry(stored_entry)) == canonical((decoded_key, decoded_value))
 
+    @pytest.mark.slow  # (13 s: test-more runs it)
     @FUZZ
     @given(data=maps)
     def test_one_entry_format_one_encoding(self, data: dict[Any, Any]) -> None:

@@ -337,7 +337,9 @@ class TestConcurrentIncrements:
         assert fired
         assert stored(pkg) == a.to_dict() and a["n"] == 1
 
-    @pytest.mark.parametrize("backend", ["moto-server", "dynamodb-local"], indirect=True)
+    @pytest.mark.parametrize(
+        "backend", [pytest.param("moto-server", marks=pytest.mark.slow), "dynamodb-local"], indirect=True
+    )
     def test_threads_across_flushes(self, backend: Backend, pkg: Any, table_key: str) -> None:
         """Four maps (each with a client of its own) incrementing at once from four threads, with flushes."""
         results: list[list[int]] = [[] for _ in range(4)]
