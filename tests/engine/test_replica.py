@@ -4,17 +4,19 @@ costs what it changed."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
 import pytest
 from aws_lambda_persistence_lite._config import Settings
 from aws_lambda_persistence_lite._dynamodb import Conflict, Table
-from aws_lambda_persistence_lite._head import HEAD_BUDGET
+from aws_lambda_persistence_lite._errors import CorruptDataError
+from aws_lambda_persistence_lite._head import HEAD_BUDGET, Head, parse
 from aws_lambda_persistence_lite._meter import item_size
 from aws_lambda_persistence_lite._pickle import PickleCodec
 from aws_lambda_persistence_lite._records import ADD, CLEAR, DEL, PARTITION, RUN, SET, Op
-from aws_lambda_persistence_lite._replica import Replica
+from aws_lambda_persistence_lite._replica import FLUSH_AHEAD, RECORD_MIN_CHARGE, Replica
 
 from tests.conftest import stored_item
 
@@ -141,3 +143,100 @@ class TestReplica:
         reader = replica(aws)
         assert reader.view.values == a.view.values
         assert len(reader.view.values) == 1000
+
+
+def stored_head(aws: Any, r: Replica) -> Head:
+    item = stored_item(aws, r.settings.table_key)
+    assert item is not None
+    return parse(item, r.settings)
+
+
+def tiny(n: int) -> Op:
+    return Op(ADD, CODEC.encode_entry("n", n))
+
+
+class TestAppends:
+    def test_a_pinned_append_returns_what_it_changed_only(self, aws: Any, table_key: str) -> None:
+        """UPDATED_NEW: the log, alp_ver and alp_room come back, and the head the writer then holds is the stored
+        one, through other containers' appends and flushes."""
+        a, b = replica(aws), replica(aws)
+        returned: list[set[str]] = []
+        aws.meta.events.register(
+            "after-call.dynamodb.UpdateItem", lambda parsed, **_: returned.append(set(parsed.get("Attributes", {})))
+        )
+        for i in range(80):  # (several flushes, by both)
+            (a if i % 3 else b).commit([setop(f"k{i % 7}", "v" * 90 + str(i))])
+            if i % 3:
+                stored = stored_head(aws, a)
+                assert a.head is not None and a.head._replace(stored_size=0) == stored._replace(stored_size=0)
+                # (after a flush, its own size is estimated: within the 64 bytes the head's room keeps spare)
+                assert abs(a.head.stored_size - stored.stored_size) <= 64
+        assert {"alp_log", "alp_ver", "alp_room"} in returned
+        assert all(r <= {"alp_log", "alp_ver", "alp_room"} for r in returned if r)
+
+    def test_a_damaged_append_answer_is_refused_and_changes_nothing(self, aws: Any, table_key: str) -> None:
+        a = replica(aws)
+        a.commit([setop("a", 1)])
+        a.commit([setop("b", 2)])
+        before = (a.head, dict(a.view.values))
+        call = a.table.call
+
+        def damaging(usage: Any, operation: str, **arguments: Any) -> dict[str, Any]:
+            response = call(usage, operation, **arguments)
+            if operation == "update_item":
+                response["Attributes"]["alp_log"]["L"][0] = {"S": "not a record"}
+            return response
+
+        a.table.call = damaging  # type: ignore[method-assign]
+        with pytest.raises(CorruptDataError, match=r"alp_log\[0\]"):
+            a.commit([setop("c", 3)])
+        assert (a.head, a.view.values) == before
+
+    def test_one_flush_empties_a_counters_log(self, aws: Any, table_key: str) -> None:
+        """Each record takes at least 34 bytes of room: a log of a counter's records stays at most 117 long,
+        and the flush that finds it full empties it."""
+        a = replica(aws)
+        lengths, rooms = [], []
+        for _ in range(130):
+            a.commit([tiny(1)])
+            head = stored_head(aws, a)
+            lengths.append(len(head.log))
+            rooms.append(head.room)
+        assert max(lengths) <= 4_000 // RECORD_MIN_CHARGE
+        assert min(rooms) < RECORD_MIN_CHARGE  # (alone, it never flushes ahead: the log fills)
+        flushed = [n for before, n in itertools.pairwise(lengths) if n < before]
+        assert flushed and set(flushed) == {1}  # (the log emptied, then this commit's record appended)
+        assert replica(aws).view.values == {"n": 130}
+
+    def test_with_other_writers_the_append_crossing_the_mark_flushes_ahead(self, aws: Any, table_key: str) -> None:
+        """Two containers alternating: the append that takes the room below FLUSH_AHEAD flushes right away, so
+        no append ever finds the log full (none races another to flush)."""
+        a, b = replica(aws), replica(aws)
+        lowest, epochs = [], set()
+        for i in range(200):
+            (a if i % 2 else b).commit([tiny(1)])
+            head = stored_head(aws, a)
+            lowest.append(head.room)
+            epochs.add(head.epoch)
+        assert min(lowest) >= FLUSH_AHEAD and len(epochs) >= 3
+        assert replica(aws).view.values == {"n": 200}
+
+    def test_a_failed_flush_ahead_leaves_the_change_committed(self, aws: Any, table_key: str) -> None:
+        """The flush ahead comes after the change is stored: its failure is not the change's (the next append
+        that finds no room flushes instead)."""
+        from botocore.exceptions import ClientError
+
+        a, b = replica(aws), replica(aws)
+        transact = a.table.transact
+        failed = []
+
+        def refused(*args: Any, **kwargs: Any) -> bool:
+            if not failed:
+                failed.append(True)
+                raise ClientError({"Error": {"Code": "ThrottlingException"}}, "TransactWriteItems")
+            return transact(*args, **kwargs)
+
+        a.table.transact = refused  # type: ignore[method-assign]
+        values = [(a if i % 2 else b).commit([tiny(1)])[0] for i in range(200)]
+        assert failed and values == list(range(1, 201))
+        assert replica(aws).view.values == {"n": 200}

@@ -114,10 +114,8 @@ def parse(item: Item, settings: Settings) -> Head:
         table_bytes = bytes(_attribute(item, TABLE, "B", optional=True) or b"")
         if digest(table_bytes) != bytes(_attribute(item, TABLE_DIGEST, "B")):
             raise bad(settings, "its segment table fails its integrity check")
-        log = tuple(bytes(_typed(entry, "B", f"{LOG}[{i}]")) for i, entry in enumerate(_attribute(item, LOG, "L")))
-        ids = tuple(
-            bytes(_typed(i, "B", f"{IDS}[{n}]")) for n, i in enumerate(_attribute(item, IDS, "L", optional=True) or ())
-        )
+        log = _binaries(_attribute(item, LOG, "L"), LOG)
+        ids = _binaries(_attribute(item, IDS, "L", optional=True) or (), IDS)
         garbage = _attribute(item, GARBAGE, "SS", optional=True) or ()
         inline = bytes(_attribute(item, INLINE, "B", optional=True) or b"")
         if len(inline) > INLINE_MAX:
@@ -154,6 +152,40 @@ def parse(item: Item, settings: Settings) -> Head:
     except UnsupportedFormatError as exc:
         raise UnreadableCodec(str(exc), table=settings.table_name, key=settings.table_key, head=head) from None
     return head
+
+
+def appended(head: Head, attributes: Item, settings: Settings) -> Head:
+    """``head`` after a pinned append, from what the append returned (``UPDATED_NEW``: the log, ``alp_ver`` and
+    ``alp_room``). The pin (FORMAT.md, "Commits", 2) held the segment table, so the rest of the head is
+    ``head``'s: structural commits, the only writers of the other attributes, all replace the table."""
+    try:
+        if attributes.keys() != {LOG, VER, ROOM}:
+            raise _Malformed(LOG, "returned by an append with alp_ver and alp_room only")
+        log = _binaries(_attribute(attributes, LOG, "L"), LOG)
+        version = _number(attributes, VER, 0, COUNTER_MAX)
+        room = _number(attributes, ROOM, -DYNAMODB_ITEM_LIMIT, HEAD_BUDGET)
+    except _Malformed as exc:
+        raise bad(settings, f"malformed head item: {exc}") from None
+    if not len(log) <= version or version <= head.version:
+        raise bad(settings, f"an append returned version {version} and {len(log)} records after {head.version}")
+    stored = head.stored_size - _changing_size(head.version, head.room, head.log)
+    return head._replace(
+        version=version,
+        log=log,
+        room=room,
+        ids=stored_ids(head) + tuple(record[:RECORD_ID_BYTES] for record in log),
+        stored_size=stored + _changing_size(version, room, log),
+    )
+
+
+def stored_ids(head: Head) -> tuple[bytes, ...]:
+    """The ids ``alp_ids`` holds (those of flushed records): ``head.ids`` less the log's."""
+    return head.ids[: len(head.ids) - len(head.log)]
+
+
+def _changing_size(version: int, room: int, log: tuple[bytes, ...]) -> int:
+    """What an append changes of the head's size (``alp_ver``, ``alp_room``, ``alp_log``), as ``item_size`` counts."""
+    return item_size({VER: {"N": str(version)}, ROOM: {"N": str(room)}}) + len(LOG) + 3 + sum(len(r) + 1 for r in log)
 
 
 #: Counters (``alp_fmt``, ``alp_ver``, ``alp_ep``) stay below 2**63: a change per nanosecond would take 292 years.
@@ -203,6 +235,17 @@ def _typed(value: Any, kind: str, name: str) -> Any:
     if type(value) is not dict or len(value) != 1 or not isinstance(value.get(kind), _PYTHON_TYPES[kind]):
         raise _Malformed(name, _KINDS[kind])
     return value[kind]
+
+
+def _binaries(entries: Any, name: str) -> tuple[bytes, ...]:
+    """The values of a list (L) attribute whose every element must be binary (B)."""
+    found: list[bytes] = []
+    for entry in entries:
+        value = entry.get("B") if type(entry) is dict and len(entry) == 1 else None
+        if not isinstance(value, _BINARY):
+            raise _Malformed(f"{name}[{len(found)}]", _KINDS["B"])
+        found.append(bytes(value))
+    return tuple(found)
 
 
 def _number(item: Item, name: str, low: int, high: int) -> int:

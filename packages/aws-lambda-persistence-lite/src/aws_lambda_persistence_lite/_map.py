@@ -119,7 +119,7 @@ class PersistentMap(_Base):
         #: Whether the replica holds a state (False: nothing read yet); ``_stale``: a dropped map's state, to catch
         #: up on before it is read or a change is computed from it (a blind change catches up as it commits).
         self._loaded = self._stale = replica.head is not None
-        if not lazy:
+        if not lazy and not self._loaded:  # (a dropped map's state catches up at its first use, as a global's does)
             self.refresh()
         if initial:
             self.update(initial)

@@ -32,10 +32,12 @@ from ._head import (
     TABLE_MAX,
     VER,
     Head,
+    appended,
     bad,
     build,
     named,
     parse,
+    stored_ids,
     table_attributes,
 )
 from ._keyhash import key_hash
@@ -85,9 +87,12 @@ COMMIT_BUDGET = 900
 #: Times an append meets a full log (and flushes) before it gives up.
 ROOM_ATTEMPTS = 8
 #: Records a flush moves out of the log at most: each is one REMOVE clause of the head update, whose expression
-#: DynamoDB caps at 4 KB (and moto's parser recurses per clause, failing past ~150). A log of small records (a
-#: counter fills it with ~200) takes two flushes to empty, each freeing room.
+#: DynamoDB caps at 4 KB (and moto's parser recurses per clause, failing past ~150). A log holds at most 117
+#: records (see RECORD_MIN_CHARGE), so one flush empties it.
 FLUSH_REMOVES = 120
+#: Room below which the append that crosses it flushes at once, when other containers are appending too
+#: (``_flush_ahead``): about 29 of a counter's records, left for them while the flush is in flight.
+FLUSH_AHEAD = 1_000
 #: Runs of one level that are compacted into one run of the next level.
 RUN_FANOUT = 4
 #: A compaction never makes a run larger than this (compressed): larger pending data goes into partitions.
@@ -100,6 +105,9 @@ PARTITION_MAX = 192 * 1024
 MERGE_SHARE = 0.1
 #: Bytes a record adds to the head beyond its own: its list element's overhead (its id is its first 8 bytes).
 RECORD_OVERHEAD = 1
+#: The least room a record is charged: a log then holds at most 4,000 / 34 = 117 records, so one flush empties it,
+#: and the head every append returns (and every container parses) stays short for a counter's tiny records.
+RECORD_MIN_CHARGE = 34
 #: Seconds after which a large write's claim is taken for a dead writer's: longer than a Lambda call can last.
 CLAIM_LIFETIME = 3600
 #: A record larger than this never goes into the log: it is written as a run of its own (a large write).
@@ -396,10 +404,12 @@ class Replica:
                     return outcomes.get(rid, [])
                 if expected is not None and current.version != expected:
                     raise Conflict() from None
-                if current.room < len(record) + RECORD_OVERHEAD:
+                if current.room < charge(record):
                     self._flush(usage, current)
                 continue
-            return self._follow(new, usage, own=own)[1].get(rid, [])
+            result = self._follow(new, usage, own=own)[1].get(rid, [])
+            self._flush_ahead(usage, head.version, charge(record))
+            return result
         raise ConflictError(
             f"map {self.settings.table_key!r}: other containers flushed its log (or it stayed full) on each of "
             f"{max(ROOM_ATTEMPTS, self.settings.max_attempts)} attempts; try again"
@@ -427,6 +437,20 @@ class Replica:
                 return None
         own = (rid, known) if known is not None else None
         return self._follow(new, usage, cold=True, own=own)[1].get(rid, [])
+
+    def _flush_ahead(self, usage: Usage, before: int, charged: int) -> None:
+        """Flush now, before the log is full, when this container's append (made at version ``before``, charged
+        ``charged`` bytes of room) took the room below FLUSH_AHEAD and brought other containers' records back:
+        one container flushes while the others append into the room left, instead of all of them finding the
+        log full at once and racing to flush (every transaction but one cancelled). The change is committed
+        already: a flush that fails is left to the next append that finds no room."""
+        head = self.head
+        if head is None or head.version - before <= 1 or not head.room < FLUSH_AHEAD <= head.room + charged:
+            return
+        try:
+            self._flush(usage, head)
+        except Exception as exc:
+            logger().debug("map %r: the flush ahead failed (%s); an append will flush", self.settings.table_key, exc)
 
     def _append_confirmed(
         self, usage: Usage, head: Head | None, record: bytes, rid: bytes, expected: int | None
@@ -484,7 +508,7 @@ class Replica:
             ":rec": {"L": [{"B": record}]},
             ":record": {"B": record},
             ":one": {"N": "1"},
-            ":n": {"N": str(len(record) + RECORD_OVERHEAD)},
+            ":n": {"N": str(charge(record))},
             ":id": {"B": rid},
         }
         if head is not None:
@@ -510,12 +534,15 @@ class Replica:
             ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
+            # (pinned, only what the append changed comes back: the rest is the head the pin held)
+            ReturnValues="ALL_NEW" if head is None else "UPDATED_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
+        if head is not None:
+            return appended(head, response["Attributes"], self.settings)
         new = parse(response["Attributes"], self.settings)
-        if head is None:  # (billed at the larger of the item before and after: the item after)
-            usage.capacity_units += write_units(new.stored_size, False) - write_units(grown, False)
+        # (billed at the larger of the item before and after: the item after)
+        usage.capacity_units += write_units(new.stored_size, False) - write_units(grown, False)
         return new
 
     def _pin(self, head: Head) -> dict[str, Any]:
@@ -545,7 +572,7 @@ class Replica:
         if record and not log:  # (a record in the log has its id in its first bytes)
             item[IDS] = {"L": [{"B": rid}]}
         if log:
-            item[ROOM] = {"N": str(int(item[ROOM]["N"]) - len(record) - RECORD_OVERHEAD)}
+            item[ROOM] = {"N": str(int(item[ROOM]["N"]) - charge(record))}
         condition = {"ConditionExpression": "attribute_not_exists(#fmt)", "ExpressionAttributeNames": {"#fmt": FMT}}
         before = usage.snapshot()
         try:
@@ -636,13 +663,13 @@ class Replica:
         records = [(head.first_logged + i, r) for i, r in enumerate(head.log[:n])]
         runs = [self._segment(RUN, encode_run(records, records[0][0]), 0, records[0][0], records[-1][0])] if n else []
         puts, replaced, table = self._maintain([*head.table, *(s for s, _ in runs)], runs)
-        flushed = _stored_ids(head)
+        flushed = stored_ids(head)
         ids = _newest_ids(*flushed, *(r[:8] for _, r in records))
         # What the flush gives back to the log: the records, less what alp_ids and the head's segment list grow
         # by; then less what alp_inl and alp_garbage grow by.
-        freed = sum(len(r) + RECORD_OVERHEAD for _, r in records) - (_ids_size(ids) - _ids_size(flushed))
+        freed = sum(charge(r) for _, r in records) - (_ids_size(ids) - _ids_size(flushed))
         # (the room an empty log would have after this flush: an inline partition must leave the largest record)
-        empty = head.room + freed + sum(len(r) + RECORD_OVERHEAD for r in head.log[n:])
+        empty = head.room + freed + sum(charge(r) for r in head.log[n:])
         empty -= _table_size(table) - _table_size(list(head.listed))
         inline, table, puts = self._inline(head, table, puts, empty)
         listed, manifest = self._lay_out(head, table)
@@ -675,6 +702,9 @@ class Replica:
             return
         self.head = head._replace(
             log=head.log[n:],
+            room=head.room + freed,
+            # (what the head shrank by: the flushed records' bytes, less what ``freed`` took for the rest)
+            stored_size=head.stored_size - freed + sum(charge(r) - len(r) - RECORD_OVERHEAD for _, r in records),
             epoch=head.epoch + 1,
             table=tuple(table),
             listed=tuple(listed),
@@ -737,7 +767,7 @@ class Replica:
         table_attr = table_attributes(table)
         # (by index: records appended meanwhile come after, and the epoch excludes every other REMOVE; alp_ids is
         # set whole: only epoch-conditional commits change it)
-        removes = [f"#log[{i}]" for i in range(n)] + (["#ids"] if not ids and _stored_ids(head) else [])
+        removes = [f"#log[{i}]" for i in range(n)] + (["#ids"] if not ids and stored_ids(head) else [])
         removes += ["#seg"] if table_attr["table"] is None else []
         removes += ["#inl"] if inline == b"" else []
         update = f"REMOVE {', '.join(removes)} " if removes else ""
@@ -760,7 +790,7 @@ class Replica:
             update += ", #inl = :inl"
             values[":inl"] = {"B": inline}
         dropped = []
-        if ids or _stored_ids(head):
+        if ids or stored_ids(head):
             names["#ids"] = IDS
         if ids:
             update += ", #ids = :ids"
@@ -1131,7 +1161,7 @@ class Replica:
         whose records the same commit moves into a run); ``listed``: the head's new segment list."""
         attr = table_attributes(listed)
         ids = _newest_ids(*head.ids, rid)
-        freed = sum(len(r) + RECORD_OVERHEAD for r in head.log) - (_ids_size(ids) - _ids_size(_stored_ids(head)))
+        freed = sum(charge(r) for r in head.log) - (_ids_size(ids) - _ids_size(stored_ids(head)))
         freed -= _table_size(listed) - _table_size(list(head.listed))
         # (alp_ids is set whole: the version condition means no append came in between)
         update = "SET #ver = :seq, #ep = #ep + :one, #dig = :dig, #seg = :seg, #log = :empty, #room = #room + :freed"
@@ -1189,6 +1219,12 @@ class Replica:
             logger().warning("could not remove the unused shards of map %r: %s", self.settings.table_key, exc)
 
 
+def charge(record: bytes) -> int:
+    """The room (``alp_room``) a record takes in the head: its bytes and list overhead, at least
+    ``RECORD_MIN_CHARGE`` (FORMAT.md, "Head item")."""
+    return max(len(record) + RECORD_OVERHEAD, RECORD_MIN_CHARGE)
+
+
 def _garbage(entry: str) -> tuple[str, list[int], float] | None:
     """An ``alp_garbage`` entry read: its segment, the shard indexes it stands for, and its age in seconds. Claims
     are ``sid:shards:unix time`` (every shard); a retired shard is ``sid:shards:0:index`` (age: forever). None for
@@ -1206,11 +1242,6 @@ def _garbage(entry: str) -> tuple[str, list[int], float] | None:
         index = int(parts[3])
         return (parts[0], [index], time.time()) if index < shards and stamp == 0 else None
     return parts[0], list(range(shards)), time.time() - stamp
-
-
-def _stored_ids(head: Head) -> tuple[bytes, ...]:
-    """The ids ``alp_ids`` holds (those of flushed records): ``head.ids`` less the log's."""
-    return head.ids[: len(head.ids) - len(head.log)]
 
 
 def _newest_ids(*ids: bytes) -> tuple[bytes, ...]:
@@ -1334,7 +1365,7 @@ def replace_map(client: Any, settings: Settings, codec: Codec, old: Head | None,
     if run is not None:  # (a record in the log has its id in its first bytes)
         item[IDS] = {"L": [{"B": rid}]}
     if run is None:
-        item[ROOM] = {"N": str(int(item[ROOM]["N"]) - len(record) - RECORD_OVERHEAD)}
+        item[ROOM] = {"N": str(int(item[ROOM]["N"]) - charge(record))}
     if old is not None and old.garbage:  # claims of large writes in steps: kept for a flush to collect when stale
         item[GARBAGE] = {"SS": sorted(old.garbage)}
         item[ROOM] = {"N": str(int(item[ROOM]["N"]) - item_size({GARBAGE: item[GARBAGE]}))}
