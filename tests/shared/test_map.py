@@ -210,6 +210,43 @@ class TestWrites:
             failing_block()
         assert calls.names == [] and data.to_dict() == {"a": 1}
 
+    def test_a_batch_that_raises_discards_in_place_edits(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """Inside a block, a value read from the map is the block's own copy: an in-place edit is the block's
+        change, discarded with it (the container's copy keeps the stored value)."""
+        data = pkg.PersistentMap(l=[1], m={"x": {"y": [2]}})
+
+        def failing_block() -> None:
+            with data.batch():
+                data["l"].append(9)
+                data.get("m")["x"]["y"].append(9)
+                assert data["l"] == [1, 9]  # (the same copy, read again)
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            failing_block()
+        assert data.to_dict() == {"l": [1], "m": {"x": {"y": [2]}}} == pkg.PersistentMap().to_dict()
+
+    def test_a_batch_commits_in_place_edits_at_its_exit(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        """What a block edited in place is committed with its other changes (one write); values only read, or
+        replaced or deleted afterwards in the block, add nothing."""
+        data = pkg.PersistentMap(l=[1], r=[5], gone=[6], kept=[7])
+        calls.clear()
+        with data.batch():
+            data["l"].append(2)
+            data["gone"].append(0)
+            del data["gone"]
+            data["kept"].append(0)
+            data["kept"] = [8]
+            assert data["r"] == [5]
+            data["n"] = 1
+        assert calls.names == ["UpdateItem"]
+        expected = {"l": [1, 2], "r": [5], "kept": [8], "n": 1}
+        assert data.to_dict() == expected == pkg.PersistentMap().to_dict()
+        calls.clear()
+        with data.batch():
+            assert data["l"] == [1, 2] and [*data.values()] == [[1, 2], [5], [8], 1]
+        assert calls.names == []  # (read only: nothing to write)
+
     def test_nested_in_place_changes_need_save(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
         """data['l'].append(x) changes memory only; save() persists it, detected exactly. Other writes do not
         (a write costs what it changes: finding in-place edits means encoding every value, which only save() does)."""

@@ -44,14 +44,21 @@ else:
 
 class _Batch:
     """What a ``batch()`` block has done so far: its own copy of the map, and its steps in order (fixed ops of
-    blind changes, or plans of changes that read the map)."""
+    blind changes, or plans of changes that read the map). ``copies``: the stored values the block read, each
+    decoded afresh (its private copy), so that editing one in place is the block's change: committed at its exit,
+    discarded when it raises."""
 
-    __slots__ = ("data", "reads", "steps")
+    __slots__ = ("copies", "data", "reads", "steps")
 
     def __init__(self, data: dict[Any, Any]) -> None:
         self.data = data
         self.steps: list[list[Op] | Plan] = []
         self.reads = False
+        self.copies: dict[Any, Any] = {}
+
+
+#: Values that cannot be edited in place: a batch hands them out as they are.
+_IMMUTABLE = frozenset({int, float, str, bytes, bool, type(None)})
 
 
 class PersistentMap(_Base):
@@ -138,7 +145,15 @@ class PersistentMap(_Base):
         return self._replica.view.values
 
     def __getitem__(self, key: Any) -> Any:
-        return self._view()[key]
+        batch = self._batch
+        if batch is None:
+            return self._view()[key]
+        value = batch.data[key]
+        view = self._replica.view
+        if type(value) in _IMMUTABLE or key in batch.copies or value is not view.values.get(key, batch):
+            return value  # (a scalar, a copy handed out already, or what the block itself set)
+        batch.data[key] = batch.copies[key] = copy = self._replica.codec.decode_entry(view.raw[key])[1]
+        return copy
 
     def __contains__(self, key: object) -> bool:
         return key in self._view()
@@ -398,7 +413,7 @@ class PersistentMap(_Base):
         is encoded again and compared with what is stored (the cost grows with the map)."""
         with self._lock:
             if self._batch is not None:
-                return  # the block's exit commits what the block changed
+                return  # the block's exit commits what the block changed, in-place edits included
             self._writable()
             raw = self._replica.view.raw
             changed = {k: (v, self._entry(k, v)) for k, v in self._view().items()}
@@ -448,7 +463,9 @@ class PersistentMap(_Base):
     def batch(self) -> Iterator[PersistentMap]:
         """Group changes: inside, writes only change memory; at exit they are committed with one write.
 
-        If the block raises, its changes are discarded and nothing is written. Values returned inside the block
+        If the block raises, its changes are discarded and nothing is written. A value read inside the block is
+        the block's own copy: editing it in place (``data['l'].append(x)``) is one of its changes. Values returned
+        inside the block
         (by ``increment()``, ``mutate()``, ``pop()``) come from this container's copy; when another container
         committed meanwhile, blind changes land as they are and changes that read the map are computed again on
         the fresh state, so read the map after the block for what was committed.
@@ -464,6 +481,7 @@ class PersistentMap(_Base):
                 yield self
             finally:
                 self._batch = None
+            self._edited(batch)
             if not batch.steps:
                 return
             if not batch.reads:
@@ -471,6 +489,16 @@ class PersistentMap(_Base):
                 return
             steps = batch.steps
             self._reading(lambda d: (self._replay(steps, d), None))
+
+    def _edited(self, batch: _Batch) -> None:
+        """Add to ``batch``'s steps a set of each value it read and edited in place (encoded and compared with
+        what is stored, as ``save()`` compares)."""
+        raw = self._replica.view.raw
+        for key, copy in batch.copies.items():
+            if key in batch.data and batch.data[key] is copy:
+                entry = self._entry(key, copy)
+                if entry != raw.get(key):
+                    batch.steps.append([Op(SET, entry)])
 
     def _replay(self, steps: list[list[Op] | Plan], d: dict[Any, Any]) -> list[Op]:
         """A batch's steps again on ``d`` (changing it as they do): their ops."""
