@@ -333,6 +333,26 @@ class TestDecoder:
         safe = uuid.UUID(int=5, is_safe=uuid.SafeUUID.safe)
         assert loads_restricted(pickle.dumps({"u": safe})) == {"u": safe}
 
+    @pytest.mark.parametrize("state", ["dict", "slots"])
+    def test_allow_listed_callables_cannot_be_changed(self, state: str) -> None:
+        """BUILD on each allow-listed name (a dict state, or a slot state that setattr()s ``__defaults__`` and
+        ``__doc__``) is refused by every pickle reader, and changes nothing in the process."""
+        from aws_lambda_persistence_lite import StoredDataError
+        from aws_lambda_persistence_lite._pickle import _ALLOWED, PickleCodec, _resolve, loads_restricted
+
+        changes = {"__doc__": "hacked", "__defaults__": ("latin1",), "x": 1}
+        for module, name in _ALLOWED:
+            target = _resolve(module, name)
+            before = {attribute: getattr(target, attribute, None) for attribute in changes}
+            entries = b"".join(_unicode(k) + pickle.dumps(v, 5)[2:-1] for k, v in changes.items())
+            body = b"}(" + entries + b"u" if state == "dict" else b"N}(" + entries + b"u\x86"
+            built = b"\x80\x05" + _unicode("key") + _unicode(module) + _unicode(name) + b"\x93" + body + b"b\x86."
+            with pytest.raises(StoredDataError):
+                PickleCodec().decode_entry(built)
+            with pytest.raises(Exception):  # noqa: B017, PT011  (the 1.0.0 reader names any failure: test_map)
+                loads_restricted(built)
+            assert {attribute: getattr(target, attribute, None) for attribute in changes} == before, (module, name)
+
     def test_repeated_strings_are_bounded_by_the_scan_alone(self) -> None:
         """JSON-like data repeats its keys (one str object, memo GETs): the one-pass scan bounds those, and only
         pickles that share a container pay for replaying their stack effects."""

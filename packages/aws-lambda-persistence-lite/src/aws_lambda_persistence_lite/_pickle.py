@@ -70,15 +70,36 @@ def _zoneinfo(key: str) -> datetime.tzinfo:
     return zoneinfo.ZoneInfo(key)
 
 
+class _Sealed:
+    """An allow-listed function as the unpickler hands it out: callable, but no BUILD can change it. (BUILD on a
+    plain function would set its attributes, ``__defaults__`` included, for the whole process; the classes on
+    the list are immutable types, or UUID, whose ``__setstate__`` needs an instance.)"""
+
+    __slots__ = ("_function",)
+    _function: Callable[..., Any]
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        object.__setattr__(self, "_function", function)
+
+    def __call__(self, *args: Any) -> Any:
+        return self._function(*args)
+
+    def __setstate__(self, state: Any) -> None:
+        raise UnsafeDataError("stored pickle tries to change an allow-listed function (BUILD): refused")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise UnsafeDataError("stored pickle tries to change an allow-listed function: refused")
+
+
 #: (module, name) -> what the unpickler may resolve it to; None: that very class, imported when first needed.
 #: Nothing else is ever imported or called.
 _ALLOWED: dict[tuple[str, str], Callable[..., Any] | None] = {
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
-    ("builtins", "bytes"): _bytes,
-    ("builtins", "bytearray"): _bytearray,
+    ("builtins", "bytes"): _Sealed(_bytes),
+    ("builtins", "bytearray"): _Sealed(_bytearray),
     ("builtins", "complex"): complex,
-    ("_codecs", "encode"): _latin1,
+    ("_codecs", "encode"): _Sealed(_latin1),
     ("datetime", "datetime"): None,
     ("datetime", "date"): None,
     ("datetime", "time"): None,
@@ -86,7 +107,7 @@ _ALLOWED: dict[tuple[str, str], Callable[..., Any] | None] = {
     ("datetime", "timezone"): None,
     ("decimal", "Decimal"): None,
     ("uuid", "UUID"): None,
-    ("zoneinfo", "ZoneInfo"): _zoneinfo,
+    ("zoneinfo", "ZoneInfo"): _Sealed(_zoneinfo),
 }
 
 
