@@ -526,3 +526,65 @@ def test_python_dash_m(moto_server: str, pkg: Any, table_key: str) -> None:
     assert json.loads(shown.stdout) == {"n": 41}
     refused = run("delete", table_key, "n")
     assert refused.returncode == 2 and "--yes" in refused.stderr and "Traceback" not in refused.stderr
+
+
+class TestHostileInput:
+    """What a careless caller or a hostile item gives a command: one line, exit 1, never a traceback."""
+
+    def test_heads_with_odd_numbers_are_listed(self, cli: Cli, pkg: Any, aws: Any) -> None:
+        opened(pkg, "ok")["a"] = 1
+        for key, number in [("half", "1.5"), ("exp", "1E+3"), ("negative", "-7")]:
+            aws.put_item(TableName=TABLE, Item={"key": {"S": key}, "alp_fmt": {"N": "3"}, "alp_ver": {"N": number}})
+        result = cli("list")
+        assert result.code == 0 and "Traceback" not in result.err, result
+        rows = {line.split()[0]: line.split() for line in result.out.splitlines()[1:]}
+        assert {"half", "exp", "negative"} <= rows.keys()
+        assert all("unreadable" in rows[key] for key in ("half", "exp", "negative")), rows
+
+    def test_deep_json_values_are_one_line(self, cli: Cli, pkg: Any, tmp_path: Path) -> None:
+        deep = "[" * 100_000 + "]" * 100_000
+        assert "VALUE" in one_line_error(cli("set", "m", "a", deep))
+        (tmp_path / "deep.json").write_text('{"a": ' + deep + "}", encoding="utf-8")
+        assert "deep.json" in one_line_error(cli("import", "m", str(tmp_path / "deep.json"), "-y"))
+        assert cli("show", "m").code == 1  # (nothing was stored)
+
+    @pytest.mark.parametrize("mode", ["--json", "--pretty"])
+    def test_the_deepest_storable_value_is_shown(self, cli: Cli, pkg: Any, mode: str) -> None:
+        """A value nested as deep as the writer accepts is printed (or refused in one line), not a traceback."""
+        value: Any = 1
+        depth = 0
+        while True:
+            try:
+                pkg.PersistentMap.codec_factory().encode_entry("v", [value])
+            except pkg.UnsupportedValueError:
+                break
+            value, depth = [value], depth + 1
+        for _ in range(20):  # (the encoder's reach depends on the stack depth it is called at)
+            value, depth = value[0], depth - 1
+        opened(pkg, "m")["v"] = value
+        result = cli("show", "m", mode)
+        if result.code == 0:
+            assert result.out.count("[") >= depth
+        else:
+            assert "nested" in one_line_error(result)
+
+    def test_an_export_of_another_marker_version_is_refused(self, cli: Cli, pkg: Any, tmp_path: Path) -> None:
+        path = tmp_path / "future.json"
+        path.write_text(json.dumps({"aws-lambda-persistence-export": 2, "map": {"a": 1}}), encoding="utf-8")
+        line = one_line_error(cli("import", "m", str(path), "-y"))
+        assert "version 2" in line and "upgrade" in line
+        assert cli("show", "m").code == 1
+
+    def test_export_keeps_the_files_mode(self, cli: Cli, pkg: Any, tmp_path: Path) -> None:
+        opened(pkg, "m")["a"] = 1
+        path = tmp_path / "shared.json"
+        path.write_text("old", encoding="utf-8")
+        path.chmod(0o644)
+        assert cli("export", "m", str(path), "--yes").code == 0
+        assert path.stat().st_mode & 0o777 == 0o644
+        umask = os.umask(0o022)
+        try:
+            assert cli("export", "m", str(tmp_path / "new.json")).code == 0
+        finally:
+            os.umask(umask)
+        assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o644

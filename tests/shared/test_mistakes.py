@@ -3,6 +3,7 @@ handled; nothing is written by a call that fails, and nothing is committed twice
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -128,3 +129,34 @@ class TestTableDeletedUnderAWriter:
         assert data.to_dict() == {}
         data["c"] = 3  # (a first write: the table is created again)
         assert pkg.PersistentMap().to_dict() == {"c": 3}
+
+
+class TestATableOfAnotherSchema:
+    @pytest.mark.parametrize(
+        "schema",
+        # (DynamoDB refuses a key of another type, or without the sort key, the same way; moto reads those)
+        [[("id", "HASH", "S")], [("id", "HASH", "S"), ("sort", "RANGE", "S")]],
+        ids=["another hash key", "and a sort key"],
+    )
+    def test_named_with_the_fix(self, aws: Any, pkg: Any, table_key: str, schema: list[tuple[str, str, str]]) -> None:
+        """Reads and writes on a table keyed otherwise than the library's: a ConfigurationError naming the table,
+        the key attribute and what to set (before: botocore's raw ValidationException)."""
+        name = f"Other{uuid.uuid4().hex[:8]}"
+        aws.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": n, "KeyType": kind} for n, kind, _ in schema],
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, _, t in schema],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        try:
+            for attempt in (
+                lambda: pkg.PersistentMap(table_name=name),
+                lambda: pkg.PersistentMap.open(table_name=name, lazy=True).__setitem__("a", 1),
+            ):
+                with pytest.raises(
+                    pkg.ConfigurationError,
+                    match=f"'{name}' is keyed by .*not by a string hash key 'key'.*PERSISTENCE_KEY_FIELD_NAME",
+                ):
+                    attempt()
+        finally:
+            aws.delete_table(TableName=name)

@@ -575,6 +575,8 @@ def _set(ctx: _Context) -> int:
     else:
         try:
             value = tagged.loads(ctx.args.value)
+        except RecursionError:
+            raise CliError("VALUE is nested too deeply to read as JSON; flatten it") from None
         except ValueError as exc:
             raise CliError(
                 f"VALUE {ctx.args.value!r} is not JSON ({exc}); write a string as '\"text\"' or pass --string"
@@ -627,6 +629,7 @@ def _write_atomically(ctx: _Context, path: str, content: bytes) -> None:
                 for start in range(0, len(content), _CHUNK):
                     file.write(content[start : start + _CHUNK])
                     progress.update(0, min(_CHUNK, len(content) - start))
+            os.chmod(temporary, _mode_for(path))  # (mkstemp makes it 0600)
             os.replace(temporary, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -636,14 +639,32 @@ def _write_atomically(ctx: _Context, path: str, content: bytes) -> None:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}; choose another FILE") from None
 
 
+def _mode_for(path: str) -> int:
+    """The permissions an export leaves ``path`` with: those it has, or what a new file gets (0666 less umask)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def _import(ctx: _Context) -> int:
     path = ctx.args.file
     content = _read(ctx, path)
     try:
         document = tagged.loads(content)
+    except RecursionError:
+        raise CliError(f"{path} is nested too deeply to read as JSON; flatten the values it holds") from None
     except ValueError as exc:
         raise CliError(f"{path} is not tagged JSON ({exc}); import reads files written by export") from None
-    if type(document) is dict and document.get(EXPORT_MARKER) == 1 and "map" in document:
+    if type(document) is dict and EXPORT_MARKER in document:
+        if document[EXPORT_MARKER] != 1 or "map" not in document:
+            raise CliError(
+                f"{path} was written by an export of another version (marker version "
+                f"{document[EXPORT_MARKER]!r}{'' if 'map' in document else ', no map'}); upgrade this package to "
+                "import it"
+            )
         document = document["map"]
     if type(document) is not dict:
         raise CliError(f"{path} holds a {type(document).__name__}, not a map; import reads files written by export")
@@ -922,10 +943,12 @@ def _name(ctx: _Context) -> Any:
 
 
 def _print_value(ctx: _Context, value: Any) -> None:
-    if ctx.args.pretty:
-        ctx.out.write(pprint.pformat(value, sort_dicts=False) + "\n")
-    else:
-        ctx.out.write(tagged.dumps(value, indent=2) + "\n")
+    try:
+        text = pprint.pformat(value, sort_dicts=False) if ctx.args.pretty else tagged.dumps(value, indent=2)
+    except RecursionError:
+        mode = "--pretty" if ctx.args.pretty else "JSON"
+        raise CliError(f"the value is nested too deeply to print as {mode}; read it with the library") from None
+    ctx.out.write(text + "\n")
 
 
 def _no_map(ctx: _Context, settings: Settings) -> str:

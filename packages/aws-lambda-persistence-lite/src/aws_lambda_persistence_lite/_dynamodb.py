@@ -8,7 +8,7 @@ creating the table on first write. It knows items, not maps: it never parses a h
 from __future__ import annotations
 
 from ._config import Settings
-from ._errors import MissingAWSIAMPermissions, PersistenceError
+from ._errors import ConfigurationError, MissingAWSIAMPermissions, PersistenceError
 from ._iam import permission_message
 from ._limits import BATCH_GET_MAX_BYTES, BATCH_GET_MAX_KEYS, BATCH_WRITE_MAX_ITEMS, ITEM_BUDGET
 from ._log import backoff
@@ -105,6 +105,16 @@ class Table:
             return MissingAWSIAMPermissions(permission_message(self.settings, action), action=action)
         if code == "ResourceNotFoundException":
             return TableMissing()
+        if code == "ValidationException":
+            keyed = self._foreign_key_schema()
+            if keyed is not None:
+                s = self.settings
+                return ConfigurationError(
+                    f"table {s.table_name!r} is keyed by {keyed}, not by a string hash key {s.key_field_name!r} "
+                    f"alone as this library's tables are (map {s.table_key!r}): set key_field_name "
+                    "(PERSISTENCE_KEY_FIELD_NAME) to its hash key if that is a string and the table has no sort "
+                    "key, or use another table"
+                )
         if code == "ConditionalCheckFailedException":
             return Conflict(getattr(exc, "response", {}).get("Item"))
         if code == "TransactionConflictException":  # another container's transaction holds the head: reload, retry
@@ -118,6 +128,21 @@ class Table:
             if codes <= {"None", None, *throttled} and codes & throttled:
                 return Throttled(exc)
         return exc
+
+    def _foreign_key_schema(self) -> str | None:
+        """The table's key schema, described, when it is not this library's (one string hash key named
+        ``key_field_name``); None when it is, or when it cannot be read (the caller's error then stands)."""
+        try:
+            table = self.client.describe_table(TableName=self.name)["Table"]
+            types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
+            keys = [(k["AttributeName"], k["KeyType"], types.get(k["AttributeName"], "?")) for k in table["KeySchema"]]
+        except Exception:
+            return None
+        if keys == [(self.settings.key_field_name, "HASH", "S")]:
+            return None
+        return " and ".join(
+            f"{name!r} ({'hash' if kind == 'HASH' else 'sort'} key, type {t})" for name, kind, t in keys
+        )
 
     def get(self, usage: Usage, hash_key: str) -> Item | None:
         """Strongly consistent GetItem, counted in ``usage``: None when the item does not exist (a miss costs one
