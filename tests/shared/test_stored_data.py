@@ -561,3 +561,32 @@ class TestDamagedItems:
         with pytest.raises(pkg.CorruptDataError):
             data["new"] = 1
         assert stored_item(aws, table_key) == before
+
+
+class TestTablesThatClaimTooMuch:
+    """A head may list segments whose shards do not exist, or claim sizes no map has: a reader finds out in a
+    call or two, never by asking for thousands of shards (before: 15 s for 30,000)."""
+
+    def claiming(self, aws: Any, table_key: str, runs: int, blob: int) -> None:
+        from aws_lambda_persistence_lite._records import Segment, encode_table
+
+        listed = (stored_item(aws, table_key) or {}).get("alp_seg")
+        table = decode_table(listed["B"]) if listed else []
+        shards = -(-blob // SHARD_BYTES)
+        extra = [Segment(RUN, f"{i:016x}", bytes(8), blob, blob, shards, 0, 1, 1) for i in range(runs)]
+        encoded = encode_table([*table, *extra])
+        patch(aws, table_key, alp_seg={"B": encoded}, alp_dig={"B": digest(encoded)})
+
+    def test_missing_shards_cost_a_call_or_two(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        pkg.PersistentMap(a=1)
+        self.claiming(aws, table_key, runs=5, blob=400_000_000)  # (5,125 shards, none stored)
+        calls.clear()
+        refused(pkg, table_key, pkg.CorruptDataError, "lacks a shard item")
+        assert calls.count("BatchGetItem") <= 4
+
+    def test_a_table_claiming_more_than_a_map_holds(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
+        pkg.PersistentMap(a=1)
+        self.claiming(aws, table_key, runs=3, blob=1_000_000_000)
+        calls.clear()
+        refused(pkg, table_key, pkg.CorruptDataError, "claims .* bytes, more than any map holds")
+        assert calls.names == ["GetItem"]

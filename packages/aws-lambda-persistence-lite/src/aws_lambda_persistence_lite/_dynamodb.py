@@ -156,9 +156,11 @@ class Table:
         return item
 
     def batch_get(self, usage: Usage, keys: list[tuple[str, int]]) -> dict[str, Item]:
-        """Items by hash key (strongly consistent); missing keys are absent. ``keys``: each with the item's expected
-        size, so that each BatchGetItem asks for as many as one response holds (100 keys, 16 MB): a map of a few MB
-        is read in one call. (A response cut short anyway hands the rest back as UnprocessedKeys, asked again.)"""
+        """Items by hash key (strongly consistent); missing keys are absent, and the keys after the calls that
+        found one missing are not asked for (a head listing thousands of shards that do not exist costs one call,
+        not all of them). ``keys``: each with the item's expected size, so that each BatchGetItem asks for as many
+        as one response holds (100 keys, 16 MB): a map of a few MB is read in one call. (A response cut short
+        anyway hands the rest back as UnprocessedKeys, asked again.)"""
         field, found = self.settings.key_field_name, {}
         chunks: list[list[str]] = []
         room = 0
@@ -185,6 +187,8 @@ class Table:
                     backoff(round_, 0.05, 2.0)
             if wanted:
                 raise PersistenceError("DynamoDB kept shard reads unprocessed (throttled); try again later")
+            if not all(key in found for key in chunk):
+                break
         return found
 
     def batch_write(self, usage: Usage, puts: Sequence[Item] = (), deletes: Sequence[str] = ()) -> None:

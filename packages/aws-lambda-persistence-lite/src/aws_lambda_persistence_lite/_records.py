@@ -339,6 +339,9 @@ def check_table(segments: list[Segment]) -> None:
     one inline partition at most and only alone, partitions covering the key-hash space exactly once."""
     if len({s.sid for s in segments}) != len(segments):
         raise CorruptDataError("the segment table lists a segment twice")
+    claimed = max(sum(s.blob_size for s in segments), sum(s.raw_size for s in segments))
+    if claimed > MAX_DECODED_BYTES:  # (so a table never sends a reader after more than ~5,500 shards)
+        raise CorruptDataError(f"the segment table claims {claimed:,} bytes, more than any map holds")
     partitions = [s for s in segments if s.kind == PARTITION]
     if len(partitions) > 1 and any(is_inline(p) for p in partitions):
         raise CorruptDataError("the segment table lists an inline partition beside others")
