@@ -240,6 +240,11 @@ def bomb(opcode: bytes, spelling: bytes) -> bytes:
     return b"\x80\x02\x8c\x01k}" + opcode + spelling + b"\n0" + _tuple_dag(40) + b"K\x01s\x86."
 
 
+def legacy_bomb(opcode: bytes, spelling: bytes) -> bytes:
+    """The same, as a 1.0.0 item's value: a pickled dict {"k": {tuple DAG: 1}}."""
+    return b"\x80\x02}\x8c\x01k}" + opcode + spelling + b"\n0" + _tuple_dag(40) + b"K\x01ss."
+
+
 def c_reads(opcode: bytes, spelling: bytes) -> bool:
     try:
         pickle.loads(b"\x80\x02" + opcode + spelling + b"\n.")
@@ -278,6 +283,13 @@ class TestNumberSpellings:
         readable = [(op, s) for op, s in KNOWN if c_reads(op, s)]
         assert any(not pickletools_reads(op, s) for op, s in readable)  # the hole exists for the unpickler
         for cpu, outcome in outcomes([("decode", "pickle", bomb(op, s)) for op, s in readable], seconds=60):
+            assert refused(outcome, "CorruptDataError"), outcome
+            assert cpu < 2
+
+    def test_every_known_spelling_in_a_1_0_0_item(self) -> None:
+        """The 1.0.0 reader (a load, and migrate) refuses them as promptly."""
+        readable = [(op, s) for op, s in KNOWN if c_reads(op, s)]
+        for cpu, outcome in outcomes([("load", legacy_bomb(op, s)) for op, s in readable], seconds=60):
             assert refused(outcome, "CorruptDataError"), outcome
             assert cpu < 2
 

@@ -82,6 +82,19 @@ class TestRoundTrip:
     def test_empty_map(self, codec: Any) -> None:
         assert round_trip(codec, {}) == {}
 
+    def test_a_zstd_frame_carries_its_checksum(self, codec: Any) -> None:
+        """Every zstd blob is checked against its content checksum as it is decompressed (zlib's own adler32
+        does as much for the lite default)."""
+        from aws_lambda_persistence_lite import CorruptDataError
+
+        if "zstd" not in codec.name:
+            pytest.skip("zlib: its adler32 trailer is always written")
+        body = codec.join([codec.encode_entry(f"k{i}", "v" * i) for i in range(50)])
+        blob = codec.compress(body)
+        assert blob[4] & 0x04  # (frame header descriptor: Content_Checksum_flag)
+        with pytest.raises(CorruptDataError, match="checksum"):
+            codec.decompress(blob[:-1] + bytes([blob[-1] ^ 1]), len(body))
+
 
 class Custom:
     pass

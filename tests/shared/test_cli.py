@@ -372,6 +372,16 @@ class TestMigrate:
         assert "bad: not migrated:" in result.out and "good: migrated" in result.out
         assert "1 of 2 map(s) were not migrated" in result.err
 
+    def test_a_1_0_0_pickle_bomb_is_refused_promptly(self, cli: Cli, pkg: Any, aws: Any) -> None:
+        """An integer spelled as only the C unpickler reads it, then a dict key that takes hours to hash: refused
+        by --dry-run and by migrate (before: weighing stopped at the number and the load hung)."""
+        from tests.fuzz.test_codec_bounds import legacy_bomb
+
+        put_legacy(aws, "bomb", legacy_bomb(b"I", b"0x1"))
+        assert "bomb: cannot be migrated:" in cli("migrate", "--dry-run").err
+        result = cli("migrate", "--yes")
+        assert result.code == 1 and "bomb: not migrated:" in result.out and "refused" in result.out
+
 
 class TestPolicyAndInfo:
     def test_policy(self, cli: Cli, pkg: Any) -> None:

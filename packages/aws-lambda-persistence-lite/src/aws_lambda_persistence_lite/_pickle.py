@@ -399,7 +399,7 @@ class _StdlibZstdPickleCodec(PickleCodec):
     def compress(self, body: bytes) -> bytes:
         from compression import zstd  # type: ignore[import-not-found,unused-ignore]
 
-        return bytes(zstd.compress(body))
+        return bytes(zstd.compress(body, options={zstd.CompressionParameter.checksum_flag: 1}))
 
     def _decompress(self, blob: bytes, limit: int) -> bytes:
         from compression import zstd  # type: ignore[import-not-found,unused-ignore]

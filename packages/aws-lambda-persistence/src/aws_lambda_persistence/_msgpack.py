@@ -276,7 +276,7 @@ class MsgpackZstdCodec(Codec):
     max_ratio: ClassVar[int] = ZSTD_MAX_RATIO
 
     def __init__(self) -> None:
-        self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
 
     def encode_entry(self, key: Any, value: Any) -> bytes:
         encoder = _Encoder((key, value))
@@ -462,7 +462,7 @@ class ZstdPickleCodec(PickleCodec):
     max_ratio: ClassVar[int] = ZSTD_MAX_RATIO
 
     def compress(self, body: bytes) -> bytes:
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(body)
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compress(body)
 
     def _decompress(self, blob: bytes, limit: int) -> bytes:
         return zstd_decompress(blob, limit)
