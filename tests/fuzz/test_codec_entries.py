@@ -142,7 +142,7 @@ def pickled_entry(value: bytes) -> bytes:
 
 OUTSIDE_THE_MODEL = {
     "a class": (pickled_entry(b"cbuiltins\nset\n"), "builtins.type"),
-    "an allow-listed function": (pickled_entry(b"cbuiltins\nbytes\n"), "builtins.function"),
+    "an allow-listed function": (pickled_entry(b"cbuiltins\nbytes\n"), "_AllowedFunction"),
     "a timezone on its own": (
         pickled_entry(b"cdatetime\ntimezone\ncdatetime\ntimedelta\nK\x00K\x00K\x00\x87R\x85R"),
         "datetime.timezone",

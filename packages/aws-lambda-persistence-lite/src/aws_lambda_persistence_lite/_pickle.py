@@ -70,7 +70,7 @@ def _zoneinfo(key: str) -> datetime.tzinfo:
     return zoneinfo.ZoneInfo(key)
 
 
-class _Sealed:
+class _AllowedFunction:
     """An allow-listed function as the unpickler hands it out: callable, but no BUILD can change it. (BUILD on a
     plain function would set its attributes, ``__defaults__`` included, for the whole process; the classes on
     the list are immutable types, or UUID, whose ``__setstate__`` needs an instance.)"""
@@ -96,10 +96,10 @@ class _Sealed:
 _ALLOWED: dict[tuple[str, str], Callable[..., Any] | None] = {
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
-    ("builtins", "bytes"): _Sealed(_bytes),
-    ("builtins", "bytearray"): _Sealed(_bytearray),
+    ("builtins", "bytes"): _AllowedFunction(_bytes),
+    ("builtins", "bytearray"): _AllowedFunction(_bytearray),
     ("builtins", "complex"): complex,
-    ("_codecs", "encode"): _Sealed(_latin1),
+    ("_codecs", "encode"): _AllowedFunction(_latin1),
     ("datetime", "datetime"): None,
     ("datetime", "date"): None,
     ("datetime", "time"): None,
@@ -107,7 +107,7 @@ _ALLOWED: dict[tuple[str, str], Callable[..., Any] | None] = {
     ("datetime", "timezone"): None,
     ("decimal", "Decimal"): None,
     ("uuid", "UUID"): None,
-    ("zoneinfo", "ZoneInfo"): _Sealed(_zoneinfo),
+    ("zoneinfo", "ZoneInfo"): _AllowedFunction(_zoneinfo),
 }
 
 
