@@ -739,6 +739,7 @@ class TestFuzzedStoredItems:
                 items["m"][name] = value
         assert isinstance(load(pkg, items), (dict, pkg.StoredDataError))
 
+    @pytest.mark.slow  # (test-more; TestDamagedItems covers each attribute in the quick suite)
     @FUZZ
     @given(data=st.data(), shape=shapes)
     def test_head_attribute_of_another_type(self, pkg: Any, data: Any, shape: str) -> None:
@@ -815,6 +816,7 @@ class TestFuzzedStoredItems:
         retable(items, segments)
         assert isinstance(load(pkg, items), (dict, pkg.StoredDataError))
 
+    @pytest.mark.slow  # (test-more; TestDamagedItems covers each attribute in the quick suite)
     @FUZZ
     @given(data=st.data(), shape=st.sampled_from(["small", "inline", "flushed"]))
     def test_mutated_log_records(self, pkg: Any, data: Any, shape: str) -> None:
