@@ -132,6 +132,7 @@ class TestTableDeletedUnderAWriter:
 
 
 class TestATableOfAnotherSchema:
+    @pytest.mark.fresh_dynamodb  # (it creates a table: with one shared table, PERSISTENCE_TABLE_NAME pins that one)
     @pytest.mark.parametrize(
         "schema",
         # (DynamoDB refuses a key of another type, or without the sort key, the same way; moto reads those)
