@@ -827,6 +827,7 @@ class TestFuzzedStoredItems:
         log[index] = {"B": data.draw(mutated(log[index]["B"]))}
         assert isinstance(load(pkg, items), (dict, pkg.StoredDataError))
 
+    @pytest.mark.slow  # (test-more: 16 s per package; TestDamagedItems has the quick cases)
     @FUZZ
     @given(data=st.data(), shape=st.sampled_from(["small", "flushed"]))
     def test_random_records(self, pkg: Any, data: Any, shape: str) -> None:
@@ -840,6 +841,7 @@ class TestFuzzedStoredItems:
         items["m"]["alp_ver"]["N"] = str(int(items["m"]["alp_ver"]["N"]) + len(new))
         assert isinstance(load(pkg, items), (dict, pkg.StoredDataError))
 
+    @pytest.mark.slow  # (test-more: 16 s per package; TestDamagedItems has the quick cases)
     @FUZZ
     @given(data=st.data(), shape=st.sampled_from(["inline", "flushed", "large", "manifest"]))
     def test_mutated_segment_bodies(self, pkg: Any, data: Any, shape: str) -> None:
