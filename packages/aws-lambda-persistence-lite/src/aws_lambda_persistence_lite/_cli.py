@@ -55,6 +55,7 @@ from ._map import PersistentMap
 from ._meter import Usage, item_size
 from ._records import MANIFEST, PARTITION, RUN, Segment
 from ._replica import is_segment_key, replace_map, stored_head
+from ._values import label as short_repr
 
 #: First key of an export file; its value is the version of the file layout.
 EXPORT_MARKER = "aws-lambda-persistence-export"
@@ -575,11 +576,9 @@ def _set(ctx: _Context) -> int:
     else:
         try:
             value = tagged.loads(ctx.args.value)
-        except RecursionError:
-            raise CliError("VALUE is nested too deeply to read as JSON; flatten it") from None
         except ValueError as exc:
             raise CliError(
-                f"VALUE {ctx.args.value!r} is not JSON ({exc}); write a string as '\"text\"' or pass --string"
+                f"VALUE {short_repr(ctx.args.value)} is not JSON ({exc}); write a string as '\"text\"' or pass --string"
             ) from None
     data = ctx.open(ctx.args.key)
     with ctx.transfer(f"writing {ctx.args.key}"):
@@ -654,8 +653,6 @@ def _import(ctx: _Context) -> int:
     content = _read(ctx, path)
     try:
         document = tagged.loads(content)
-    except RecursionError:
-        raise CliError(f"{path} is nested too deeply to read as JSON; flatten the values it holds") from None
     except ValueError as exc:
         raise CliError(f"{path} is not tagged JSON ({exc}); import reads files written by export") from None
     if type(document) is dict and EXPORT_MARKER in document:

@@ -415,12 +415,21 @@ class PersistentMap(_Base):
             if self._batch is not None:
                 return  # the block's exit commits what the block changed, in-place edits included
             self._writable()
-            raw = self._replica.view.raw
-            changed = {k: (v, self._entry(k, v)) for k, v in self._view().items()}
-            changed = {k: ve for k, ve in changed.items() if raw.get(k) != ve[1]}
-            if changed:
-                ops = [Op(SET, entry) for _, entry in changed.values()]
-                self._commit(ops, None, [(k, v) for k, (v, _) in changed.items()])
+            ops, known = self._changed(self._view().items())
+            if ops:
+                self._commit(ops, None, known)
+
+    def _changed(self, pairs: Iterable[tuple[Any, Any]]) -> tuple[list[Op], list[tuple[Any, Any]]]:
+        """A set of each (key, value) whose encoding differs from the stored entry (in-place edits found by
+        encoding), and those pairs."""
+        raw = self._replica.view.raw
+        ops, known = [], []
+        for key, value in pairs:
+            entry = self._entry(key, value)
+            if entry != raw.get(key):
+                ops.append(Op(SET, entry))
+                known.append((key, value))
+        return ops, known
 
     def mutate(self, function: Callable[[dict[Any, Any]], T]) -> T:
         """Run ``function(d)`` on a private copy of the map and commit what it changed, atomically.
@@ -491,14 +500,11 @@ class PersistentMap(_Base):
             self._reading(lambda d: (self._replay(steps, d), None))
 
     def _edited(self, batch: _Batch) -> None:
-        """Add to ``batch``'s steps a set of each value it read and edited in place (encoded and compared with
-        what is stored, as ``save()`` compares)."""
-        raw = self._replica.view.raw
-        for key, copy in batch.copies.items():
-            if key in batch.data and batch.data[key] is copy:
-                entry = self._entry(key, copy)
-                if entry != raw.get(key):
-                    batch.steps.append([Op(SET, entry)])
+        """Add to ``batch``'s steps the sets of the values it read and edited in place (as ``save()`` finds them)."""
+        held = ((key, copy) for key, copy in batch.copies.items() if key in batch.data and batch.data[key] is copy)
+        ops, _ = self._changed(held)
+        if ops:
+            batch.steps.append(ops)
 
     def _replay(self, steps: list[list[Op] | Plan], d: dict[Any, Any]) -> list[Op]:
         """A batch's steps again on ``d`` (changing it as they do): their ops."""

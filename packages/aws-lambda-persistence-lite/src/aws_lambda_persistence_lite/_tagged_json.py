@@ -138,8 +138,12 @@ def dumps(value: Any, *, indent: int | None = None) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    """The value tagged (or plain) JSON text represents. Raises ValueError (json.JSONDecodeError included)."""
-    return decode(json.loads(text))
+    """The value tagged (or plain) JSON text represents. Raises ValueError (json.JSONDecodeError included, and
+    for text nested deeper than the parser's recursion)."""
+    try:
+        return decode(json.loads(text))
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
 
 
 # -- readers ---------------------------------------------------------------------------------------------------
