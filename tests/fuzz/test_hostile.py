@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzz.isolated import FakeTable, Items
 from tests.fuzz.strategies import edge_numbers, hashables, maps, records, values
 from tests.fuzz.test_codecs import CODECS, make_codec
 
@@ -510,41 +511,6 @@ class TestHostilePickles:
 # -- stored items, read through the whole load path (Replica.load/refresh, _head.parse, _records, the fold) ----
 
 TABLE_NAME = "AWSLambdaPersistence"
-Items = dict[str, dict[str, Any]]
-
-
-class Unbounded(Exception):
-    """A reader asked for far more items than any honest map has: a stored claim talked it into unbounded work."""
-
-
-class FakeTable:
-    """A DynamoDB client that serves fixed items to GetItem and BatchGetItem (no I/O, so fuzzing is fast).
-
-    ``heads``: heads served in turn to successive GetItems (the last one from then on), standing for a map that
-    a structural commit changes between two reads. Counts head reads; raises Unbounded past KEY_BOUND keys."""
-
-    KEY_BOUND = 2_000
-
-    def __init__(self, items: Items, heads: list[dict[str, Any]] | None = None) -> None:
-        self.items = items
-        self.heads = heads or []
-        self.head_reads = 0
-        self.keys_asked = 0
-
-    def get_item(self, *, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
-        self.head_reads += 1
-        if Key["key"]["S"] == "m" and self.heads:
-            return {"Item": copy.deepcopy(self.heads[min(self.head_reads, len(self.heads)) - 1])}
-        item = self.items.get(Key["key"]["S"])
-        return {"Item": copy.deepcopy(item)} if item is not None else {}
-
-    def batch_get_item(self, *, RequestItems: dict[str, Any], **_: Any) -> dict[str, Any]:
-        ((table, request),) = RequestItems.items()
-        self.keys_asked += len(request["Keys"])
-        if self.keys_asked > self.KEY_BOUND:
-            raise Unbounded(f"the reader asked for {self.keys_asked} items")
-        found = [copy.deepcopy(self.items[k["key"]["S"]]) for k in request["Keys"] if k["key"]["S"] in self.items]
-        return {"Responses": {table: found}}
 
 
 def _many_sets(data: Any, compressible: bool = False) -> None:
@@ -759,7 +725,7 @@ class TestFuzzedStoredItems:
         assert (error.table, error.key) == (TABLE_NAME, "m") and "'m'" in str(error)
         assert name in str(error) or name in ("alp_seg", "alp_dig")  # (the table's integrity check names neither)
 
-    @FUZZ
+    @settings(FUZZ, max_examples=30)  # (one check each: 30 draws cover it; 100 cost 10 s per package)
     @given(data=st.data(), shape=shapes)
     def test_head_counter_out_of_range(self, pkg: Any, data: Any, shape: str) -> None:
         """alp_ver and alp_ep are integers 0..2**63-1, alp_room -409,600..4,000 (never more than the head's budget):
@@ -874,7 +840,7 @@ class TestFuzzedStoredItems:
         retable(items, segments)
         assert isinstance(load(pkg, items), (dict, pkg.StoredDataError))
 
-    @FUZZ
+    @settings(FUZZ, max_examples=30)  # (one check each: 30 draws cover it; 100 cost 10 s per package)
     @given(data=st.data())
     def test_damaged_inline_partition_is_caught_by_its_digest(self, pkg: Any, data: Any) -> None:
         """Damaged alp_inl bytes (any length, up to none at all): CorruptDataError naming table and key."""
@@ -889,7 +855,7 @@ class TestFuzzedStoredItems:
         error = load(pkg, items)
         assert isinstance(error, pkg.CorruptDataError) and (error.table, error.key) == (TABLE_NAME, "m")
 
-    @FUZZ
+    @settings(FUZZ, max_examples=30)  # (one check each: 30 draws cover it; 100 cost 10 s per package)
     @given(data=st.data(), shape=st.sampled_from(["flushed", "large", "manifest"]))
     def test_damaged_shard_is_caught_by_its_digest(self, pkg: Any, data: Any, shape: str) -> None:
         """Damaged segment bytes: always CorruptDataError naming table and key, never a wrong map."""

@@ -36,11 +36,12 @@ ZSTD_LEVEL = 3
 #: within each level, and up to ``MAX_NESTING`` in all.
 MAX_EXTENSION_NESTING = 100
 _NESTED = frozenset({tuple, set, frozenset})
-#: Decoding an extension value holds its payload while it decodes the ones inside (each a copy, made by msgpack):
-#: the payloads nested in one another may add up to 4 times the decoded size, plus 64 MiB. Beyond, a small item
-#: of nested extensions would hold 100 copies of itself. Writers refuse what would take readers more.
-EXTENSION_BYTES_PER_BYTE = 4
-EXTENSION_BYTES_SLACK = 64 << 20
+#: Decoding an extension value holds its payload while it decodes the ones inside (each a copy, made by msgpack;
+#: below _SHALLOW levels two, the Unpacker's buffer being the second): the copies nested in one another may add up
+#: to 192 MiB at once, whatever the map's size, so that a read stays within FORMAT.md's bound (256 MB beyond the
+#: map's own bytes). Without it a small item of nested extensions would hold 100 copies of itself. Writers refuse
+#: what would take readers more.
+EXTENSION_BYTES_HELD = 192 << 20
 #: msgpack.unpackb keeps its decoding context (about 45 KB) on the C stack: extension payloads deeper than this are
 #: decoded by an Unpacker instead, whose context is on the heap (4x slower, and deep payloads are rare).
 _SHALLOW = 4
@@ -74,11 +75,6 @@ class _TooDeep(ValueError):
         self.limit, self.counted = limit, counted
 
 
-def _payload_budget(size: int) -> int:
-    """The most bytes of nested extension payloads that decoding ``size`` bytes of msgpack may hold at once."""
-    return EXTENSION_BYTES_PER_BYTE * size + EXTENSION_BYTES_SLACK
-
-
 def _tz(tz: _dt.tzinfo | None) -> Any:
     if tz is None:
         return None
@@ -98,6 +94,11 @@ def _untz(value: Any) -> _dt.tzinfo | None:
 
         return zoneinfo.ZoneInfo(value)
     return _dt.timezone(_dt.timedelta(microseconds=value[0]), *value[1:])
+
+
+def _copies(depth: int) -> int:
+    """How many copies of an extension payload at ``depth`` (1: outermost) a reader holds while it decodes it."""
+    return 1 if depth <= _SHALLOW else 2
 
 
 class _Encoder:
@@ -124,7 +125,7 @@ class _Encoder:
             packed = self.pack(obj)
         finally:
             inside = self.below.pop()
-        self.below[-1] = max(self.below[-1], len(packed) + inside)
+        self.below[-1] = max(self.below[-1], _copies(len(self.below)) * len(packed) + inside)
         return msgpack.ExtType(code, packed)
 
     def pack(self, obj: Any) -> bytes:
@@ -190,25 +191,25 @@ class _Decoder:
     """Decodes ``size`` bytes of msgpack. Each extension type's payload is a msgpack document of its own, decoded
     from the extension hook: the recursion is counted here, and refused beyond MAX_EXTENSION_NESTING (+ 1, the leaf
     payload of a datetime and the like) before it can exhaust the recursion limit or the C stack; so are payloads
-    held at once beyond their budget (_payload_budget)."""
+    held at once beyond EXTENSION_BYTES_HELD."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self) -> None:
         self.depth = self.held = 0
-        self.budget = _payload_budget(size)
         #: Whether a set or frozenset was decoded since the caller last cleared it.
         self.sets = False
 
     def unpack(self, data: bytes) -> Any:
         self.depth += 1
-        self.held += len(data)
+        held = _copies(self.depth) * len(data)
+        self.held += held
         try:
             if self.depth > MAX_EXTENSION_NESTING + 1:
                 raise CorruptDataError(
                     f"stored msgpack nests extension types more than {MAX_EXTENSION_NESTING + 1} levels deep"
                 )
-            if self.held > self.budget:
+            if self.held > EXTENSION_BYTES_HELD:
                 raise CorruptDataError(
-                    f"stored msgpack nests extension values holding {self.held} bytes, more than {self.budget}"
+                    f"stored msgpack nests extension values holding {self.held} bytes, more than {EXTENSION_BYTES_HELD}"
                 )
             if self.depth <= _SHALLOW:
                 return msgpack.unpackb(data, ext_hook=self.ext_hook, **_OPTIONS)
@@ -220,7 +221,7 @@ class _Decoder:
             return value
         finally:
             self.depth -= 1
-            self.held -= len(data)
+            self.held -= held
 
     def ext_hook(self, code: int, data: bytes) -> Any:
         if code == TUPLE:
@@ -286,10 +287,10 @@ class MsgpackZstdCodec(Codec):
             raise too_deep(key, value, exc.limit, exc.counted) from None
         except (_Unsupported, TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise unsupported_error(key, value, exc) from None
-        if encoder.held > _payload_budget(len(entry)):
+        if encoder.held > EXTENSION_BYTES_HELD:
             raise UnsupportedValueError(
                 f"cannot store the value at [{label(key)}]: its tuples, sets and frozensets nest {encoder.held} bytes "
-                f"in one another, which a reader holds at once, more than {_payload_budget(len(entry))}; nest big "
+                f"in one another, which a reader holds at once, more than {EXTENSION_BYTES_HELD}; nest big "
                 "values in fewer tuples (or in lists)",
                 path=f"[{label(key)}]",
             )
@@ -317,9 +318,9 @@ class MsgpackZstdCodec(Codec):
 
     def read_entries(self, entries: list[bytes]) -> list[tuple[Any, Any, bytes]]:
         """Every entry through one Unpacker (a partition's 10,000 entries: one object, not 10,000), each with its
-        own bounds: its payload budget, and its key and value ending exactly where its length says."""
+        own bounds: its payload copies held at once, and its key and value ending exactly where its length says."""
         joined = b"".join(entries)
-        decoder = _Decoder(0)
+        decoder = _Decoder()
         unpacker = msgpack.Unpacker(ext_hook=decoder.ext_hook, max_buffer_size=max(len(joined), 1), **_OPTIONS)
         unpacker.feed(joined)
         stamps = _may_hold_timestamp(joined)
@@ -327,7 +328,7 @@ class MsgpackZstdCodec(Codec):
         end = 0
         for entry in entries:
             start, end = end, end + len(entry)
-            decoder.budget, decoder.sets = _payload_budget(len(entry)), False
+            decoder.sets = False
             try:
                 key, value = unpacker.unpack(), unpacker.unpack()
             except CorruptDataError:
@@ -345,7 +346,7 @@ class MsgpackZstdCodec(Codec):
 
     def _read(self, entry: bytes) -> tuple[Any, Any, bool]:
         """(key, value, whether it holds a set) of one stored entry."""
-        decoder = _Decoder(len(entry))
+        decoder = _Decoder()
         try:
             unpacker = msgpack.Unpacker(ext_hook=decoder.ext_hook, max_buffer_size=max(len(entry), 1), **_OPTIONS)
             unpacker.feed(entry)
@@ -375,7 +376,7 @@ class MsgpackZstdCodec(Codec):
         own limit of 1,024 levels, which the writer accepts: with the map around it, one call cannot hold it."""
         body = decompress_bounded(zstd_decompress, blob, raw_size, self.max_ratio)
         try:
-            result = msgpack.unpackb(body, ext_hook=_Decoder(len(body)).ext_hook, **_OPTIONS)
+            result = msgpack.unpackb(body, ext_hook=_Decoder().ext_hook, **_OPTIONS)
         except msgpack.StackError:
             return self._entries(body, again=False)[0]
         except CorruptDataError:
@@ -408,7 +409,7 @@ class MsgpackZstdCodec(Codec):
         """The map entry by entry, with each entry's bytes (``again``: entries holding a set packed again)."""
         view = memoryview(body)
         timestamps = _may_hold_timestamp(body)  # msgpack decodes its Timestamp itself: outside the value model
-        decoder = _Decoder(len(body))
+        decoder = _Decoder()
         result: dict[Any, Any] = {}
         stored: list[memoryview] = []
         try:
