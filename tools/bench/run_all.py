@@ -31,6 +31,7 @@ from common import ROOT, log
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 BENCHMARKS = ["import_time.py", "layer_import.py", "storage.py", "increments.py", "versus_1_0_0.py", "writes.py"]
+BENCHMARKS.append("decoding.py")
 #: The benchmarks that run against DynamoDB Local too (and take --no-local).
 USE_DYNAMODB_LOCAL = {"storage.py", "increments.py", "versus_1_0_0.py", "writes.py"}
 #: Arguments other than the defaults: issue 10's figures (1,000 sets on maps of 20 KB to 64 MB; about 25 minutes).
@@ -38,6 +39,7 @@ ARGUMENTS = {"writes.py": ["--sizes", "20K,1M,16M,64M", "--sets", "1000"]}
 #: Section titles other than the script's name.
 TITLES = {
     "versus_1_0_0.py": "versus 1.0.0 (`versus_1_0_0.py`)",
+    "decoding.py": "Reading costs, honest and hostile (`decoding.py`)",
     "writes.py": "Writes, refreshes and increments (`writes.py --sizes 20K,1M,16M,64M --sets 1000`)",
 }
 VERSIONS = [

@@ -118,6 +118,41 @@ def _atom_weight(body: bytes, at: int, kinds: list[int], atoms: frozenset[int]) 
     return 1
 
 
+class _Memo:
+    """scan()'s view of the unpickler's memo: index -> weight of the atom stored there, or None (a container, or
+    nothing). Pickles number their memo entries 0, 1, 2...: those are 8 bytes each in ``dense`` (-1: a container),
+    not a dict entry (about 80 bytes), which would take more memory than the map itself for a pickle memoizing
+    millions of small values; any other index is in ``sparse``, whose keys all lie beyond ``dense``. MEMOIZE stores
+    at the number of distinct indexes, as the unpickler does: ``len(dense) + len(sparse)``."""
+
+    __slots__ = ("dense", "sparse")
+
+    def __init__(self) -> None:
+        from array import array
+
+        self.dense = array("q")
+        self.sparse: dict[int, int | None] = {}
+
+    def put(self, index: int, weight: int | None) -> None:
+        dense, sparse = self.dense, self.sparse
+        if index < len(dense):
+            dense[index] = -1 if weight is None else weight
+        elif index > len(dense):
+            sparse[index] = weight
+        else:
+            sparse.pop(index, None)
+            dense.append(-1 if weight is None else weight)
+            while len(dense) in sparse:
+                moved = sparse.pop(len(dense))
+                dense.append(-1 if moved is None else moved)
+
+    def get(self, index: int) -> int | None:
+        if index < len(self.dense):
+            weight = self.dense[index]
+            return None if weight < 0 else weight
+        return self.sparse.get(index)
+
+
 def scan(body: bytes) -> list[Span]:  # noqa: PLR0915 (one loop over every opcode, for speed)
     """Check every opcode of ``body`` (one or more pickles back to back) against the body's own size.
 
@@ -134,7 +169,7 @@ def scan(body: bytes) -> list[Span]:  # noqa: PLR0915 (one loop over every opcod
     pos = start = here = tuples = 0
     shares = sets = False
     shared_weight = 0
-    memo: dict[int, int | None] = {}  # memo index -> weight of the atom stored there, or None
+    memo = _Memo()
     pickles: list[Span] = []
     while pos < size:
         previous, here = here, pos
@@ -147,11 +182,15 @@ def scan(body: bytes) -> list[Span]:  # noqa: PLR0915 (one loop over every opcod
         elif kind == _MEMOIZE:  # after nearly every value in protocol 4+: the common cases inline
             op = body[previous]
             if op not in atoms:
-                memo[len(memo)] = None
+                weight = None
             elif kinds[op] == _COUNTED1:
-                memo[len(memo)] = 1 + body[previous + 1] // 8
+                weight = 1 + body[previous + 1] // 8
             else:
-                memo[len(memo)] = _atom_weight(body, previous, kinds, atoms)
+                weight = _atom_weight(body, previous, kinds, atoms)
+            if memo.sparse:
+                memo.put(len(memo.dense) + len(memo.sparse), weight)
+            else:
+                memo.dense.append(-1 if weight is None else weight)
         elif kind in (_GET1, _GET4, _DUP):
             width = 1 if kind == _GET1 else 4 if kind == _GET4 else 0
             weight = memo.get(int.from_bytes(body[pos : pos + width], "little")) if width else None
@@ -163,7 +202,7 @@ def scan(body: bytes) -> list[Span]:  # noqa: PLR0915 (one loop over every opcod
             index = int.from_bytes(body[pos : pos + width], "little")
             if index > size:
                 raise _refuse("memo index beyond the pickle's own size", here)
-            memo[index] = _atom_weight(body, previous, kinds, atoms)
+            memo.put(index, _atom_weight(body, previous, kinds, atoms))
             pos += width
         elif kind == _TUPLE:  # a tuple nested n levels deep takes n of these
             tuples += 1
@@ -177,7 +216,7 @@ def scan(body: bytes) -> list[Span]:  # noqa: PLR0915 (one loop over every opcod
             if tuples > _LIMIT:  # it might nest them too deep: measure before anything hashes them
                 weigh(body[start:pos])
             pickles.append((start, pos, shares, sets))
-            start, shares, sets, tuples, shared_weight, memo = pos, False, False, 0, 0, {}
+            start, shares, sets, tuples, shared_weight, memo = pos, False, False, 0, 0, _Memo()
         elif kind in _COUNTED_WIDTH:
             width = _COUNTED_WIDTH[kind]
             length = int.from_bytes(body[pos : pos + width], "little", signed=kind == _COUNTED4)
@@ -202,7 +241,7 @@ def scan(body: bytes) -> list[Span]:  # noqa: PLR0915 (one loop over every opcod
                 if op in (_PUT, _GET) and not (text.isdigit() and int(text) <= size):
                     raise _refuse("memo index beyond the pickle's own size, or not a number", here)
                 if op == _PUT:
-                    memo[int(text)] = _atom_weight(body, previous, kinds, atoms)
+                    memo.put(int(text), _atom_weight(body, previous, kinds, atoms))
                 elif op == _GET:
                     weight = memo.get(int(text))
                     shares = shares or weight is None
