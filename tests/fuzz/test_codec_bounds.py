@@ -340,8 +340,22 @@ class TestNumberSpellings:
             b"\x80\x02h\x05.",  # GET of a memo entry never stored
             b"\x80\x02N\x94e.",  # APPENDS without a MARK
             b"\x80\x05\x97.",  # NEXT_BUFFER: out-of-band data, never plain
+            b"\x80\x02T\xfe\xff\xff\xff.",  # BINSTRING of a negative length (would step backwards)
+            b"\x80\x02X\x10\x00\x00\x00ab.",  # a length beyond the pickle
+            b"\x80\x02Npx\n.",  # PUT of a memo index that is not a number
+            b"\x80\x02I12",  # a text argument without its newline
         ],
-        ids=["unparsable", "underflow", "missing memo", "missing mark", "buffer"],
+        ids=[
+            "unparsable",
+            "underflow",
+            "missing memo",
+            "missing mark",
+            "buffer",
+            "negative",
+            "too long",
+            "bad index",
+            "no newline",
+        ],
     )
     def test_weigh_refuses_what_it_cannot_replay(self, body: bytes) -> None:
         """Every early exit of the weighing is a refusal (it used to return, letting the pickle through)."""
