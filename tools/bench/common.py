@@ -18,10 +18,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+#: The library's meter (aws_lambda_persistence_lite._meter) measures every benchmark, 1.0.0's too: its source goes
+#: last on the path, so that in 1.0.0's virtual environment it adds that one package and shadows nothing.
+LITE_SOURCE = str(ROOT / "packages" / "aws-lambda-persistence-lite" / "src")
+if LITE_SOURCE not in sys.path:
+    sys.path.append(LITE_SOURCE)
 
-#: The two distributions, by import name, with the short label used in the tables.
+from aws_lambda_persistence_lite._meter import CallMeter, item_size  # noqa: E402, F401  (needs LITE_SOURCE)
+
 from tools import servers as local_servers  # noqa: E402  (needs ROOT on sys.path)
 
+#: The two distributions, by import name, with the short label used in the tables.
 PACKAGES = {"core": "aws_lambda_persistence", "lite": "aws_lambda_persistence_lite"}
 
 #: Dummy credentials and a region: the local servers accept anything, and nothing may reach real AWS.

@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import PACKAGES, log, median, ms, servers, table, use_endpoint
+from common import PACKAGES, CallMeter, log, median, ms, servers, table, use_endpoint
 
 BARRIER_TIMEOUT = 120.0
 #: The calls that commit (an increment's attempts): appends, flushes, first writes.
@@ -39,23 +39,16 @@ def worker(module: str, endpoint: str, table_key: str, count: int, barrier: Any,
     pkg = importlib.import_module(module)
     from aws_lambda_persistence_lite._client import default_client
 
-    calls: Counter[str] = Counter()
-
-    def after_call(parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        calls[model.name] += 1
-        code = parsed.get("Error", {}).get("Code")
-        if code:
-            calls[code] += 1
-
-    default_client().meta.events.register("after-call.dynamodb", after_call)
+    meter = CallMeter(sizes=False)  # operations and error codes: the least CPU in a contended process
+    meter.attach(default_client())
     data = pkg.PersistentMap.open(table_key=table_key)
-    calls.clear()  # only the increments count, not the initial load
+    since = meter.mark()  # only the increments count, not the initial load
     gave_up = 0
     latencies, attempts = [], []
     barrier.wait(BARRIER_TIMEOUT)
     start = time.monotonic()  # CLOCK_MONOTONIC: comparable across the processes of one machine
     for _ in range(count):
-        began, writes = time.perf_counter(), sum(calls[name] for name in WRITES)
+        began, first = time.perf_counter(), meter.mark()
         while True:
             try:
                 data.increment("counter")
@@ -63,14 +56,14 @@ def worker(module: str, endpoint: str, table_key: str, count: int, barrier: Any,
             except pkg.ConflictError:  # every attempt lost: nothing was written, so trying again is safe
                 gave_up += 1
         latencies.append(time.perf_counter() - began)
-        attempts.append(sum(calls[name] for name in WRITES) - writes)
+        attempts.append(sum(1 for call in meter.calls[first:] if call.op in WRITES))
     results.put(
         {
             "start": start,
             "end": time.monotonic(),
             "latencies": latencies,
             "attempts": attempts,
-            "calls": dict(calls),
+            "calls": dict(meter.counts(since)),
             "gave_up": gave_up,
         }
     )

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from common import PACKAGES, log, median, ms, servers, size, table, units, use_endpoint
+from common import PACKAGES, CallMeter, log, median, ms, servers, size, table, units, use_endpoint
 
 MB = 1 << 20
 EVENTS = ["login", "logout", "purchase", "view", "search", "refund", "signup", "share"]
@@ -102,14 +102,15 @@ class SingleWrites:
 
 
 class CallCounter:
-    """Counts DynamoDB operations on a boto3 client (botocore's before-call event)."""
+    """DynamoDB calls on a boto3 client, counted by the library's meter (operations only)."""
 
     def __init__(self, client: Any) -> None:
-        self.count = 0
-        client.meta.events.register("before-call.dynamodb", self)
+        self.meter = CallMeter(sizes=False)
+        self.meter.attach(client)
 
-    def __call__(self, **_: Any) -> None:
-        self.count += 1
+    @property
+    def count(self) -> int:
+        return len(self.meter.calls)
 
 
 def single_writes(

@@ -59,45 +59,11 @@ BOTO = ("boto3", "botocore")
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _binary_len(x: Any) -> int:
-    if isinstance(x, str):  # base64, as in a request body
-        return len(x) * 3 // 4 - x[-2:].count("=")
-    if isinstance(x, (bytes, bytearray)):
-        return len(x)
-    return len(getattr(x, "value", b""))
-
-
-def _number_size(n: str) -> int:
-    digits = n.lstrip("-").split("e")[0].split("E")[0].replace(".", "").strip("0")
-    return (len(digits) + 1) // 2 + 1
-
-
-def attr_size(value: dict[str, Any]) -> int:
-    """Size of one DynamoDB attribute value by the Developer Guide's rules (names are counted by the caller)."""
-    kind, x = next(iter(value.items()))
-    if kind == "S":
-        return len(x.encode())
-    if kind == "B":
-        return _binary_len(x)
-    if kind == "N":
-        return _number_size(x)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "SS":
-        return sum(len(s.encode()) for s in x)
-    if kind == "NS":
-        return sum(_number_size(s) for s in x)
-    if kind == "BS":
-        return sum(_binary_len(b) for b in x)
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + attr_size(v) + 1 for k, v in x.items())
-    if kind == "L":
-        return 3 + sum(attr_size(v) + 1 for v in x)
-    return 0
-
-
 def item_size(item: dict[str, Any]) -> int:
-    return sum(len(name.encode()) + attr_size(value) for name, value in item.items())
+    """DynamoDB's size of an item (the library's rules, in aws_lambda_persistence_lite._meter)."""
+    from common import item_size as size_of  # (with the library's source on the path, also in 1.0.0's venv)
+
+    return size_of(item)
 
 
 def _writes_of(operation: str, request: dict[str, Any]) -> list[tuple[str, dict[str, Any] | None, bool]]:
@@ -135,89 +101,46 @@ CONFLICTS = ("ConditionalCheckFailedException", "TransactionCanceledException")
 
 
 class Meter:
-    """Every DynamoDB call of every client created from now on, in any botocore session of this process."""
+    """The library's meter (aws_lambda_persistence_lite._meter.CallMeter, the one the library, its command line and
+    every benchmark use) on every DynamoDB client created from now on, in any botocore session of this process,
+    with this benchmark's summary. In 1.0.0's venv the library's source is put last on the path (common.py): it
+    adds that one package and shadows nothing."""
 
     def __init__(self, keep_bodies: bool = True) -> None:
-        import botocore.session
+        from common import CallMeter  # (with the library's source on the path, also in 1.0.0's venv)
 
-        self.calls: list[dict[str, Any]] = []
-        self.keep_bodies = keep_bodies
-        original = botocore.session.Session.create_client
-        meter = self
-
-        def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
-            client = original(session, *args, **kwargs)
-            if client.meta.service_model.service_name == "dynamodb":
-                client.meta.events.register("before-call.dynamodb", meter.before_call)
-                client.meta.events.register("before-send.dynamodb", meter.before_send)
-                client.meta.events.register("after-call.dynamodb", meter.after_call)
-            return client
-
-        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
-
-    def before_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        call = {"op": model.name, "sent": 0, "received": 0, "body": None, "consistent": {}, "rcu": 0.0}
-        body = params.get("body") or b"{}"
-        if model.name in READS:  # small requests: read what matters now
-            request = json.loads(body)
-            if model.name == "GetItem":
-                call["consistent"] = {"": bool(request.get("ConsistentRead"))}
-            else:
-                call["consistent"] = {t: bool(r.get("ConsistentRead")) for t, r in request["RequestItems"].items()}
-        elif model.name in WRITE_OPERATIONS and self.keep_bodies:
-            call["body"] = body  # parsed after the timings
-        self.calls.append(call)
-
-    def before_send(self, request: Any, **_: Any) -> None:  # once per attempt, retries included
-        body = request.body
-        self.calls[-1]["sent"] += len(body) if isinstance(body, (bytes, str)) else 0
-
-    def after_call(self, http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        call = self.calls[-1]
-        call["received"] = len(http_response.content or b"")
-        call["error"] = parsed.get("Error", {}).get("Code")
-        consumed = parsed.get("ConsumedCapacity")
-        if consumed:  # moto returns an empty list for some batch and transactional calls
-            entries = consumed if isinstance(consumed, list) else [consumed]
-            call["reported"] = sum(e.get("CapacityUnits", 0) for e in entries)
-        if model.name == "GetItem" and not call["error"]:
-            size = item_size(parsed["Item"]) if parsed.get("Item") else 0
-            call["rcu"] = max(1, math.ceil(size / 4096)) * (1 if call["consistent"][""] else 0.5)
-            call["items_read"] = 1 if size else 0
-        elif model.name == "BatchGetItem" and not call["error"]:
-            for table, items in parsed.get("Responses", {}).items():
-                factor = 1 if call["consistent"].get(table) else 0.5
-                call["rcu"] += sum(max(1, math.ceil(item_size(i) / 4096)) * factor for i in items)
-                call["items_read"] = call.get("items_read", 0) + len(items)
+        self.meter = CallMeter(requests=keep_bodies)
+        self.meter.attach_everywhere()
+        self.calls = self.meter.calls
 
     def mark(self) -> int:
-        return len(self.calls)
+        return self.meter.mark()
 
     def summary(self, since: int = 0) -> dict[str, Any]:
         calls = self.calls[since:]
         result: dict[str, Any] = {
             "calls": len(calls),
-            "ops": dict(Counter(c["op"] for c in calls)),
-            "sent": sum(c["sent"] for c in calls),
-            "received": sum(c["received"] for c in calls),
+            "ops": dict(Counter(c.op for c in calls)),
+            "sent": sum(c.sent for c in calls),
+            "received": sum(c.received for c in calls),
             "written": 0,
             "deleted": 0,
             "item_bytes": 0,
             "wcu": 0.0,
-            "rcu": sum(c["rcu"] for c in calls),
-            "items_read": sum(c.get("items_read", 0) for c in calls),
+            "rcu": sum(c.read_units for c in calls),
+            "items_read": sum(c.items_read for c in calls),
             "reported_wcu": None,
             "reported_rcu": None,
-            "conflicts": sum(1 for c in calls if c.get("error") in CONFLICTS),
-            "errors": dict(Counter(c["error"] for c in calls if c.get("error"))),
+            "conflicts": sum(1 for c in calls if c.error in CONFLICTS),
+            "errors": dict(Counter(c.error for c in calls if c.error)),
         }
         for c in calls:
-            if "reported" in c:
-                which = "reported_rcu" if c["op"] in READS else "reported_wcu"
-                result[which] = (result[which] or 0) + c["reported"]
-            if c["body"] is None or c.get("error"):
+            if c.reported is not None:
+                which = "reported_rcu" if c.op in READS else "reported_wcu"
+                result[which] = (result[which] or 0) + c.reported
+            if c.request is None or c.error or c.op not in WRITE_OPERATIONS:
                 continue
-            for kind, item, transactional in _writes_of(c["op"], json.loads(c["body"])):
+            for kind, item, transactional in _writes_of(c.op, c.request):
                 size = item_size(item) if item is not None else KB  # a deleted item's size is not in the request
                 result["deleted" if kind == "delete" else "written"] += 1
                 result["item_bytes"] += size if item is not None else 0

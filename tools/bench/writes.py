@@ -62,10 +62,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import PACKAGES, ROOT, log, size, table, use_endpoint
+from common import PACKAGES, ROOT, CallMeter, log, size, table, use_endpoint
 from run_all import cpu_model, java_version
 from storage import EVENTS, json_like
-from versus_1_0_0 import TABLE, Impl, create_table, ensure_venv, item_size
+from versus_1_0_0 import TABLE, Impl, create_table, ensure_venv
 
 from tools.servers import ServerUnavailable, dynamodb_local  # on sys.path through common
 
@@ -73,7 +73,7 @@ KB, MB = 1024, 1 << 20
 READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
 BARRIER_TIMEOUT = 300.0
 #: TransactWriteItems over the whole run: DynamoDB Local's figure against the one computed from item sizes.
-TRANSACTIONS = {"calls": 0.0, "reported": 0.0, "computed": 0.0}
+METERS: list[Meter] = []  # every meter of this process: the TransactWriteItems summary adds them up
 QUICK = {"sizes": "20K,1M", "sets": 100, "batches": 3, "refreshes": 3}
 FULL = {"sizes": "20K,1M,16M,64M", "sets": 1000, "batches": 5, "refreshes": 5}
 STARTED = time.monotonic()
@@ -84,17 +84,6 @@ def progress(message: str) -> None:
 
 
 # -- metering ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Call:
-    op: str
-    started: float
-    ended: float
-    units: float  # capacity units billed: DynamoDB's ConsumedCapacity, or computed (TransactWriteItems)
-    received: int  # HTTP response body
-    item_bytes: int  # DynamoDB size of the items the response carried
-    error: str | None
 
 
 @dataclass
@@ -125,105 +114,15 @@ class Sample:
         return cls(Tally(**data["tally"]), data["seconds"])
 
 
-def _items_size(parsed: dict[str, Any]) -> int:
-    """DynamoDB size of every item in a response (GetItem, BatchGetItem, Query, Scan, TransactGetItems, or the
-    Attributes a write returned); 0 for what is not in DynamoDB's typed form (boto3's resource layer)."""
-    items: list[Any] = [parsed.get("Item"), parsed.get("Attributes"), *parsed.get("Items", [])]
-    responses = parsed.get("Responses")
-    if isinstance(responses, dict):  # BatchGetItem
-        items += [i for found in responses.values() for i in found]
-    elif isinstance(responses, list):  # TransactGetItems
-        items += [r.get("Item") for r in responses]
-    total = 0
-    for item in items:
-        with contextlib.suppress(AttributeError, StopIteration, TypeError):
-            total += item_size(item) if isinstance(item, dict) else 0
-    return total
-
-
-class Meter:
-    """Every call of the clients it is attached to: operation, time, units, bytes.
-
-    ``sizer`` is an unmetered client used to read the items a TransactWriteItems touches, before and after it, to
-    bill the transaction by DynamoDB's rules; without one, DynamoDB Local's own figure is kept.
-    """
+class Meter(CallMeter):
+    """The library's meter (aws_lambda_persistence_lite._meter.CallMeter: one meter for the library, its command
+    line and the benchmarks) on the clients it is attached to, with this benchmark's tallies. ``sizer`` is an
+    unmetered client with which it bills a TransactWriteItems by DynamoDB's rules; without one, DynamoDB Local's
+    own figure is kept."""
 
     def __init__(self, sizer: Any = None) -> None:
-        self.calls: list[Call] = []
-        self.excluded = 0.0
-        self._sizer = sizer
-        self._key_names: dict[str, list[str]] = {}
-
-    def attach(self, client: Any) -> Any:
-        events = client.meta.events
-        events.register("before-parameter-build.dynamodb", self._before_build)
-        events.register("before-call.dynamodb", self._before_call)
-        events.register("after-call.dynamodb", self._after_call)
-        return client
-
-    def _size_of(self, table_name: str, key: dict[str, Any]) -> int:
-        found = self._sizer.get_item(TableName=table_name, Key=key, ConsistentRead=True).get("Item")
-        return item_size(found) if found else 0
-
-    def _key_of(self, table_name: str, item: dict[str, Any]) -> dict[str, Any]:
-        names = self._key_names.get(table_name)
-        if names is None:
-            schema = self._sizer.describe_table(TableName=table_name)["Table"]["KeySchema"]
-            names = self._key_names[table_name] = [k["AttributeName"] for k in schema]
-        return {name: item[name] for name in names}
-
-    def _before_build(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-        if "ReturnConsumedCapacity" in model.input_shape.members:
-            params["ReturnConsumedCapacity"] = "TOTAL"
-        if model.name != "TransactWriteItems" or self._sizer is None:
-            return
-        began = time.perf_counter()
-        actions = []  # (kind, table, key, size before, size after when the request says it)
-        for action in params.get("TransactItems", []):
-            kind, body = next(iter(action.items()))
-            key = self._key_of(body["TableName"], body["Item"]) if kind == "Put" else body["Key"]
-            after = item_size(body["Item"]) if kind == "Put" else None
-            actions.append((kind, body["TableName"], key, self._size_of(body["TableName"], key), after))
-        context["bench_actions"] = actions
-        self.excluded += time.perf_counter() - began
-
-    def _before_call(self, context: dict[str, Any], **_: Any) -> None:
-        context["bench_started"] = time.perf_counter()
-
-    def _after_call(
-        self, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
-    ) -> None:
-        ended = time.perf_counter()
-        error = parsed.get("Error", {}).get("Code")
-        consumed = parsed.get("ConsumedCapacity")
-        entries = consumed if isinstance(consumed, list) else [consumed] if consumed else []
-        units = sum(float(e.get("CapacityUnits", 0)) for e in entries)
-        if model.name == "TransactWriteItems" and "bench_actions" in context and not error:
-            began = time.perf_counter()
-            computed = 0.0
-            for kind, table_name, key, before, put_size in context["bench_actions"]:
-                after = self._size_of(table_name, key) if kind == "Update" else put_size or 0
-                billed = max(before, after) if kind in ("Put", "Update") else before
-                computed += 2 * max(1, math.ceil(billed / KB))
-            TRANSACTIONS["calls"] += 1
-            TRANSACTIONS["reported"] += units
-            TRANSACTIONS["computed"] += computed
-            units = computed
-            self.excluded += time.perf_counter() - began
-        self.calls.append(
-            Call(
-                op=model.name,
-                started=context.get("bench_started", ended),
-                ended=ended,
-                units=units,
-                received=len(http_response.content or b""),
-                item_bytes=_items_size(parsed),
-                error=error,
-            )
-        )
-
-    def mark(self) -> int:
-        return len(self.calls)
+        super().__init__(sizer=sizer)
+        METERS.append(self)
 
     def tally(self, since: int = 0) -> Tally:
         calls = self.calls[since:]
@@ -265,24 +164,6 @@ def make_client(endpoint: str | None = None) -> Any:
         retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=120, tcp_keepalive=True
     )
     return boto3.session.Session().client("dynamodb", endpoint_url=endpoint, config=config)
-
-
-class Calls:
-    """Operations and error codes only: a contended run's workers count their calls without sizing responses,
-    whose CPU (on a 2-core machine shared with DynamoDB Local) would otherwise be charged to the library."""
-
-    def __init__(self) -> None:
-        self.ops: Counter[str] = Counter()
-        self.errors: Counter[str] = Counter()
-
-    def attach(self, client: Any) -> None:
-        client.meta.events.register("after-call.dynamodb", self._after_call)
-
-    def _after_call(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        self.ops[model.name] += 1
-        error = parsed.get("Error", {}).get("Code")
-        if error:
-            self.errors[error] += 1
 
 
 @dataclass
@@ -448,16 +329,8 @@ def worker_1_0_0(spec: dict[str, Any]) -> dict[str, Any]:
     1.0.0 creates a boto3 resource (and client) for every write, so the meter is attached to every DynamoDB client
     any botocore session of this process creates.
     """
-    import botocore.session
-
     meter = Meter()
-    original = botocore.session.Session.create_client
-
-    def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
-        client = original(session, *args, **kwargs)
-        return meter.attach(client) if client.meta.service_model.service_name == "dynamodb" else client
-
-    botocore.session.Session.create_client = create_client  # type: ignore[method-assign,assignment]
+    meter.attach_everywhere()
     pkg = importlib.import_module("aws_lambda_persistence")
     version = importlib.metadata.version("aws-lambda-persistence")
     assert version == "1.0.0", f"the 1.0.0 venv runs aws-lambda-persistence {version}"
@@ -535,7 +408,8 @@ def increment_worker(
     no library)."""
     use_endpoint(endpoint)
     quiet_library()
-    client, calls = make_client(endpoint), Calls()
+    # (operations and errors only: sizing responses would charge the meter's CPU to the library on 2 cores)
+    client, calls = make_client(endpoint), CallMeter(sizes=False)
     calls.attach(client)
     conflict: type[BaseException] | tuple[()] = ()
     m: Any = None
@@ -550,8 +424,7 @@ def increment_worker(
             m = open_map()
     values: list[Any] = []
     conflict_errors = 0
-    calls.ops.clear()
-    calls.errors.clear()
+    since = calls.mark()
     barrier.wait(BARRIER_TIMEOUT)
     start, cpu = time.monotonic(), time.process_time()  # (CLOCK_MONOTONIC: comparable across processes)
 
@@ -585,8 +458,8 @@ def increment_worker(
             "cpu": cpu,
             "values": values,
             "conflict_errors": conflict_errors,
-            "ops": dict(calls.ops),
-            "errors": dict(calls.errors),
+            "ops": dict(Counter(c.op for c in calls.calls[since:])),
+            "errors": dict(Counter(c.error for c in calls.calls[since:] if c.error)),
         }
     )
 
@@ -845,11 +718,11 @@ def report_reads(maps: list[MapRun], refreshes: int) -> None:
     headers = ["map (raw)", "package", "operation", "calls", "operations", "round trips", "RCU"]
     print(table([*headers, "item bytes", "received", "time", "in calls"], rows, left=3))
     print()
-    calls = int(TRANSACTIONS["calls"])
-    if calls:
+    billed = [c for m in METERS if m.sizer for c in m.calls if c.op == "TransactWriteItems" and not c.error]
+    if billed:
         print(
-            f"TransactWriteItems: {calls} calls, {num(TRANSACTIONS['computed'])} WCU by DynamoDB's rules (counted "
-            f"above), {num(TRANSACTIONS['reported'])} WCU as DynamoDB Local reported them.\n"
+            f"TransactWriteItems: {len(billed)} calls, {num(sum(c.units for c in billed))} WCU by DynamoDB's rules "
+            f"(counted above), {num(sum(c.reported or 0 for c in billed))} WCU as DynamoDB Local reported them.\n"
         )
     else:
         print("No TransactWriteItems calls were made.\n")
