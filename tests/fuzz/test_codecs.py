@@ -215,8 +215,9 @@ class TestShardSplit:
         from aws_lambda_persistence_lite._dynamodb import Table
         from aws_lambda_persistence_lite._limits import DYNAMODB_ITEM_LIMIT, ITEM_BUDGET
         from aws_lambda_persistence_lite._meter import Usage, item_size
-        from aws_lambda_persistence_lite._records import RUN
-        from aws_lambda_persistence_lite._replica import SHARD_BYTES, Replica, segment_key
+        from aws_lambda_persistence_lite._reading import segment_key
+        from aws_lambda_persistence_lite._records import RUN, SHARD_BYTES
+        from aws_lambda_persistence_lite._replica import Replica
 
         settings_ = Settings.resolve({"table_key": "k" * key_length})
         length = max(1, multiple * SHARD_BYTES + delta)
@@ -236,8 +237,8 @@ class TestShardSplit:
 
 def record_size(pkg: Any, value_size: int) -> int:
     """What a one-key set of {'b': random bytes} adds to the head: its record and the per-record overhead."""
+    from aws_lambda_persistence_lite._flushing import RECORD_OVERHEAD
     from aws_lambda_persistence_lite._records import SET, Op, encode_record
-    from aws_lambda_persistence_lite._replica import RECORD_OVERHEAD
 
     codec = pkg.PersistentMap.codec_factory()
     entry = codec.encode_entry("b", random.Random(7).randbytes(value_size))
@@ -263,10 +264,10 @@ class TestSizeLimitsThroughMoto:
 
     @pytest.mark.parametrize("first", [True, False], ids=["first-write", "on-a-stored-map"])
     def test_log_limit(self, aws: Any, pkg: Any, table_key: str, calls: Calls, first: bool) -> None:
+        from aws_lambda_persistence_lite._flushing import LARGE_RECORD
         from aws_lambda_persistence_lite._head import HEAD_BUDGET
         from aws_lambda_persistence_lite._meter import item_size
         from aws_lambda_persistence_lite._records import PARTITION, RUN, decode_table
-        from aws_lambda_persistence_lite._replica import LARGE_RECORD
 
         edge = last_fitting(lambda n: record_size(pkg, n), LARGE_RECORD, 1, 4_000)
         for size in (edge - 1, edge, edge + 1, edge + 2):

@@ -526,14 +526,16 @@ def _many_sets(data: Any, compressible: bool = False) -> None:
 def _with_manifest(data: Any) -> None:
     """_many_sets with small partitions and the head's segment list capped low: the table goes into a manifest
     segment (FORMAT.md, "Manifest")."""
-    from aws_lambda_persistence_lite import _replica
+    from aws_lambda_persistence_lite import _flushing, _replica
 
-    caps = _replica.TABLE_MAX, _replica.PARTITION_MAX
-    _replica.TABLE_MAX, _replica.PARTITION_MAX = 60, 1_500
+    caps = _flushing.TABLE_MAX, _flushing.PARTITION_MAX
+    _flushing.TABLE_MAX = _replica.TABLE_MAX = 60
+    _flushing.PARTITION_MAX = 1_500
     try:
         _many_sets(data)
     finally:
-        _replica.TABLE_MAX, _replica.PARTITION_MAX = caps
+        _flushing.TABLE_MAX = _replica.TABLE_MAX = caps[0]
+        _flushing.PARTITION_MAX = caps[1]
 
 
 SHAPES = {
@@ -612,9 +614,9 @@ class Hostile:
         return frame_record(self.ids.to_bytes(8, "big"), list(ops))
 
     def segment(self, kind: int, body: bytes, a: int, b: int, c: int, *, raw_size: int | None = None) -> Any:
-        from aws_lambda_persistence_lite._records import Segment
+        from aws_lambda_persistence_lite._reading import segment_key
+        from aws_lambda_persistence_lite._records import SHARD_BYTES, Segment
         from aws_lambda_persistence_lite._records import segment_digest as shard_digest
-        from aws_lambda_persistence_lite._replica import SHARD_BYTES, segment_key
 
         blob = self.codec.compress(body)
         sid = f"{len(self.segments) + 1:016x}"
@@ -813,8 +815,8 @@ class TestFuzzedStoredItems:
     def test_mutated_segment_bodies(self, pkg: Any, data: Any, shape: str) -> None:
         """A partition or run body (in shard items, or inline in the head) changed at random, then compressed,
         sized and digested correctly."""
+        from aws_lambda_persistence_lite._reading import segment_key
         from aws_lambda_persistence_lite._records import segment_digest as shard_digest
-        from aws_lambda_persistence_lite._replica import segment_key
 
         codec = pkg.PersistentMap.codec_factory()
         items = written(pkg, shape)
@@ -1025,8 +1027,8 @@ class TestHostileWriter:
         """The head is read again (a structural commit may have replaced the segment); the same head twice means
         damage: CorruptDataError naming table and key, after at most a few reads. Also for a shard of a segment
         that only the manifest lists, and for the manifest's own shard."""
+        from aws_lambda_persistence_lite._reading import segment_key
         from aws_lambda_persistence_lite._records import MANIFEST
-        from aws_lambda_persistence_lite._replica import segment_key
 
         items = written(pkg, shape.split(maxsplit=1)[0])
         manifests = [s for s in table_of(items) if s.kind == MANIFEST]

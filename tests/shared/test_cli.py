@@ -296,7 +296,7 @@ class TestMigrate:
         the same entries (types and order), the old segments deleted. Too large for one transaction, the new run
         is put before the head (in steps)."""
         from aws_lambda_persistence.__main__ import main as core_main
-        from aws_lambda_persistence_lite import _replica
+        from aws_lambda_persistence_lite import _stored
 
         data = lite.PersistentMap.open(table_key="lite-map")
         data.update({"blob": random.Random(4).randbytes(500 * KB), "t": (1, b"\x00")})
@@ -316,7 +316,7 @@ class TestMigrate:
         core.PersistentMap.open(table_key="core-map")["a"] = 1
         core_map = stored_item(aws, "core-map")
         if steps:
-            monkeypatch.setattr(_replica, "TRANSACT_BUDGET", 100 * KB)
+            monkeypatch.setattr(_stored, "TRANSACT_BUDGET", 100 * KB)
 
         dry = _run(core_main, capsys, "migrate", "--dry-run")
         assert dry.code == 0 and dry.out.split() == ["lite-map"]

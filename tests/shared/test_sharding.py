@@ -190,9 +190,9 @@ class TestHead:
     def test_many_partitions_keep_the_map_writable(
         self, aws: Any, pkg: Any, table_key: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from aws_lambda_persistence_lite import _replica
+        from aws_lambda_persistence_lite import _flushing
 
-        monkeypatch.setattr(_replica, "PARTITION_MAX", 3_000)  # many partitions out of a small map
+        monkeypatch.setattr(_flushing, "PARTITION_MAX", 3_000)  # many partitions out of a small map
         value = json_like(1 * MB)
         data = pkg.PersistentMap(value)
         rng = random.Random(0)
@@ -204,10 +204,11 @@ class TestHead:
 
 def small_partitions(monkeypatch: pytest.MonkeyPatch, table_max: int = 200) -> None:
     """Many partitions out of a small map, and a low cap on the head's segment list: a table in a manifest."""
-    from aws_lambda_persistence_lite import _replica
+    from aws_lambda_persistence_lite import _flushing, _replica
 
-    monkeypatch.setattr(_replica, "PARTITION_MAX", 3_000)
-    monkeypatch.setattr(_replica, "TABLE_MAX", table_max)
+    monkeypatch.setattr(_flushing, "PARTITION_MAX", 3_000)
+    for module in (_flushing, _replica):  # (flushes and large writes each cap the head's list)
+        monkeypatch.setattr(module, "TABLE_MAX", table_max)
 
 
 def listed(client: Any, table_key: str) -> list[Any]:
@@ -219,7 +220,7 @@ def listed(client: Any, table_key: str) -> list[Any]:
 def live_keys(pkg: Any, table_key: str) -> set[str]:
     """Shard keys a cold reader's head refers to: its manifest and every segment (the map's whole storage, besides
     shards ``alp_garbage`` lists for a later flush to delete)."""
-    from aws_lambda_persistence_lite._replica import segment_key
+    from aws_lambda_persistence_lite._reading import segment_key
 
     head = pkg.PersistentMap()._replica.head
     segments = {s.sid: s for s in (*head.listed, *head.table)}.values()
@@ -311,7 +312,7 @@ class TestManifest:
     ) -> None:
         """Replacing a map whole (the command line's migrate) deletes the old manifest and what it lists."""
         from aws_lambda_persistence_lite._config import Settings
-        from aws_lambda_persistence_lite._replica import replace_map
+        from aws_lambda_persistence_lite._stored import replace_map
 
         small_partitions(monkeypatch)
         data = pkg.PersistentMap(json_like(200 * KB))

@@ -17,9 +17,19 @@ from aws_lambda_persistence_lite._codec import codec_for
 from aws_lambda_persistence_lite._head import HEAD_BUDGET, LEGACY_TRAP
 from aws_lambda_persistence_lite._meter import item_size
 from aws_lambda_persistence_lite._pickle import has_stdlib_zstd
-from aws_lambda_persistence_lite._records import CLEAR, DEL, PARTITION, RUN, SET, decode_record, decode_table, digest
+from aws_lambda_persistence_lite._reading import segment_key
+from aws_lambda_persistence_lite._records import (
+    CLEAR,
+    DEL,
+    PARTITION,
+    RUN,
+    SET,
+    SHARD_BYTES,
+    decode_record,
+    decode_table,
+    digest,
+)
 from aws_lambda_persistence_lite._records import segment_digest as shard_digest
-from aws_lambda_persistence_lite._replica import SHARD_BYTES, segment_key
 
 from tests.conftest import HAS_CORE, TABLE, Calls, all_keys, stored_item
 

@@ -739,16 +739,24 @@ def report_increments(increments: list[IncrementRun]) -> None:
         "item, no library. Wall time from the barrier to the last process's end. *Distinct* = distinct values "
         "returned (every one must be); *ConflictError* = increments whose every attempt lost (retried by the "
         "benchmark); *conditional failures* = refused conditional writes the library redid. *vs plain ADD* = "
-        "throughput / the mean of the package's two plain ADD runs, one before and one after its other runs (DynamoDB"
-        " Local's JVM is warmed up by discarded plain ADD and warm runs first).\n"
+        "throughput / the mean of the two plain ADD runs right before and right after it (DynamoDB Local's JVM keeps "
+        "getting faster for minutes, so a baseline measured apart from a run drifts; it is warmed up by discarded "
+        "plain ADD and warm runs first).\n"
     )
     rows = []
-    adds: dict[str, list[float]] = {}
-    for run in increments:
-        if run.mode == "add":
-            adds.setdefault(run.package, []).append(run.rate)
-    for run in increments:
-        baseline = statistics.mean(adds[run.package]) if run.package in adds else None
+
+    def neighbour(index: int, step: int) -> float | None:
+        """The rate of the nearest plain ADD run of the same package before (step -1) or after (step 1)."""
+        index += step
+        while 0 <= index < len(increments) and increments[index].package == increments[index - step].package:
+            if increments[index].mode == "add":
+                return increments[index].rate
+            index += step
+        return None
+
+    for i, run in enumerate(increments):
+        around = [rate for rate in (neighbour(i, -1), neighbour(i, 1)) if rate is not None]
+        baseline = statistics.mean(around) if around else None
         failures = sum(n for code, n in run.errors.items() if code.startswith(("ConditionalCheck", "Transaction")))
         rows.append(
             [
@@ -857,7 +865,7 @@ def main() -> None:
             for mode in ("add", "warm", "add"):
                 increments_run(labels[0], mode, endpoint, args.processes, args.increments)
             for label in labels:
-                for mode in ("add", "warm", "fresh", "lazy", "add"):
+                for mode in ("add", "warm", "add", "fresh", "add", "lazy", "add"):
                     progress(f"increments: {label}, {mode}, {args.processes} x {args.increments}")
                     increments.append(increments_run(label, mode, endpoint, args.processes, args.increments))
 

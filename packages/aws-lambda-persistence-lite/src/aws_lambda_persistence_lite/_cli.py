@@ -54,7 +54,7 @@ from ._iam import policy
 from ._map import PersistentMap
 from ._meter import Usage, item_size
 from ._records import MANIFEST, PARTITION, RUN, Segment
-from ._replica import is_segment_key, replace_map, stored_head
+from ._stored import is_segment_key, replace_map, stored_head
 from ._values import label as short_repr
 
 #: First key of an export file; its value is the version of the file layout.
