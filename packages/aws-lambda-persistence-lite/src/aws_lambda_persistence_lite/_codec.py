@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-from ._errors import UnsupportedFormatError
+from ._errors import UnsupportedFormatError, about_map
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
@@ -107,10 +107,9 @@ def codec_for(name: str, *, table: str = "", key: str = "") -> Codec:
             )
         codec = factory()  # (a codec this interpreter lacks raises UnsupportedFormatError with the fix)
     except UnsupportedFormatError as exc:
-        where = f" in table {table!r} under key {key!r}" if table or key else ""
-        raise UnsupportedFormatError(
-            f"cannot decode the map{where} stored with codec {name!r}: {exc}", table=table, key=key
-        ) from None
+        if table or key:
+            raise about_map(UnsupportedFormatError, table, key, f"was stored with codec {name!r}: {exc}") from None
+        raise UnsupportedFormatError(f"cannot decode a map stored with codec {name!r}: {exc}") from None
     _made.add(name)
     return codec
 

@@ -56,6 +56,12 @@ class StoredDataError(PersistenceError, ValueError):
         self.key = key
 
 
+def about_map(kind: type[StoredDataError], table: str, key: str, what: str) -> StoredDataError:
+    """The one builder of stored-data errors: ``kind`` with the message "the map in table T under key K <what>",
+    naming the map (``table`` and ``key``) so that every such error says which map and why."""
+    return kind(f"the map in table {table!r} under key {key!r} {what}", table=table, key=key)
+
+
 class CorruptDataError(StoredDataError):
     """Raised when a stored item is damaged: bad bytes, failed integrity check, or missing shards."""
 

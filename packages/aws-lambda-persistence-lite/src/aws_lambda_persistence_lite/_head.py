@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._codec import available
 from ._config import Settings
-from ._errors import CorruptDataError, StoredDataError, UnsupportedFormatError
+from ._errors import CorruptDataError, StoredDataError, UnsupportedFormatError, about_map
 from ._limits import DYNAMODB_ITEM_LIMIT
 from ._meter import item_size
 from ._records import INLINE_MAX, MANIFEST, RECORD_ID_BYTES, Segment, decode_table, digest, encode_table
@@ -101,12 +101,12 @@ def parse(item: Item, settings: Settings) -> Head:
     try:
         fmt = _number(item, FMT, 0, COUNTER_MAX)
         if fmt != FORMAT:
-            raise UnsupportedFormatError(
-                f"the map in table {settings.table_name!r} under key {settings.table_key!r} was written in stored "
-                f"format {fmt}; this package reads format {FORMAT} and 1.0.0 items: "
+            raise about_map(
+                UnsupportedFormatError,
+                settings.table_name,
+                settings.table_key,
+                f"was written in stored format {fmt}; this package reads format {FORMAT} and 1.0.0 items: "
                 + ("upgrade aws-lambda-persistence" if fmt > FORMAT else "rewrite it with this version"),
-                table=settings.table_name,
-                key=settings.table_key,
             )
         codec = _attribute(item, CODEC, "S")
         if not 0 < len(codec) <= CODEC_NAME_MAX or not set(codec) <= _CODEC_CHARACTERS:
@@ -301,11 +301,7 @@ def table_attributes(table: list[Segment]) -> dict[str, Any]:
 
 
 def bad(settings: Settings, why: str, kind: type[StoredDataError] = CorruptDataError) -> StoredDataError:
-    return kind(
-        f"the map stored in table {settings.table_name!r} under key {settings.table_key!r} is unreadable: {why}",
-        table=settings.table_name,
-        key=settings.table_key,
-    )
+    return about_map(kind, settings.table_name, settings.table_key, f"is unreadable: {why}")
 
 
 def named(settings: Settings, exc: StoredDataError) -> StoredDataError:

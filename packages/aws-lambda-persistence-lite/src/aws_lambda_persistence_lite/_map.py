@@ -19,8 +19,9 @@ from ._client import default_client
 from ._codec import Codec
 from ._config import Settings, split_arguments
 from ._dynamodb import Conflict, Table, TableMissing
-from ._errors import ConfigurationError, ConflictError, CorruptDataError, StoredDataError
+from ._errors import ConfigurationError, ConflictError, StoredDataError
 from ._fold import AddRefused, is_number
+from ._head import bad
 from ._keyhash import key_hash
 from ._log import backoff
 from ._meter import Usage
@@ -239,31 +240,15 @@ class PersistentMap(_Base):
         s = self.settings
         value = item.get(s.value_field_name)
         if value is None or "B" not in value:
-            raise CorruptDataError(
-                f"map in table {s.table_name!r} under key {s.table_key!r} is unreadable: attribute "
-                f"{s.value_field_name!r} is missing or not Binary",
-                table=s.table_name,
-                key=s.table_key,
-            )
+            raise bad(s, f"attribute {s.value_field_name!r} is missing or not Binary")
         try:
             data = loads_restricted(bytes(value["B"]))
         except StoredDataError as exc:
-            raise type(exc)(
-                f"map in table {s.table_name!r} under key {s.table_key!r}: {exc}", table=s.table_name, key=s.table_key
-            ) from exc
+            raise bad(s, str(exc), type(exc)) from exc
         except Exception as exc:  # a 1.0.0 pickle that is damaged
-            raise CorruptDataError(
-                f"map in table {s.table_name!r} under key {s.table_key!r} cannot be decoded: {exc}",
-                table=s.table_name,
-                key=s.table_key,
-            ) from exc
+            raise bad(s, f"its 1.0.0 pickle cannot be decoded ({exc})") from exc
         if type(data) is not dict:
-            raise CorruptDataError(
-                f"map in table {s.table_name!r} under key {s.table_key!r}: a 1.0.0 item must hold a pickled dict, "
-                f"not {type(data).__name__}",
-                table=s.table_name,
-                key=s.table_key,
-            )
+            raise bad(s, f"a 1.0.0 item must hold a pickled dict, not {type(data).__name__}")
         view = self._replica.view
         for index, (key, value) in enumerate(data.items()):
             view.values[key] = value
