@@ -382,6 +382,28 @@ class TestMigrate:
         result = cli("migrate", "--yes")
         assert result.code == 1 and "bomb: not migrated:" in result.out and "refused" in result.out
 
+    def test_containers_in_use_follow_a_migration(
+        self, core: Any, lite: Any, aws: Any, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Warm containers of the full package whose lite map is migrated to msgpack+zstd under them: a refresh
+        reads the new codec, and a write that meets the new head (without a refresh) is made again in that codec.
+        Before, both failed with CorruptDataError (decoding msgpack segments as pickle), as if the map were
+        damaged."""
+        from aws_lambda_persistence.__main__ import main as core_main
+
+        writer = opened(lite, "m")
+        writer.update({f"k{i}": "v" * 50 for i in range(80)})
+        refreshing, writing = opened(core, "m"), opened(core, "m")
+        assert refreshing._replica.codec.name == writing._replica.codec.name == "pickle5+zlib"
+        assert _run(core_main, capsys, "migrate", "--yes").code == 0
+        assert (stored_item(aws, "m") or {})["alp_codec"] == {"S": "msgpack+zstd"}
+        refreshing.refresh()
+        assert refreshing._replica.codec.name == "msgpack+zstd" and refreshing.to_dict() == writer.to_dict()
+        writing["new"] = ("a", 1)
+        assert writing.increment("n") == 1
+        fresh = opened(core, "m")
+        assert fresh["new"] == ("a", 1) and fresh["n"] == 1 and len(fresh) == 82
+
 
 class TestPolicyAndInfo:
     def test_policy(self, cli: Cli, pkg: Any) -> None:

@@ -27,7 +27,7 @@ from ._log import backoff
 from ._meter import Usage
 from ._pickle import default_codec, loads_restricted
 from ._records import ADD, CLEAR, DEL, SET, Op
-from ._replica import Replica
+from ._replica import Replica, recoded
 from ._values import label
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
@@ -579,8 +579,7 @@ class PersistentMap(_Base):
         self.refresh()
         if self._replica.codec is codec:
             return ops
-        mine = self._replica.codec  # (the stored map's codec: the ops again in it)
-        return [op if op.kind == CLEAR else Op(op.kind, mine.encode_entry(*codec.decode_entry(op.entry))) for op in ops]
+        return recoded(ops, codec, self._replica.codec)  # (the stored map's codec: the ops again in it)
 
     def _reading(self, plan: Plan) -> Any:
         """Commit a change computed from the stored state: conditional on the version it was computed on, and

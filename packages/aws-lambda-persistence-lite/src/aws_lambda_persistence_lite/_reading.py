@@ -118,6 +118,9 @@ class Reader:
             head = self._parse_after(item, moved)
             if head.version == self.head.version and head.epoch == self.head.epoch:
                 return False
+            if head.codec != self.codec.name:  # (rewritten in another codec: migrate, recompress) read it whole
+                self.load()
+                return True
             try:
                 self._catch_up(head, usage, cold=False)
             except _Moved as exc:
@@ -311,6 +314,10 @@ class Reader:
         """Catch up to ``head`` (a head a write returned or found); when a segment it lists is gone (a later
         structural commit replaced it), to the head as stored now. Returns the head folded and the outcomes."""
         for _ in range(READ_ATTEMPTS):
+            if not cold and head.codec != self.codec.name:  # (rewritten in another codec) read it whole
+                self.load()
+                assert self.head is not None
+                return self.head, {}
             try:
                 outcomes = self._catch_up(head, usage, cold=cold, own=own)
                 assert self.head is not None

@@ -48,6 +48,7 @@ from ._log import backoff, logger
 from ._meter import Usage, item_size, write_units
 from ._reading import segment_key
 from ._records import (
+    CLEAR,
     RUN,
     Op,
     Segment,
@@ -59,6 +60,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _rec
 if TYPE_CHECKING:
     from typing import Any, NamedTuple
 
+    from ._codec import Codec
     from ._meter import Item
 else:
     from ._record import NamedTuple
@@ -111,9 +113,14 @@ class Replica(Flusher):
             try:
                 new = self._append_confirmed(usage, head, record, rid, expected)
             except Conflict as conflict:
+                codec = self.codec
                 current, outcomes = self._follow(self._current(usage, conflict), usage, own=own)
                 if rid in current.ids:  # botocore's retry of our applied append
                     return outcomes.get(rid, [])
+                if self.codec is not codec:  # the map was rewritten in another codec: the change, in that one
+                    ops = recoded(ops, codec, self.codec)
+                    record = encode_record(rid, ops)
+                    large = len(record) + RECORD_OVERHEAD > LARGE_RECORD
                 if expected is not None and current.version != expected:
                     raise Conflict() from None
                 if current.room < charge(record):
@@ -480,3 +487,8 @@ class _Large(NamedTuple):
     segments: list[tuple[Segment, bytes]]
     claims: list[str]
     bulk: tuple[View, list[Any], list[tuple[Segment, bytes]]] | None
+
+
+def recoded(ops: list[Op], old: Codec, new: Codec) -> list[Op]:
+    """``ops``, encoded by ``old``, encoded again by ``new`` (a map rewritten in another codec while in use)."""
+    return [op if op.kind == CLEAR else Op(op.kind, new.encode_entry(*old.decode_entry(op.entry))) for op in ops]
