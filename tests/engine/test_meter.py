@@ -97,3 +97,17 @@ def test_attach_everywhere_until_stopped(aws: Any) -> None:
 
 def test_read_units_by_the_rules() -> None:
     assert [read_units(n) for n in (0, 1, 4096, 4097)] == [1, 1, 1, 2]
+
+
+def test_a_read_that_finds_nothing_is_billed(aws: Any, table_key: str) -> None:
+    """DynamoDB bills a GetItem that finds nothing as a read of one unit (half when eventually consistent), as
+    the library counts it; ``consumed=False`` sends requests as the caller made them (no ConsumedCapacity)."""
+    PersistentMap.open(client=aws, table_key=table_key)["x"] = 1
+    meter = CallMeter(consumed=False)
+    client = metered(meter, aws)
+    missing = {"key": {"S": f"{table_key}-missing"}}
+    client.get_item(TableName=TABLE, Key=missing, ConsistentRead=True)
+    client.get_item(TableName=TABLE, Key=missing)
+    assert [c.read_units for c in meter.calls] == [1.0, 0.5]
+    assert [c.items_read for c in meter.calls] == [0, 0]
+    assert all(c.reported is None for c in meter.calls)

@@ -10,7 +10,9 @@ child's peak memory had grown. Every case that reads stored bytes is held to the
 from __future__ import annotations
 
 import copy
+import ctypes
 import datetime as dt
+import gc
 import importlib
 import os
 import pickle
@@ -140,13 +142,16 @@ from tests.fuzz.isolated import peak_since, run_case, warm_up
 cases = pickle.loads(sys.stdin.buffer.read())
 warm_up(cases)
 for case in cases:
-    began, mark = time.process_time(), peak_since(None)
+    mark = peak_since(None)
+    began = time.process_time()
     try:
         result = run_case(case)
         outcome = f"returned {type(result).__name__}" + (f" {result}" if type(result) is str else "")
     except BaseException as exc:
         outcome = f"{type(exc).__name__}: {exc}".replace(chr(10), " ")[:1000]
-    print(f"{time.process_time() - began:.3f} {peak_since(mark):.1f} {outcome}", flush=True)
+    cpu = time.process_time() - began
+    result = exc = None
+    print(f"{cpu:.3f} {peak_since(mark):.1f} {outcome}", flush=True)
 """
 
 
@@ -156,9 +161,12 @@ def _status(field: str) -> int:
 
 
 def peak_since(mark: int | None) -> float:
-    """With no mark: reset the peak resident size (Linux's clear_refs) and return the resident size now, in KB.
-    With one: how many MB the peak since then rose above it."""
+    """With no mark: give back what earlier cases freed (else a case reusing it would look free), reset the peak
+    resident size (Linux's clear_refs) and return the resident size now, in KB. With one: how many MB the peak
+    since then rose above it."""
     if mark is None:
+        gc.collect()
+        ctypes.CDLL(None).malloc_trim(0)  # (glibc keeps freed memory resident otherwise)
         with open("/proc/self/clear_refs", "w") as clear_refs:
             clear_refs.write("5")
         return _status("VmRSS")

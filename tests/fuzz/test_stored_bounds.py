@@ -46,17 +46,21 @@ def element(kind: str, size: int, rng: random.Random) -> Any:
     return {"M": {f"k{i}": part for i, part in enumerate(parts)}}
 
 
-def records_like_the_log(size: int, rng: random.Random) -> Any:
-    """A log of ``size`` bytes' worth of well-framed records, each setting one key (all under one id or each its
-    own): what a writer that ignores alp_room would leave."""
-    from aws_lambda_persistence_lite._pickle import PickleCodec
+def log_like_a_writer_that_ignores_room(head: Any, pkg: Any, size: int, rng: random.Random) -> None:
+    """Give ``head`` a log of ``size`` bytes' worth of well-framed records in the map's codec, each setting one key
+    (all under one id, or each its own), with the version and room such a log implies: what a writer that
+    ignored alp_room would leave. The reader replays every record (a log longer than the version is refused at
+    once, which would not test the replay)."""
+    from aws_lambda_persistence_lite._flushing import charge
 
     from tests.fuzz.strategies import frame_record
 
-    entry = bytes(PickleCodec().encode_entry("k", "v" * 10))
+    entry = bytes(pkg.PersistentMap.codec_factory().encode_entry(f"k{rng.randrange(50)}", "v" * 10))
     same_id = rng.random() < 0.5
-    ids = [(0 if same_id else i).to_bytes(8, "big") for i in range(max(1, size // 60))]
-    return {"L": [{"B": frame_record(record_id, [(1, entry)])} for record_id in ids]}
+    records = [frame_record((0 if same_id else i).to_bytes(8, "big"), [(1, entry)]) for i in range(size // 60)]
+    head["alp_log"] = {"L": [{"B": r} for r in records]}
+    head["alp_ver"] = {"N": str(int(head["alp_ver"]["N"]) + len(records))}
+    head["alp_room"] = {"N": str(max(-409_600, 4_000 - sum(map(charge, records))))}
 
 
 mutations = st.lists(
@@ -71,13 +75,13 @@ mutations = st.lists(
 )
 
 
-def mutate(items: Items, changes: list[tuple[str, str | None, int, int]]) -> Items:
+def mutate(pkg: Any, items: Items, changes: list[tuple[str, str | None, int, int]]) -> Items:
     """``items`` with each change applied: an attribute removed (kind None) or replaced by a value of ``kind``
     and size; "shard value" replaces the value of every shard item, "log records" the log with records."""
     for name, kind, size, seed in changes:
         rng = random.Random(seed)
         if name == "log records":
-            items["m"]["alp_log"] = records_like_the_log(size, rng)
+            log_like_a_writer_that_ignores_room(items["m"], pkg, size, rng)
             continue
         targets = [items["m"]] if name != "shard value" else [item for key, item in items.items() if key != "m"]
         attribute = "value" if name == "shard value" else name
@@ -107,7 +111,7 @@ def mutate(items: Items, changes: list[tuple[str, str | None, int, int]]) -> Ite
 def test_any_attribute_of_any_type_and_size(pkg: Any, loads: list[tuple[str, list[Any]]]) -> None:
     """Six maps, each changed by one or two such attributes, loaded in one child: each ends in the map or a
     StoredDataError within the read bound (outcomes() fails the test otherwise)."""
-    cases = [("items", pkg.__name__, mutate(written(pkg, shape), changes)) for shape, changes in loads]
+    cases = [("items", pkg.__name__, mutate(pkg, written(pkg, shape), changes)) for shape, changes in loads]
     for (_, outcome), (shape, changes) in zip(outcomes(cases, memory_mb=2048), loads, strict=True):
         assert outcome == "returned dict" or outcome.startswith(STORED_ERRORS), (shape, changes, outcome)
 

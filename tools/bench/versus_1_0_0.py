@@ -9,7 +9,7 @@ How: both distributions import as ``aws_lambda_persistence``, so 1.0.0 lives in 
 ``pip install aws-lambda-persistence==1.0.0 boto3==<the boto3 version 2.0 runs with>``). 2.0 core and lite run in
 this interpreter (the dev venv). Every scenario runs in a fresh subprocess of the right interpreter (this file with
 ``--worker SPEC``), which prints its results as JSON on its last stdout line. DynamoDB calls are counted by
-botocore ``before-call`` hooks, request bytes by ``before-send`` hooks and responses by ``after-call`` hooks,
+the library's meter (``_meter.CallMeter``: botocore hooks, request bytes per attempt, responses after each call),
 registered on every DynamoDB client created in the worker (``botocore.session.Session.create_client`` is wrapped:
 1.0.0 creates its clients from boto3's default session, 2.0 from a session of its own, so one wrapper sees both).
 Capacity units are computed from the items in the requests by DynamoDB's rules (a standard write is 1 WCU per KB,
@@ -109,7 +109,7 @@ class Meter:
     def __init__(self, keep_bodies: bool = True) -> None:
         from common import CallMeter  # (with the library's source on the path, also in 1.0.0's venv)
 
-        self.meter = CallMeter(requests=keep_bodies)
+        self.meter = CallMeter(requests=keep_bodies, consumed=False)  # (requests as each library sends them)
         self.meter.attach_everywhere()
         self.calls = self.meter.calls
 

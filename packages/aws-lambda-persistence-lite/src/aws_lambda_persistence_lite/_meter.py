@@ -145,13 +145,15 @@ class CallMeter:
     lets it bill a TransactWriteItems by the rules (each item at the larger of its size before and after, twice),
     reading every item the transaction touches before and after it; DynamoDB Local misreports those.
     ``sizes=False`` records operations, errors and times only, leaving requests as they are: the least CPU in
-    the metered process (a contended benchmark's workers)."""
+    the metered process (a contended benchmark's workers). ``consumed=False`` does not ask for ConsumedCapacity
+    (a comparison with a caller that does not ask sends the caller's requests unchanged)."""
 
-    def __init__(self, *, requests: bool = False, sizer: Any = None, sizes: bool = True) -> None:
+    def __init__(self, *, requests: bool = False, sizer: Any = None, sizes: bool = True, consumed: bool = True) -> None:
         self.calls: list[Call] = []
         self.requests = requests
         self.sizer = sizer
         self.sizes = sizes
+        self.consumed = consumed
         #: Seconds the hooks spent sizing transactions (a caller timing calls subtracts them).
         self.excluded = 0.0
         self._key_names: dict[str, list[str]] = {}
@@ -193,7 +195,7 @@ class CallMeter:
         return found
 
     def _before_build(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-        if "ReturnConsumedCapacity" in model.input_shape.members:
+        if self.consumed and "ReturnConsumedCapacity" in model.input_shape.members:
             params["ReturnConsumedCapacity"] = "TOTAL"
         if self.requests or model.name in _READS:
             context["meter_request"] = params
@@ -250,8 +252,11 @@ class CallMeter:
     def _bill(self, call: Call, op: str, parsed: dict[str, Any], request: dict[str, Any], context: Any) -> None:
         """Items and bytes read, by the rules; a transaction's units by the rules when a sizer saw its items."""
         read: list[tuple[Item, float]] = []  # (item, read units per 4 KB)
+        missed = 0.0  # read units of a GetItem that found nothing: DynamoDB bills it as a read of 1 unit
         if op == "GetItem" and parsed.get("Item"):
             read.append((parsed["Item"], 1.0 if request.get("ConsistentRead") else 0.5))
+        elif op == "GetItem":
+            missed = 1.0 if request.get("ConsistentRead") else 0.5
         elif op == "BatchGetItem":
             for table, found in parsed.get("Responses", {}).items():
                 consistent = request.get("RequestItems", {}).get(table, {}).get("ConsistentRead")
@@ -263,7 +268,7 @@ class CallMeter:
         sizes = [(_typed_size(item), factor) for item, factor in read]
         call.items_read = len(sizes)
         call.item_bytes += sum(size for size, _ in sizes)
-        call.read_units = sum(read_units(size) * factor for size, factor in sizes)
+        call.read_units = missed + sum(read_units(size) * factor for size, factor in sizes)
         if call.reported is None and op in _READS:
             call.units = call.read_units
         if op == "TransactWriteItems" and "meter_before" in context:
