@@ -30,8 +30,9 @@ from common import ROOT, log
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-BENCHMARKS = ["import_time.py", "layer_import.py", "storage.py", "increments.py", "versus_1_0_0.py", "writes.py"]
-BENCHMARKS.append("decoding.py")
+BENCHMARKS = [
+    "import_time.py", "layer_import.py", "storage.py", "increments.py", "versus_1_0_0.py", "writes.py", "decoding.py"
+]  # fmt: skip
 #: The benchmarks that run against DynamoDB Local too (and take --no-local).
 USE_DYNAMODB_LOCAL = {"storage.py", "increments.py", "versus_1_0_0.py", "writes.py"}
 #: Arguments other than the defaults: issue 10's figures (1,000 sets on maps of 20 KB to 64 MB; about 25 minutes).

@@ -8,6 +8,7 @@ the pickler refuses, before anything is sent, any value the unpickler would late
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import os
@@ -411,20 +412,15 @@ class _StdlibZstdPickleCodec(PickleCodec):
         return body
 
 
-_stdlib_zstd: list[bool] = []  # the answer, once known
-
-
+@functools.cache
 def has_stdlib_zstd() -> bool:
     """Whether this interpreter has the standard library's zstd (Python 3.14+, built with libzstd). Asked once:
     a failed import is not cached by Python, and searching sys.path again cost 0.3 ms per PersistentMap()."""
-    if not _stdlib_zstd:
-        try:
-            import compression.zstd  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
-        except ImportError:
-            _stdlib_zstd.append(False)
-        else:
-            _stdlib_zstd.append(True)
-    return _stdlib_zstd[0]
+    try:
+        import compression.zstd  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _stdlib_zstd_codec() -> Codec:

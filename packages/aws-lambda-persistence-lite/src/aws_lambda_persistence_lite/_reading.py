@@ -118,9 +118,6 @@ class Reader:
             head = self._parse_after(item, moved)
             if head.version == self.head.version and head.epoch == self.head.epoch:
                 return False
-            if head.codec != self.codec.name:  # (rewritten in another codec: migrate, recompress) read it whole
-                self.load()
-                return True
             try:
                 self._catch_up(head, usage, cold=False)
             except _Moved as exc:
@@ -167,7 +164,11 @@ class Reader:
         Everything read is decoded and checked before the replica changes: a failure (a StoredDataError naming
         the map) leaves it as it was.
 
-        Returns the outcomes of the records folded (``View.apply``), by record id."""
+        Returns the outcomes of the records folded (``View.apply``), by record id: none when the map was rewritten
+        in another codec (migrate, recompress), which is read whole, as a load does."""
+        if not cold and head.codec != self.codec.name:
+            self.load()
+            return {}
         if cold:
             self._reset(None)
             self.codec = self._codec_of(head)
@@ -314,10 +315,6 @@ class Reader:
         """Catch up to ``head`` (a head a write returned or found); when a segment it lists is gone (a later
         structural commit replaced it), to the head as stored now. Returns the head folded and the outcomes."""
         for _ in range(READ_ATTEMPTS):
-            if not cold and head.codec != self.codec.name:  # (rewritten in another codec) read it whole
-                self.load()
-                assert self.head is not None
-                return self.head, {}
             try:
                 outcomes = self._catch_up(head, usage, cold=cold, own=own)
                 assert self.head is not None
