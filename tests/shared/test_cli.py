@@ -386,14 +386,15 @@ class TestMigrate:
         self, core: Any, lite: Any, aws: Any, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """Warm containers of the full package whose lite map is migrated to msgpack+zstd under them: a refresh
-        reads the new codec, and a write that meets the new head (without a refresh) is made again in that codec.
+        reads the new codec, and a write that meets the new head (without a refresh) is made again in that codec,
+        a large one (a run of its own) too.
         Before, both failed with CorruptDataError (decoding msgpack segments as pickle), as if the map were
         damaged."""
         from aws_lambda_persistence.__main__ import main as core_main
 
         writer = opened(lite, "m")
         writer.update({f"k{i}": "v" * 50 for i in range(80)})
-        refreshing, writing = opened(core, "m"), opened(core, "m")
+        refreshing, writing, writing_large = opened(core, "m"), opened(core, "m"), opened(core, "m")
         assert refreshing._replica.codec.name == writing._replica.codec.name == "pickle5+zlib"
         assert _run(core_main, capsys, "migrate", "--yes").code == 0
         assert (stored_item(aws, "m") or {})["alp_codec"] == {"S": "msgpack+zstd"}
@@ -401,8 +402,10 @@ class TestMigrate:
         assert refreshing._replica.codec.name == "msgpack+zstd" and refreshing.to_dict() == writer.to_dict()
         writing["new"] = ("a", 1)
         assert writing.increment("n") == 1
+        big = random.Random(5).randbytes(5_000)  # a record too large for the log: a run of its own
+        writing_large["big"] = big
         fresh = opened(core, "m")
-        assert fresh["new"] == ("a", 1) and fresh["n"] == 1 and len(fresh) == 82
+        assert fresh["new"] == ("a", 1) and fresh["n"] == 1 and fresh["big"] == big and len(fresh) == 83
 
 
 class TestPolicyAndInfo:

@@ -108,22 +108,24 @@ class Replica(Flusher):
                 continue
             if first_only:
                 raise Conflict()
+            codec = self.codec
             if large:
-                return self._large_write(usage, rid, record, own)
+                try:
+                    return self._large_write(usage, rid, record, own)
+                except _CodecChanged:  # (nothing written) the change again, in the map's new codec
+                    ops, record, large = _recoded_record(rid, ops, codec, self.codec)
+                    continue
             try:
                 new = self._append_confirmed(usage, head, record, rid, expected)
             except Conflict as conflict:
-                codec = self.codec
                 current, outcomes = self._follow(self._current(usage, conflict), usage, own=own)
                 if rid in current.ids:  # botocore's retry of our applied append
                     return outcomes.get(rid, [])
-                if self.codec is not codec:  # the map was rewritten in another codec: the change, in that one
-                    ops = recoded(ops, codec, self.codec)
-                    record = encode_record(rid, ops)
-                    large = len(record) + RECORD_OVERHEAD > LARGE_RECORD
                 if expected is not None and current.version != expected:
                     raise Conflict() from None
-                if current.room < charge(record):
+                if self.codec is not codec:  # the map was rewritten in another codec: the change, in that one
+                    ops, record, large = _recoded_record(rid, ops, codec, self.codec)
+                elif current.room < charge(record):
                     self._flush(usage, current)
                 continue
             result = self._follow(new, usage, own=own)[1].get(rid, [])
@@ -343,9 +345,12 @@ class Replica(Flusher):
                 try:
                     return self._place(usage, _Large(rid, record, own, segments, claims, bulk), attempt)
                 except Conflict as conflict:
+                    codec = self.codec
                     current, outcomes = self._follow(self._current(usage, conflict), usage, own=own)
                     if rid in current.ids:
                         return outcomes.get(rid, [])
+                    if self.codec is not codec:  # its segments hold the old codec's entries: void
+                        raise _CodecChanged() from None
                     backoff(attempt, 0.02, 1.0)
                 except Exception as exc:  # outcome unknown: the record's id in the stored head means it was written
                     if isinstance(exc, PersistenceError) or not outcome_unknown(exc):
@@ -492,3 +497,14 @@ class _Large(NamedTuple):
 def recoded(ops: list[Op], old: Codec, new: Codec) -> list[Op]:
     """``ops``, encoded by ``old``, encoded again by ``new`` (a map rewritten in another codec while in use)."""
     return [op if op.kind == CLEAR else Op(op.kind, new.encode_entry(*old.decode_entry(op.entry))) for op in ops]
+
+
+def _recoded_record(rid: bytes, ops: list[Op], old: Codec, new: Codec) -> tuple[list[Op], bytes, bool]:
+    """The ops of record ``rid`` in codec ``new``, the record, and whether it is a large one."""
+    ops = recoded(ops, old, new)
+    record = encode_record(rid, ops)
+    return ops, record, len(record) + RECORD_OVERHEAD > LARGE_RECORD
+
+
+class _CodecChanged(Exception):
+    """A large write met its map rewritten in another codec (migrate, recompress): nothing of it was written."""
