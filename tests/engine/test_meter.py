@@ -7,9 +7,12 @@ import contextlib
 from typing import Any
 
 import boto3
+import pytest
 from aws_lambda_persistence_lite import PersistentMap
 from aws_lambda_persistence_lite._meter import CallMeter, item_size, read_units
 
+# (Its table is the default one, so it cannot run where tests share a table of their own.)
+pytestmark = pytest.mark.moto_only
 TABLE = "AWSLambdaPersistence"
 
 

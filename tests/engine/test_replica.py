@@ -1,4 +1,4 @@
-"""Format 3's protocols (``_replica.Replica``) against DynamoDB (moto by default; ALP_TEST_BACKEND moves them):
+"""Format 3's protocols (``_replica.Replica``) against DynamoDB (moto in-process, also under ALP_TEST_BACKEND):
 what every reader folds equals what the writers did, blind writes never conflict, and every write and refresh
 costs what it changed."""
 
@@ -20,6 +20,8 @@ from aws_lambda_persistence_lite._records import ADD, CLEAR, DEL, PARTITION, RUN
 from aws_lambda_persistence_lite._replica import FLUSH_AHEAD, Replica
 
 from tests.conftest import stored_item
+
+pytestmark = pytest.mark.moto_only
 
 CODEC = PickleCodec()
 

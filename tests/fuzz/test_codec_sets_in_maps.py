@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.moto_only
+
 
 def grown() -> set[int]:
     """{7, 15} as built by adding 7, then 15: it iterates 15, 7; the same set built from [15, 7] iterates 7, 15."""

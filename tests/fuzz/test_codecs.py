@@ -257,6 +257,7 @@ def last_fitting(measure: Any, limit: int, low: int, high: int) -> int:
     return low
 
 
+@pytest.mark.moto_only
 class TestSizeLimitsThroughMoto:
     """Changes one byte either side of the largest record the log takes, and of the largest large write one
     transaction takes, stored in moto and read back cold: the right protocol is used, the head stays within its

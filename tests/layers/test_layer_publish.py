@@ -48,7 +48,8 @@ def fake_build(out: Path, content: bytes = b"x = 1\n") -> dict[str, Any]:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """moto's Lambda API with dummy credentials (not tests/conftest.py's ``aws``, which ALP_TEST_BACKEND moves)."""
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(var, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -56,7 +57,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
         yield
 
 
-@pytest.mark.usefixtures("aws")
+@pytest.mark.usefixtures("mocked_aws")
 def test_publish_records_and_skips_unchanged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import boto3
 
@@ -99,7 +100,7 @@ def test_publish_records_and_skips_unchanged(tmp_path: Path, capsys: pytest.Capt
     assert table["releases"]["2.0.0"]["aws-lambda-persistence-lite"]["regions"]["us-east-1"]["version"] == 2
 
 
-@pytest.mark.usefixtures("aws")
+@pytest.mark.usefixtures("mocked_aws")
 def test_only_changed_layers_are_republished(tmp_path: Path) -> None:
     out = tmp_path / "build"
     manifest = fake_build(out)
@@ -126,7 +127,7 @@ def test_refuses_a_zip_that_differs_from_the_manifest(tmp_path: Path) -> None:
         publish.load_layers(out)
 
 
-@pytest.mark.usefixtures("aws")
+@pytest.mark.usefixtures("mocked_aws")
 def test_dry_run_publishes_nothing(tmp_path: Path) -> None:
     import boto3
 

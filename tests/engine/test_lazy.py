@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Calls, stored_item
-from tests.shared.test_stored_data import flushed, patch, put_legacy, refused
+from tests.engine.test_stored_data import flushed, patch, put_legacy, refused
 
 
 def lazy(pkg: Any, **settings: Any) -> Any:

@@ -15,7 +15,7 @@ from aws_lambda_persistence_lite import _tagged_json as tagged
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.shared.test_types import VALUES, same
+from tests.codecs.test_types import VALUES, same
 
 ZONES = ["UTC", "America/New_York", "Europe/Paris", "Australia/Lord_Howe", "Asia/Kathmandu"]
 offsets = st.timedeltas(min_value=dt.timedelta(hours=-23, minutes=-59), max_value=dt.timedelta(hours=23, minutes=59))

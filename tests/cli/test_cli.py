@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
+from tests.codecs.test_types import VALUES, same
 from tests.conftest import TABLE, Faults, all_keys, stored_item
-from tests.shared.test_stored_data import put_legacy
-from tests.shared.test_types import VALUES, same
+from tests.engine.test_stored_data import put_legacy
 
 KB = 1024
 WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")

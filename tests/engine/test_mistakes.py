@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TABLE, Calls, stored_item
-from tests.shared.test_stored_data import flushed, patch, refused
+from tests.engine.test_stored_data import flushed, patch, refused
 
 
 class TestReentrantChanges:
@@ -91,7 +91,7 @@ class TestSettings:
 class TestOddStoredAttributes:
     def test_shard_item_without_binary_value(self, aws: Any, pkg: Any, table_key: str) -> None:
         flushed(pkg)
-        from tests.shared.test_stored_data import stored_keys
+        from tests.engine.test_stored_data import stored_keys
 
         shard = sorted(stored_keys(aws, table_key) - {table_key})[0]
         item = stored_item(aws, shard)

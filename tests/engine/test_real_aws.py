@@ -1,8 +1,8 @@
 """Checks that only real DynamoDB can answer: its item size limit, its transaction limits and its billing.
 
-The whole shared suite runs on real AWS with ``ALP_TEST_BACKEND=aws`` (tests/conftest.py: one uniquely named
-on-demand table per session, deleted at the end). These tests run only there: moto and DynamoDB Local neither
-enforce every limit nor bill. Cost: well under a cent of on-demand capacity.
+The whole DynamoDB suite (every test using the ``aws`` fixture) runs on real AWS with ``ALP_TEST_BACKEND=aws``
+(tests/conftest.py: one uniquely named on-demand table per session, deleted at the end). These tests run only
+there: moto and DynamoDB Local neither enforce every limit nor bill. Cost: well under a cent of on-demand capacity.
 """
 
 from __future__ import annotations

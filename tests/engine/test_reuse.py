@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from tests.conftest import TEST_BACKEND, Calls
-from tests.shared.test_stored_data import flushed, patch
+from tests.engine.test_stored_data import flushed, patch
 
 
 @pytest.fixture
