@@ -15,8 +15,9 @@ import importlib
 import importlib.util
 import json
 import os
+import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,14 +153,7 @@ def shared_table(request: pytest.FixtureRequest) -> Iterator[str | None]:
         url = request.getfixturevalue(TEST_BACKEND.replace("-", "_"))
         client = boto3.client("dynamodb", endpoint_url=url)
     try:
-        client.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-            Tags=[{"Key": "purpose", "Value": "aws-lambda-persistence tests"}],
-        )
-        client.get_waiter("table_exists").wait(TableName=TABLE)
+        create_table(client, TABLE, Tags=[{"Key": "purpose", "Value": "aws-lambda-persistence tests"}])
         yield url
     finally:  # also after a failed or interrupted creation (DeleteTable of a missing table is harmless here)
         with contextlib.suppress(client.exceptions.ResourceNotFoundException):
@@ -332,12 +326,67 @@ def enter_container(endpoint: str, table_key: str, **settings: str) -> None:
     )
 
 
+def create_table(
+    client: Any, table: str = TABLE, *, key: str = "key", sort_key: str | None = None, **options: Any
+) -> None:
+    """Create ``table`` as the library does (a string hash key named ``key``, on-demand) and wait until it exists.
+    A test that needs another table passes only what differs: the key's name, a (string) sort key, or
+    CreateTable's own ``options`` (tags; 1.0.0's provisioned capacity, with ``BillingMode="PROVISIONED"``)."""
+    schema = [(key, "HASH"), *([(sort_key, "RANGE")] if sort_key else [])]
+    client.create_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name, _ in schema],
+        KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in schema],
+        **{"BillingMode": "PAY_PER_REQUEST", **options},
+    )
+    client.get_waiter("table_exists").wait(TableName=table)
+
+
 def stored_item(client: Any, key: str, table: str = TABLE) -> dict[str, Any] | None:
     """The raw head item of a map, as DynamoDB holds it."""
     item: dict[str, Any] | None = client.get_item(TableName=table, Key={"key": {"S": key}}, ConsistentRead=True).get(
         "Item"
     )
     return item
+
+
+def stored_keys(client: Any, table_key: str) -> set[str]:
+    """The hash keys of one map's items: its head and its segment shards."""
+    return {k for k in all_keys(client) if k == table_key or k.startswith(f"{table_key}#")}
+
+
+def put_legacy(
+    client: Any,
+    key: str,
+    payload: bytes,
+    table: str = TABLE,
+    key_field: str = "key",
+    value_field: str = "value",
+) -> None:
+    """Write an item exactly as aws-lambda-persistence 1.0.0 does: a pickled dict as Binary in ``value``, in a
+    table with a string hash key (created, with 1.0.0's 1/1 capacity, if missing)."""
+    with contextlib.suppress(client.exceptions.ResourceInUseException):
+        capacity = {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1}
+        create_table(client, table, key=key_field, BillingMode="PROVISIONED", ProvisionedThroughput=capacity)
+    client.put_item(TableName=table, Item={key_field: {"S": key}, value_field: {"B": payload}})
+
+
+def apply_ops(data: dict[Any, Any], ops: Iterable[Any], codec: Any) -> None:
+    """Apply format 3's ops (``_records.Op``: SET, DEL, ADD, CLEAR of entries ``codec`` encoded) to a plain dict,
+    as a reader folds them (FORMAT.md, "Records"): the model that what is stored must equal."""
+    from aws_lambda_persistence_lite._records import CLEAR, DEL, SET
+
+    for op in ops:
+        if op.kind == CLEAR:
+            data.clear()
+            continue
+        key, value = codec.decode_entry(op.entry)
+        if op.kind == SET:
+            data[key] = value
+        elif op.kind == DEL:
+            data.pop(key, None)
+        elif type(data.get(key, 0)) in (int, float):  # ADD (a missing key counts as 0; a bool or a non-number stays)
+            data[key] = data.get(key, 0) + value
 
 
 def delete_keys_starting_with(client: Any, prefix: str, table: str = TABLE) -> None:
@@ -364,3 +413,33 @@ def all_keys(client: Any, table: str = TABLE) -> set[str]:
         TableName=table, ProjectionExpression="#k", ExpressionAttributeNames={"#k": "key"}
     )
     return {item["key"]["S"] for page in pages for item in page["Items"]}
+
+
+def flushed(pkg: Any) -> Any:
+    """A map whose log was flushed into stored segments (a partition too large to be inline, and runs), with
+    records in its log."""
+    rng = random.Random(0)
+    data = pkg.PersistentMap(a=1, b="x" * 100)
+    for i in range(200):
+        data[f"k{i % 30}"] = rng.randbytes(60).hex() + str(i)
+    return data
+
+
+def patch(client: Any, key: str, **attributes: Any) -> None:
+    """Change the stored head: attributes set to None are removed."""
+    item = stored_item(client, key)
+    assert item is not None
+    item.update(attributes)
+    for name, value in list(item.items()):
+        if value is None:
+            del item[name]
+    client.put_item(TableName=TABLE, Item=item)
+
+
+def refused(pkg: Any, table_key: str, error: type[Exception] = Exception, match: str = "") -> Any:
+    """A cold reader refuses the map with ``error`` (a StoredDataError) naming table and key."""
+    with pytest.raises(error, match=match) as raised:
+        pkg.PersistentMap()
+    assert isinstance(raised.value, pkg.StoredDataError)
+    assert (raised.value.table, raised.value.key) == (TABLE, table_key)
+    return raised.value

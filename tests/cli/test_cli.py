@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from tests.codecs.test_types import VALUES, same
-from tests.conftest import TABLE, Faults, all_keys, stored_item
-from tests.engine.test_stored_data import put_legacy
+from tests.conftest import TABLE, Faults, all_keys, put_legacy, stored_item
 
 KB = 1024
 WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import Calls, Faults, enter_container
+from tests.conftest import Calls, Faults, create_table, enter_container
 
 WORKERS, ROUNDS = 4, 50
 
@@ -72,12 +72,7 @@ def race_conditional_puts(endpoint: str, rounds: int = 100, writers: int = 4) ->
     succeeded. DynamoDB guarantees exactly one; the tests below are only meaningful on a server that does too."""
     table = f"race-{uuid.uuid4().hex[:8]}"
     client = boto3.client("dynamodb", endpoint_url=endpoint)
-    client.create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(client, table, key="k")
     clients = [boto3.client("dynamodb", endpoint_url=endpoint) for _ in range(writers)]
     bad: list[int] = []
     try:

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Calls, stored_item
-from tests.engine.test_stored_data import flushed, patch, put_legacy, refused
+from tests.conftest import Calls, flushed, patch, put_legacy, refused, stored_item
 
 
 def lazy(pkg: Any, **settings: Any) -> Any:

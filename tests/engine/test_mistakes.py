@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TABLE, Calls, stored_item
-from tests.engine.test_stored_data import flushed, patch, refused
+from tests.conftest import TABLE, Calls, create_table, flushed, patch, refused, stored_item, stored_keys
 
 
 class TestReentrantChanges:
@@ -91,7 +90,6 @@ class TestSettings:
 class TestOddStoredAttributes:
     def test_shard_item_without_binary_value(self, aws: Any, pkg: Any, table_key: str) -> None:
         flushed(pkg)
-        from tests.engine.test_stored_data import stored_keys
 
         shard = sorted(stored_keys(aws, table_key) - {table_key})[0]
         item = stored_item(aws, shard)
@@ -136,19 +134,15 @@ class TestATableOfAnotherSchema:
     @pytest.mark.parametrize(
         "schema",
         # (DynamoDB refuses a key of another type, or without the sort key, the same way; moto reads those)
-        [[("id", "HASH", "S")], [("id", "HASH", "S"), ("sort", "RANGE", "S")]],
+        [("id", None), ("id", "sort")],
         ids=["another hash key", "and a sort key"],
     )
-    def test_named_with_the_fix(self, aws: Any, pkg: Any, table_key: str, schema: list[tuple[str, str, str]]) -> None:
+    def test_named_with_the_fix(self, aws: Any, pkg: Any, table_key: str, schema: tuple[str, str | None]) -> None:
         """Reads and writes on a table keyed otherwise than the library's: a ConfigurationError naming the table,
         the key attribute and what to set (before: botocore's raw ValidationException)."""
         name = f"Other{uuid.uuid4().hex[:8]}"
-        aws.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": n, "KeyType": kind} for n, kind, _ in schema],
-            AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, _, t in schema],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        key, sort_key = schema
+        create_table(aws, name, key=key, sort_key=sort_key)
         try:
             for attempt in (
                 lambda: pkg.PersistentMap(table_name=name),

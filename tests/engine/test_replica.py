@@ -19,7 +19,7 @@ from aws_lambda_persistence_lite._pickle import PickleCodec
 from aws_lambda_persistence_lite._records import ADD, CLEAR, DEL, PARTITION, RUN, SET, Op
 from aws_lambda_persistence_lite._replica import FLUSH_AHEAD, Replica
 
-from tests.conftest import stored_item
+from tests.conftest import apply_ops, stored_item
 
 pytestmark = pytest.mark.moto_only
 
@@ -35,20 +35,6 @@ def replica(aws: Any) -> Replica:
 
 def setop(key: Any, value: Any) -> Op:
     return Op(SET, CODEC.encode_entry(key, value))
-
-
-def apply_model(model: dict[Any, Any], ops: list[Op]) -> None:
-    for op in ops:
-        if op.kind == CLEAR:
-            model.clear()
-            continue
-        key, value = CODEC.decode_entry(op.entry)
-        if op.kind == SET:
-            model[key] = value
-        elif op.kind == DEL:
-            model.pop(key, None)
-        elif type(model.get(key, 0)) in (int, float):
-            model[key] = model.get(key, 0) + value
 
 
 class TestReplica:
@@ -120,7 +106,7 @@ class TestReplica:
             else:
                 ops = [setop(k, step) for k in rng.sample(keys, 5)]
             w.commit(ops)
-            apply_model(model, ops)
+            apply_ops(model, ops, CODEC)
             head = stored_item(aws, table_key)
             assert head is not None and item_size(head) <= HEAD_BUDGET
         reader = replica(aws)

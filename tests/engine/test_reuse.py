@@ -9,8 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import TEST_BACKEND, Calls
-from tests.engine.test_stored_data import flushed, patch
+from tests.conftest import TEST_BACKEND, Calls, flushed, patch
 
 
 @pytest.fixture

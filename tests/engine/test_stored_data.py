@@ -3,7 +3,6 @@ the other package's maps, hostile pickles and damaged items, through DynamoDB (m
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import pickle
@@ -19,11 +18,8 @@ from aws_lambda_persistence_lite._meter import item_size
 from aws_lambda_persistence_lite._pickle import has_stdlib_zstd
 from aws_lambda_persistence_lite._reading import segment_key
 from aws_lambda_persistence_lite._records import (
-    CLEAR,
-    DEL,
     PARTITION,
     RUN,
-    SET,
     SHARD_BYTES,
     decode_record,
     decode_table,
@@ -31,12 +27,18 @@ from aws_lambda_persistence_lite._records import (
 )
 from aws_lambda_persistence_lite._records import segment_digest as shard_digest
 
-from tests.conftest import HAS_CORE, TABLE, Calls, all_keys, stored_item
-
-
-def stored_keys(client: Any, table_key: str) -> set[str]:
-    """The hash keys of one map's items: its head and its segment shards."""
-    return {k for k in all_keys(client) if k == table_key or k.startswith(f"{table_key}#")}
+from tests.conftest import (
+    HAS_CORE,
+    TABLE,
+    Calls,
+    apply_ops,
+    flushed,
+    patch,
+    put_legacy,
+    refused,
+    stored_item,
+    stored_keys,
+)
 
 
 def segment_keys(table_key: str, segments: list[Any]) -> set[str]:
@@ -44,40 +46,12 @@ def segment_keys(table_key: str, segments: list[Any]) -> set[str]:
 
 
 def logged(item: dict[str, Any]) -> dict[Any, Any]:
-    """The map that the records in a head's log make (SET, DEL and CLEAR), decoded by the codec the head names."""
+    """The map that the records in a head's log make alone, decoded by the codec the head names."""
     codec = codec_for(item["alp_codec"]["S"])
     data: dict[Any, Any] = {}
     for element in item["alp_log"]["L"]:
-        for op in decode_record(element["B"])[1]:
-            if op.kind == CLEAR:
-                data.clear()
-                continue
-            key, value = codec.decode_entry(op.entry)
-            if op.kind == SET:
-                data[key] = value
-            elif op.kind == DEL:
-                data.pop(key, None)
+        apply_ops(data, decode_record(element["B"])[1], codec)
     return data
-
-
-def put_legacy(
-    client: Any,
-    key: str,
-    payload: bytes,
-    table: str = TABLE,
-    key_field: str = "key",
-    value_field: str = "value",
-) -> None:
-    """Write an item exactly as aws-lambda-persistence 1.0.0 does: a pickled dict as Binary in ``value``, in a
-    table with a string hash key (created, with 1.0.0's 1/1 capacity, if missing)."""
-    with contextlib.suppress(client.exceptions.ResourceInUseException):
-        client.create_table(
-            TableName=table,
-            AttributeDefinitions=[{"AttributeName": key_field, "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": key_field, "KeyType": "HASH"}],
-            ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1},
-        )
-    client.put_item(TableName=table, Item={key_field: {"S": key}, value_field: {"B": payload}})
 
 
 class TestVersion1Items:
@@ -246,7 +220,7 @@ class TestStoredItems:
         assert "alp_seg" not in item and item["alp_dig"] == {"B": digest(b"")}  # an empty segment table
         assert item["value"] == {"B": LEGACY_TRAP}
         assert int(item["alp_room"]["N"]) >= 0 and item_size(item) <= HEAD_BUDGET
-        assert logged(item) == {"text": "x" * 50, "b": [1, 2]}  # (the ADD is folded by readers, not here)
+        assert logged(item) == {"text": "x" * 50, "b": [1, 2], "n": 3}
         assert pkg.PersistentMap().to_dict() == {"text": "x" * 50, "b": [1, 2], "n": 3}
 
     def test_flushes_store_segments_the_head_lists(self, aws: Any, pkg: Any, table_key: str) -> None:
@@ -358,36 +332,6 @@ class TestBetweenPackages:
         item = stored_item(aws, table_key)
         assert item is not None and logged(item) == {"a": 1, "b": 2}  # decoded by the codec the head names
         assert lite.PersistentMap().to_dict() == {"a": 1, "b": 2} == core.PersistentMap().to_dict()
-
-
-def flushed(pkg: Any) -> Any:
-    """A map whose log was flushed into stored segments (a partition too large to be inline, and runs), with
-    records in its log."""
-    rng = random.Random(0)
-    data = pkg.PersistentMap(a=1, b="x" * 100)
-    for i in range(200):
-        data[f"k{i % 30}"] = rng.randbytes(60).hex() + str(i)
-    return data
-
-
-def patch(client: Any, key: str, **attributes: Any) -> None:
-    """Change the stored head: attributes set to None are removed."""
-    item = stored_item(client, key)
-    assert item is not None
-    item.update(attributes)
-    for name, value in list(item.items()):
-        if value is None:
-            del item[name]
-    client.put_item(TableName=TABLE, Item=item)
-
-
-def refused(pkg: Any, table_key: str, error: type[Exception] = Exception, match: str = "") -> Any:
-    """A cold reader refuses the map with ``error`` (a StoredDataError) naming table and key."""
-    with pytest.raises(error, match=match) as raised:
-        pkg.PersistentMap()
-    assert isinstance(raised.value, pkg.StoredDataError)
-    assert (raised.value.table, raised.value.key) == (TABLE, table_key)
-    return raised.value
 
 
 class TestDamagedItems:

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tests.conftest import all_keys, enter_container, stored_item
+from tests.conftest import all_keys, create_table, enter_container, stored_item
 from tests.faults.conftest import current_table, short_timeout_client
 from tests.faults.proxy import DROP, KILL_AFTER, KILL_BEFORE, LOSE, STEPS, Fault, FaultProxy, error, slow
 
@@ -200,17 +200,6 @@ def fault_params() -> list[Any]:
 # -- checks -------------------------------------------------------------------------------------------------
 
 
-def make_table(direct: Any) -> None:
-    """The test's table, created up front: the first write is then one PutItem (or one transaction)."""
-    direct.create_table(
-        TableName=current_table(),
-        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    direct.get_waiter("table_exists").wait(TableName=current_table())
-
-
 def stored_map(pkg: Any, direct: Any) -> dict[str, Any]:
     """The map every reader sees: a cold PersistentMap reading the server itself (never through the proxy)."""
     return dict(pkg.PersistentMap.open(client=direct).to_dict())
@@ -253,7 +242,7 @@ class TestFaultAtEachStep:
         """(The protocols are the engine's, shared by both packages: run with the lite package's codec.)"""
         pkg, case = lite, CASES[name]
         writes = scenario(SCENARIO_OF[step])
-        make_table(direct)
+        create_table(direct, current_table())  # up front: the first write is then one request
         data = open_map(pkg, proxy, case)
         proxy.on(step, case.fault(OPERATION_OF[step]), times=case.times)
         state: dict[str, Any] = {}
@@ -312,7 +301,7 @@ class TestKillAtEachStep:
     ) -> None:
         pkg, name = lite, SCENARIO_OF[step]
         writes = scenario(name)
-        make_table(direct)
+        create_table(direct, current_table())
         progress = tmp_path / "progress"
         proxy.on(step, KILL_BEFORE if when == "before" else KILL_AFTER)
         context = multiprocessing.get_context("spawn")
@@ -412,7 +401,7 @@ class TestAccessDeniedOnEachAction:
         old = content(shape, 1)
         if action == "PutItem":  # the first write of a map
             old = {}
-            make_table(direct)
+            create_table(direct, current_table())
         else:
             pkg.PersistentMap(old)
         proxy.on(action, denied(action))
