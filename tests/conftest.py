@@ -13,11 +13,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-import json
 import os
 import random
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.faults.injection import Faults, quick_retries
 from tools import servers
 
 HAS_CORE = importlib.util.find_spec("aws_lambda_persistence") is not None
@@ -219,98 +219,30 @@ class Calls:
     def count(self, name: str) -> int:
         return self.names.count(name)
 
+    @classmethod
+    def of(cls, client: Any) -> Calls:
+        """The calls ``client`` makes from now on."""
+        recorder = cls()
+        client.meta.events.register("before-call.dynamodb", recorder)
+        return recorder
+
 
 @pytest.fixture
 def calls() -> Calls:
     """Counts every DynamoDB call the library makes (the shared default client, wherever it points)."""
     from aws_lambda_persistence_lite._client import default_client
 
-    recorder = Calls()
-    default_client().meta.events.register("before-call.dynamodb", recorder)
-    return recorder
-
-
-@dataclass
-class Faults:
-    """Make chosen DynamoDB calls fail as the network or DynamoDB would: the fake response is injected at
-    botocore's before-send event, so botocore parses it and applies its retry policy exactly as for a real one."""
-
-    plan: list[tuple[Callable[[str, int], bool], Callable[[str], Any]]] = field(default_factory=list)
-    seen: int = 0
-
-    def __call__(self, request: Any, **_: Any) -> Any:
-        self.seen += 1
-        target = request.headers.get("X-Amz-Target", b"")
-        name = (target.decode() if isinstance(target, bytes) else target).rpartition(".")[2]
-        for matches, failure in self.plan:
-            if matches(name, self.seen):
-                # botocore calls every before-send handler; moto's in-process backend is one of them and would
-                # still apply the request unless it no longer looks like an AWS endpoint.
-                request.url = "http://fault.injected/"
-                return failure(name)
-        return None
-
-    def error(
-        self,
-        operation: str | None,
-        code: str,
-        *,
-        times: int = 1,
-        message: str = "injected",
-        nth: int | None = None,
-        status: int = 400,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        """Fail ``operation`` (any operation if None, or the ``nth`` request overall) ``times`` times;
-        ``extra`` adds fields to the error body (e.g. CancellationReasons)."""
-        remaining = [times]
-
-        def matches(name: str, seen: int) -> bool:
-            if (operation and name != operation) or (nth is not None and seen != nth) or remaining[0] <= 0:
-                return False
-            remaining[0] -= 1
-            return True
-
-        def failure(name: str) -> Any:
-            from botocore.awsrequest import AWSResponse
-
-            fields = {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message, **(extra or {})}
-            body = json.dumps(fields).encode()
-            return AWSResponse(
-                "http://fault.injected", status, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body)
-            )
-
-        self.plan.append((matches, failure))
-
-    def cancelled_transaction(self, reason: str) -> None:
-        """The next TransactWriteItems is cancelled as DynamoDB reports it: one reason per action, here the
-        shards' None and the head's ``reason`` (ThrottlingError, TransactionConflict...)."""
-        self.error(
-            "TransactWriteItems",
-            "TransactionCanceledException",
-            message=f"Transaction cancelled [None, {reason}]",
-            extra={"CancellationReasons": [{"Code": "None"}, {"Code": reason}]},
-        )
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.body
+    return Calls.of(default_client())
 
 
 @pytest.fixture
 def faults(monkeypatch: pytest.MonkeyPatch) -> Faults:
-    """Fault injection on the shared client, with botocore retrying twice (not 5 times) to keep tests fast."""
-    from aws_lambda_persistence_lite import _client
+    """Faults injected into the shared client (tests/faults/injection.py), with botocore retrying twice (not 5
+    times) and quickly, to keep tests fast."""
+    from aws_lambda_persistence_lite._client import default_client
 
-    monkeypatch.setattr(_client, "MAX_ATTEMPTS", 2)
-    _client._clients.clear()
-    injector = Faults()
-    _client.default_client().meta.events.register_first("before-send.dynamodb", injector)
-    return injector
+    quick_retries(monkeypatch, 2)
+    return Faults(default_client())
 
 
 def enter_container(endpoint: str, table_key: str, **settings: str) -> None:

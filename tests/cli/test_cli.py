@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from tests.codecs.test_types import VALUES, same
-from tests.conftest import TABLE, Faults, all_keys, put_legacy, stored_item
+from tests.conftest import TABLE, all_keys, put_legacy, stored_item
+from tests.faults.injection import Faults, denied
 
 KB = 1024
 WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
@@ -492,7 +493,7 @@ class TestSettingsAndErrors:
         assert os.environ["AWS_DEFAULT_REGION"] == "us-east-1"
 
     def test_denied_call_is_one_line(self, cli: Cli, pkg: Any, faults: Faults) -> None:
-        faults.error("GetItem", "AccessDeniedException", message="not authorized to perform: dynamodb:GetItem")
+        faults.on("GetItem", denied("GetItem"))
         line = one_line_error(cli("show", "m"))
         assert "denied dynamodb:GetItem" in line and "policy m" in line
 

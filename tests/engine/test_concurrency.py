@@ -12,7 +12,8 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import Calls, Faults, create_table, enter_container
+from tests.conftest import Calls, create_table, enter_container
+from tests.faults.injection import Faults, cancelled
 
 WORKERS, ROUNDS = 4, 50
 
@@ -229,7 +230,7 @@ class TestConflicts:
     def test_transaction_conflict_is_retried(self, aws: Any, pkg: Any, table_key: str, faults: Faults) -> None:
         """DynamoDB's own TransactionConflict cancellation is a conflict like any other: reload and retry."""
         data = pkg.PersistentMap({"blob": os.urandom(600_000)})
-        faults.cancelled_transaction("TransactionConflict")
+        faults.on("TransactWriteItems", cancelled("TransactionConflict"))
         data["blob"] = os.urandom(600_000)
         assert pkg.PersistentMap()["blob"] == data["blob"]
 

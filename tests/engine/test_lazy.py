@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Calls, flushed, patch, put_legacy, refused, stored_item
+from tests.faults.injection import ALWAYS, LOSE, Faults
 
 
 def lazy(pkg: Any, **settings: Any) -> Any:
@@ -124,33 +125,20 @@ class TestLazyOpen:
             lazy(pkg).increment("s")
         assert pkg.PersistentMap().to_dict() == {"s": "text"}
 
-    @pytest.mark.parametrize("loss", ["retried by botocore", "connection lost"])
+    @pytest.mark.parametrize("times", [1, ALWAYS], ids=["retried by botocore", "connection lost"])
     def test_lost_response_of_the_first_append(
-        self, aws: Any, pkg: Any, table_key: str, calls: Calls, monkeypatch: pytest.MonkeyPatch, loss: str
+        self, aws: Any, pkg: Any, table_key: str, faults: Faults, calls: Calls, times: int
     ) -> None:
         """The append is applied but its response is lost. Retried (botocore), the retry's failed condition
         returns the head holding this record's id; given up on, one read finds the id. Either way: applied
         once, recognised, no second increment."""
-        from aws_lambda_persistence_lite._dynamodb import Table
-
         pkg.PersistentMap(n=1)
-        call = Table.call
-        lost: list[str] = []
-
-        def applied_then_lost(self: Any, usage: Any, operation: str, **arguments: Any) -> Any:
-            if operation != "update_item" or lost:
-                return call(self, usage, operation, **arguments)
-            lost.append(operation)
-            call(self, usage, operation, **arguments)  # applied; its response never arrives
-            if loss == "connection lost":
-                raise ConnectionResetError("connection reset after the write was applied")
-            return call(self, usage, operation, **arguments)  # the retry
-
-        monkeypatch.setattr(Table, "call", applied_then_lost)
+        faults.on("UpdateItem", LOSE, times=times)
         calls.clear()
         assert lazy(pkg).increment("n") == 2
-        assert lost and pkg.PersistentMap()["n"] == 2
-        assert calls.names == ["UpdateItem", "UpdateItem" if loss == "retried by botocore" else "GetItem", "GetItem"]
+        assert faults.fired("UpdateItem")[0] == "lose" and pkg.PersistentMap()["n"] == 2
+        confirming_read = ["GetItem"] if times == ALWAYS else []
+        assert calls.names == ["UpdateItem", *confirming_read, "GetItem"]
 
     def test_a_damaged_head_is_reported_and_not_laundered(self, aws: Any, pkg: Any, table_key: str) -> None:
         """Unread, the append is not pinned to a verified table: it lands, the head it returns fails its

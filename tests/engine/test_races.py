@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ConnectionClosedError
 
-from tests.conftest import Backend, Faults
+from tests.conftest import Backend, Calls
+from tests.faults.injection import (
+    ALWAYS,
+    FORWARD,
+    LOSE,
+    SERVER_ERROR,
+    TRANSACTION_CONFLICT,
+    Faults,
+    cancelled,
+    error,
+)
 
 #: A value of ~1.2 KB: three fill the head's log (4,000 bytes), the fourth change flushes it.
 FILLER = 1200
@@ -24,41 +34,17 @@ def text(seed: int, size: int = FILLER) -> str:
     return random.Random(seed).randbytes(size // 2).hex()
 
 
-def retry_after_applied(client: Any, operation: str, meanwhile: Callable[[], None]) -> dict[str, bool]:
-    """Make botocore retry the first successful ``operation`` as if its response had been lost (as after a read
-    timeout): the write is applied, ``meanwhile`` runs (another container commits), then the retry is sent."""
-    state = {"fired": False}
-
-    def needs_retry(response: Any, operation: Any, **_: Any) -> int | None:
-        if operation.name == operation_name and not state["fired"] and response and response[0].status_code == 200:
-            state["fired"] = True
-            meanwhile()
-            return 0  # retry now
-        return None
-
-    operation_name = operation
-    client.meta.events.register_first(f"needs-retry.dynamodb.{operation}", needs_retry)
-    return state
-
-
-def two_containers(pkg: Any, initial: dict[str, Any]) -> tuple[Any, Any, Any]:
-    """Container A (with a client of its own, to inject faults into) and container B, on one map."""
+def two_containers(pkg: Any, initial: dict[str, Any]) -> tuple[Any, Any, Faults]:
+    """Container A and container B on one map, and the faults of A's client (a client of its own)."""
     client = boto3.client("dynamodb")
     a = pkg.PersistentMap.open(initial, client=client)
     b = pkg.PersistentMap.open(client=boto3.client("dynamodb"))
-    return a, b, client
+    return a, b, Faults(client)
 
 
 def stored(pkg: Any) -> dict[Any, Any]:
     """What every reader sees: a cold map with a client of its own."""
     return dict(pkg.PersistentMap.open(client=boto3.client("dynamodb")).to_dict())
-
-
-def operations(client: Any) -> list[str]:
-    """Records the DynamoDB operations ``client`` makes, in order."""
-    names: list[str] = []
-    client.meta.events.register("before-call.dynamodb", lambda model, **_: names.append(model.name))
-    return names
 
 
 def filler(prefix: str, i: int, size: int = FILLER) -> str:
@@ -107,76 +93,57 @@ class TestLostAppendResponse:
     committed in between."""
 
     def test_increment_is_applied_once(self, aws: Any, pkg: Any, table_key: str) -> None:
-        a, b, client = two_containers(pkg, {"n": 0})
-        state = retry_after_applied(client, "UpdateItem", lambda: b.increment("other"))
+        a, b, faults = two_containers(pkg, {"n": 0})
+        faults.on("UpdateItem", LOSE.meanwhile(lambda: b.increment("other")))
         assert a.increment("n") == 1
-        assert state["fired"]
+        assert faults.fired("UpdateItem") == ["lose"]
+        assert faults.operations() == ["append", "append"]  # the lost one, and botocore's retry
         assert stored(pkg) == {"n": 1, "other": 1} == a.to_dict()
 
     def test_popped_job_is_the_one_removed(self, aws: Any, pkg: Any, table_key: str) -> None:
         """A conditional append (mutate) applied and retried: the retry also fails the version condition, and the
         job is still popped once and returned."""
-        a, b, client = two_containers(pkg, {"queue": ["j1", "j2", "j3"]})
-        state = retry_after_applied(client, "UpdateItem", lambda: b.__setitem__("seen", True))
+        a, b, faults = two_containers(pkg, {"queue": ["j1", "j2", "j3"]})
+        faults.on("conditional append", LOSE.meanwhile(lambda: b.__setitem__("seen", True)))
         assert a.mutate(lambda d: d["queue"].pop(0)) == "j1"
-        assert state["fired"]
+        assert faults.fired("UpdateItem") == ["lose"]
         assert stored(pkg) == {"queue": ["j2", "j3"], "seen": True} == a.to_dict()
         assert a.mutate(lambda d: d["queue"].pop(0)) == "j2"
 
-    def test_recognised_after_the_record_was_flushed(self, aws: Any, pkg: Any, table_key: str) -> None:
-        """Other containers flush the log twice before the retry: the record is in a run by then, and its id is
-        still among the flushed ids the head remembers."""
-        a, b, client = two_containers(pkg, {"n": 0})
-        calls = operations(b._replica.table.client)
+    @pytest.mark.parametrize(("records", "flushes"), [(4, 1), (7, 2)], ids=["one flush", "several flushes"])
+    def test_recognised_after_the_record_was_flushed(
+        self, aws: Any, pkg: Any, table_key: str, records: int, flushes: int
+    ) -> None:
+        """Other containers flush the log before the retry (once; or seven records, a flush every two or three):
+        the record is in a run by then, and its id is still among the flushed ids the head remembers (FORMAT.md
+        promises recognition for the 16 newest flushed records, whichever flushes wrote them)."""
+        a, b, faults = two_containers(pkg, {"n": 0})
+        calls = Calls.of(b._replica.table.client)
         written: dict[str, str] = {}
-        state = retry_after_applied(client, "UpdateItem", lambda: written.update(sets(b, "b", 4)))
+        faults.on("UpdateItem", LOSE.meanwhile(lambda: written.update(sets(b, "b", records))))
         assert a.increment("n") == 1
-        assert state["fired"] and calls.count("TransactWriteItems") >= 1
+        assert faults.fired("UpdateItem") == ["lose"] and calls.count("TransactWriteItems") >= flushes
         assert stored(pkg) == {"n": 1, **written} == a.to_dict()
         assert a.increment("n") == 2
-
-    def test_recognised_after_two_flushes(self, aws: Any, pkg: Any, table_key: str) -> None:
-        """The same with several flushes (seven records, a flush every two or three) between the append and its
-        retry: FORMAT.md promises recognition for the 16 newest flushed records, whichever flushes wrote them."""
-        a, b, client = two_containers(pkg, {"n": 0})
-        calls = operations(b._replica.table.client)
-        written: dict[str, str] = {}
-        state = retry_after_applied(client, "UpdateItem", lambda: written.update(sets(b, "b", 7)))
-        assert a.increment("n") == 1
-        assert state["fired"] and calls.count("TransactWriteItems") >= 2
-        assert stored(pkg) == {"n": 1, **written} == a.to_dict()
 
     def test_retry_refused_without_the_stored_item(self, aws: Any, pkg: Any, table_key: str) -> None:
         """The retry fails with an error that carries no item (another container's transaction holding the head):
         one read of the head decides, and finds this record's id."""
-        a, b, client = two_containers(pkg, {"n": 0})
-        injector = Faults()
-        client.meta.events.register_first("before-send.dynamodb", injector)
-
-        def meanwhile() -> None:
-            b.increment("other")
-            injector.error("UpdateItem", "TransactionConflictException", message="ongoing transaction for the item")
-
-        state = retry_after_applied(client, "UpdateItem", meanwhile)
+        a, b, faults = two_containers(pkg, {"n": 0})
+        faults.on("UpdateItem", LOSE.meanwhile(lambda: b.increment("other")))
+        faults.on("UpdateItem", TRANSACTION_CONFLICT, nth=2)
         assert a.increment("n") == 1
-        assert state["fired"] and injector.plan
+        assert faults.fired("UpdateItem") == ["lose", "error:TransactionConflictException"]
         assert stored(pkg) == {"n": 1, "other": 1} == a.to_dict()
 
     def test_write_confirmed_after_botocore_gives_up(self, aws: Any, pkg: Any, table_key: str) -> None:
         """When the call fails after the append was applied (every response lost), one strongly consistent read
         of the head decides: the id is there, so the call succeeds, even with another commit on top."""
-        a, b, client = two_containers(pkg, {"n": 0})
-        fired = []
-
-        def lose(model: Any, **_: Any) -> None:
-            if not fired:
-                fired.append(True)
-                b["other"] = 1
-                raise ConnectionResetError("response lost after the write was applied")
-
-        client.meta.events.register("after-call.dynamodb.UpdateItem", lose)
+        a, b, faults = two_containers(pkg, {"n": 0})
+        faults.on("UpdateItem", LOSE.meanwhile(lambda: b.__setitem__("other", 1)))
+        faults.on("UpdateItem", LOSE, nth=2, times=ALWAYS)
         assert a.increment("n") == 1
-        assert fired
+        assert faults.fired("UpdateItem") == ["lose"] * faults.attempts
         assert stored(pkg) == {"n": 1, "other": 1} == a.to_dict()
         a["after"] = True
         assert stored(pkg) == {"n": 1, "other": 1, "after": True} == a.to_dict()
@@ -184,23 +151,15 @@ class TestLostAppendResponse:
     def test_unknown_outcome_when_the_confirming_read_fails_too(self, aws: Any, pkg: Any, table_key: str) -> None:
         """When the confirming read fails too, the call's error is raised and nothing is undone: the applied
         increment stays stored (once), memory is unchanged, and the next call catches up."""
-        a, _, client = two_containers(pkg, {"n": 0})
-        injector = Faults()
-        client.meta.events.register_first("before-send.dynamodb", injector)
-        fired = []
-
-        def lose(model: Any, **_: Any) -> None:
-            if not fired:
-                fired.append(True)
-                injector.error("GetItem", "InternalServerError", status=500, times=99)
-                raise ConnectionResetError("response lost after the write was applied")
-
-        client.meta.events.register("after-call.dynamodb.UpdateItem", lose)
-        with pytest.raises(ConnectionResetError):
+        a, _, faults = two_containers(pkg, {"n": 0})
+        faults.on("UpdateItem", LOSE, times=ALWAYS)
+        faults.on("GetItem", SERVER_ERROR, times=ALWAYS)
+        with pytest.raises(ConnectionClosedError):
             a.increment("n")
+        assert faults.fired("GetItem")
         assert a.to_dict() == {"n": 0}, "a failed call changed memory"
         assert stored(pkg) == {"n": 1}, "the applied increment was undone or applied twice"
-        injector.plan.clear()
+        faults.reset()
         assert a.increment("n") == 2
         assert stored(pkg) == {"n": 2} == a.to_dict()
 
@@ -212,11 +171,11 @@ class TestLostTransactionResponse:
     def test_flush_applied_then_retried(self, aws: Any, pkg: Any, table_key: str) -> None:
         """A's flush is applied, B appends before A's retry: A appends its change once after the flush, and the
         increments each container made are all there, once."""
-        a, b, client = two_containers(pkg, {"n": 0})
+        a, b, faults = two_containers(pkg, {"n": 0})
         filled = fill_log(a, "a")
-        state = retry_after_applied(client, "TransactWriteItems", lambda: b.increment("n"))
+        faults.on("TransactWriteItems", LOSE.meanwhile(lambda: b.increment("n")))
         assert a.increment("n") == 2  # after B's increment, which landed between the flush and A's append
-        assert state["fired"]
+        assert faults.fired("TransactWriteItems") == ["lose"]
         assert stored(pkg) == {"n": 2, **filled} == a.to_dict()
         assert b.increment("n") == 3
 
@@ -224,10 +183,10 @@ class TestLostTransactionResponse:
         """A large write (a record > 2 KB, its own run) applied, B appends before the retry: the retry is
         recognised by the record's id, and the record is stored once."""
         big = {f"u{i}": text(i, 100) for i in range(50)}
-        a, b, client = two_containers(pkg, {f"b{i}": text(-i, 100) for i in range(50)})  # a first large write
-        state = retry_after_applied(client, "TransactWriteItems", lambda: b.increment("n"))
+        a, b, faults = two_containers(pkg, {f"b{i}": text(-i, 100) for i in range(50)})  # a first large write
+        faults.on("large write", LOSE.meanwhile(lambda: b.increment("n")))
         a.update(big)
-        assert state["fired"]
+        assert faults.fired("TransactWriteItems") == ["lose"]
         expected = {**{f"b{i}": text(-i, 100) for i in range(50)}, **big, "n": 1}
         assert stored(pkg) == expected == a.to_dict()
         assert a.increment("n") == 2
@@ -238,20 +197,15 @@ class TestFlushContention:
     change lands once, and nothing another container committed is lost."""
 
     def test_flush_loses_to_another_containers_flush(self, aws: Any, pkg: Any, table_key: str) -> None:
-        a, b, client = two_containers(pkg, {})
+        a, b, faults = two_containers(pkg, {})
         filled = fill_log(a, "a")
         b.refresh()  # both see the full log
-        fired = []
-
-        def b_flushes_first(model: Any, **_: Any) -> None:
-            if not fired:
-                fired.append(True)
-                b["b"] = text(7)  # finds the log full too: flushes, then appends
-
-        client.meta.events.register("before-call.dynamodb.TransactWriteItems", b_flushes_first)
-        calls = operations(client)
+        # B finds the log full too: it flushes, then appends, just before A's flush reaches DynamoDB
+        faults.on("TransactWriteItems", FORWARD.meanwhile(lambda: b.__setitem__("b", text(7))))
+        calls = Calls.of(faults.client)
         assert a.increment("n") == 1
-        assert fired and calls.count("TransactWriteItems") == 1 and calls.count("UpdateItem") >= 2
+        assert faults.fired("TransactWriteItems") == ["forward"]
+        assert calls.count("TransactWriteItems") == 1 and calls.count("UpdateItem") >= 2
         assert stored(pkg) == {**filled, "b": text(7), "n": 1} == a.to_dict()
 
     @pytest.mark.parametrize("how", ["cancellation reason", "exception"])
@@ -260,10 +214,8 @@ class TestFlushContention:
     ) -> None:
         data = pkg.PersistentMap()
         fill_log(data, "a")
-        if how == "cancellation reason":
-            faults.cancelled_transaction("TransactionConflict")
-        else:
-            faults.error("TransactWriteItems", "TransactionConflictException", message="transaction conflict")
+        conflict = cancelled("TransactionConflict") if how == "cancellation reason" else TRANSACTION_CONFLICT
+        faults.on("TransactWriteItems", conflict)
         calls.clear()
         assert data.increment("n") == 1
         assert calls.count("TransactWriteItems") == 2, calls.names  # refused, then flushed
@@ -277,7 +229,7 @@ class TestFlushContention:
         library does."""
         data = pkg.PersistentMap()
         fill_log(data, "a")
-        faults.cancelled_transaction(reason)
+        faults.on("TransactWriteItems", cancelled(reason))
         calls.clear()
         data["b"] = 1
         assert calls.count("TransactWriteItems") == 2
@@ -291,12 +243,11 @@ class TestFlushContention:
         data = pkg.PersistentMap()
         fill_log(data, "a")
         before = data.to_dict()
-        for _ in range(10):
-            faults.cancelled_transaction("ThrottlingError")
+        faults.on("TransactWriteItems", cancelled("ThrottlingError"), times=ALWAYS)
         with pytest.raises(ClientError, match="TransactionCanceled"):
             data["b"] = 1
         assert data.to_dict() == before == stored(pkg)
-        faults.plan.clear()
+        faults.reset()
         data["b"] = 1
         assert stored(pkg) == {**before, "b": 1} == data.to_dict()
 
@@ -324,17 +275,12 @@ class TestConcurrentIncrements:
     def test_segments_replaced_while_a_writer_catches_up(self, aws: Any, pkg: Any, table_key: str) -> None:
         """A's append returns a head listing B's partition and run, which A lacks; before A reads them, B's next
         flush merges the partition anew and deletes both. A's change is committed: the call must succeed."""
-        a, b, client = two_containers(pkg, {"n": 0})
+        a, b, faults = two_containers(pkg, {"n": 0})
         sets(b, "b", 4)  # B's flush: a run and a partition A has not read
-        fired = []
-
-        def b_flushes_again(model: Any, **_: Any) -> None:
-            if not fired:
-                fired.append(sets(b, "c", 4))  # merges the partition anew: the old one and the run are deleted
-
-        client.meta.events.register("before-call.dynamodb.BatchGetItem", b_flushes_again)
+        # B's next flush merges the partition anew: the old one and the run are deleted
+        faults.on("BatchGetItem", FORWARD.meanwhile(lambda: sets(b, "c", 4)))
         assert a.increment("n") == 1
-        assert fired
+        assert faults.fired("BatchGetItem") == ["forward"]
         assert stored(pkg) == a.to_dict() and a["n"] == 1
 
     @pytest.mark.parametrize(
@@ -498,7 +444,7 @@ class TestErrorCodes:
         self, aws: Any, pkg: Any, table_key: str, faults: Faults
     ) -> None:
         data = pkg.PersistentMap({f"b{i}": text(-i, 100) for i in range(50)})
-        faults.cancelled_transaction("ProvisionedThroughputExceeded")
+        faults.on("TransactWriteItems", cancelled("ProvisionedThroughputExceeded"))
         new = {f"u{i}": text(i, 100) for i in range(50)}
         data.update(new)
         assert stored(pkg) == data.to_dict() and all(stored(pkg)[k] == v for k, v in new.items())
@@ -507,14 +453,14 @@ class TestErrorCodes:
         self, aws: Any, pkg: Any, table_key: str, faults: Faults
     ) -> None:
         data = pkg.PersistentMap(a=1)
-        faults.error("UpdateItem", "TransactionConflictException", message="ongoing transaction for the item")
+        faults.on("UpdateItem", TRANSACTION_CONFLICT)
         assert data.increment("a") == 2
         assert stored(pkg) == {"a": 2}
 
     def test_invalid_credentials_are_not_a_missing_permission(
         self, aws: Any, pkg: Any, table_key: str, faults: Faults
     ) -> None:
-        faults.error("GetItem", "UnrecognizedClientException", message="The security token is invalid.")
+        faults.on("GetItem", error("UnrecognizedClientException", "The security token is invalid."))
         with pytest.raises(Exception, match="security token") as raised:
             pkg.PersistentMap()
         assert not isinstance(raised.value, pkg.MissingAWSIAMPermissions)

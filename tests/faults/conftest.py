@@ -12,10 +12,11 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.faults.injection import quick_retries
 from tests.faults.proxy import FaultProxy
 
-#: botocore attempts per call in these tests (the library's default is 5): enough to see retries work.
-ATTEMPTS = 3
+#: botocore retries per call in these tests (the library's default is 5): enough to see retries work.
+RETRIES = 3
 
 
 @pytest.fixture(scope="session")
@@ -43,17 +44,12 @@ def proxy(proxy_server: FaultProxy, direct: Any, monkeypatch: pytest.MonkeyPatch
     server's memory does not grow with every megabyte the suite writes.
     """
     from aws_lambda_persistence_lite import _client
-    from botocore.retries import standard
 
     proxy_server.reset()
-    # botocore's backoff (up to 1 s, 2 s... per retry) would make each exhausted retry cost seconds; the retry
-    # decisions stay botocore's own, only the sleep is shortened.
-    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.02)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy_server.url)
     table = f"faults-{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("PERSISTENCE_TABLE_NAME", table)
-    monkeypatch.setattr(_client, "MAX_ATTEMPTS", ATTEMPTS)
-    _client._clients.clear()
+    quick_retries(monkeypatch, RETRIES)
     yield proxy_server
     proxy_server.reset()
     _client._clients.clear()
@@ -71,9 +67,7 @@ def short_timeout_client(url: str, read_timeout: float = 0.5) -> Any:
     """A client that gives up on a response after ``read_timeout`` seconds (for slow responses)."""
     from botocore.config import Config
 
-    config = Config(
-        retries={"mode": "standard", "max_attempts": ATTEMPTS}, connect_timeout=2, read_timeout=read_timeout
-    )
+    config = Config(retries={"mode": "standard", "max_attempts": RETRIES}, connect_timeout=2, read_timeout=read_timeout)
     return boto3.client("dynamodb", endpoint_url=url, config=config)
 
 

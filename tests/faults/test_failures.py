@@ -5,33 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError
 
-from tests.conftest import Calls, Faults, stored_item
-
-DENIED = "User: arn:aws:sts::123:assumed-role/fn is not authorized to perform: dynamodb:{} on resource: table"
+from tests.conftest import Calls, stored_item
+from tests.faults.injection import ALWAYS, DROP, LOSE, SERVER_ERROR, Fault, Faults, denied, error, throttled
 
 
 class TestFailedWrites:
     @pytest.mark.parametrize(
-        ("code", "error"),
+        ("fault", "raised"),
         [
-            ("AccessDeniedException", "MissingAWSIAMPermissions"),
-            ("ProvisionedThroughputExceededException", "ClientError"),
-            ("InternalServerError", "ClientError"),
-            ("ValidationException", "ClientError"),
+            (denied("UpdateItem"), "MissingAWSIAMPermissions"),
+            (throttled("UpdateItem"), "ClientError"),
+            (SERVER_ERROR, "ClientError"),
+            (error("ValidationException", "One or more parameter values were invalid"), "ClientError"),
         ],
         ids=["access denied", "throttled after retries", "5xx after retries", "rejected"],
     )
     def test_failed_put_changes_nothing(
-        self, aws: Any, pkg: Any, table_key: str, faults: Faults, code: str, error: str
+        self, aws: Any, pkg: Any, table_key: str, faults: Faults, fault: Fault, raised: str
     ) -> None:
         data = pkg.PersistentMap(a=1)
         before = stored_item(aws, table_key)
-        faults.error(
-            "UpdateItem", code, times=10, message=DENIED.format("UpdateItem"), status=500 if "Internal" in code else 400
-        )
-        expected = getattr(pkg, error, ClientError)
+        faults.on("UpdateItem", fault, times=ALWAYS)
+        expected = getattr(pkg, raised, ClientError)
         with pytest.raises(expected):
             data["a"] = 2
         with pytest.raises(expected):
@@ -40,28 +37,25 @@ class TestFailedWrites:
             data.clear()
         assert data.to_dict() == {"a": 1}
         assert stored_item(aws, table_key) == before
-        faults.plan.clear()
+        faults.reset()
         data["a"] = 3  # later writes work
         assert pkg.PersistentMap().to_dict() == {"a": 3}
 
-    def test_network_failure(self, aws: Any, pkg: Any, table_key: str, faults: Faults) -> None:
-        from botocore.exceptions import EndpointConnectionError
-
+    def test_failed_write_that_was_not_applied(self, aws: Any, pkg: Any, table_key: str, faults: Faults) -> None:
+        """The connection fails on every attempt before the write reached DynamoDB: the confirming read shows
+        another head, so botocore's error is raised, nothing changed, and later writes work."""
         data = pkg.PersistentMap(a=1)
-
-        def drop(name: str) -> Any:
-            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
-
-        faults.plan.append((lambda name, seen: name == "UpdateItem", drop))
-        with pytest.raises(EndpointConnectionError):
+        faults.on("UpdateItem", DROP, times=ALWAYS)
+        with pytest.raises(ConnectionClosedError):
             data["a"] = 2
-        assert data["a"] == 1
-        faults.plan.clear()
-        assert pkg.PersistentMap()["a"] == 1
+        assert data.to_dict() == {"a": 1} == pkg.PersistentMap().to_dict()
+        faults.reset()
+        data["a"] = 3
+        assert pkg.PersistentMap()["a"] == 3
 
     def test_access_denied_message(self, aws: Any, pkg: Any, table_key: str, faults: Faults) -> None:
         """The error names the denied action and prints the least-privilege policy for this map."""
-        faults.error("GetItem", "AccessDeniedException", message=DENIED.format("GetItem"))
+        faults.on("GetItem", denied("GetItem"))
         with pytest.raises(pkg.MissingAWSIAMPermissions) as raised:
             pkg.PersistentMap()
         message = str(raised.value)
@@ -74,45 +68,20 @@ class TestFailedWrites:
     ) -> None:
         """One throttled UpdateItem is retried by botocore's standard mode; the write succeeds."""
         data = pkg.PersistentMap(a=1)
-        faults.error("UpdateItem", "ProvisionedThroughputExceededException", times=1)
+        faults.on("UpdateItem", throttled("UpdateItem"))
         data["a"] = 2
+        assert faults.fired("UpdateItem") == ["error:ProvisionedThroughputExceededException"]
         assert pkg.PersistentMap()["a"] == 2
 
-    def test_lost_response_after_applied_write(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
-        """The write is applied but its response never arrives: one read of the head finds this commit's id
-        stored, so the call succeeds and memory equals what is stored (no second write)."""
-        from aws_lambda_persistence_lite._client import default_client
-
+    def test_lost_response_after_applied_write(
+        self, aws: Any, pkg: Any, table_key: str, faults: Faults, calls: Calls
+    ) -> None:
+        """The write is applied but no response arrives (botocore gives up): one read of the head finds this
+        commit's id stored, so the call succeeds and memory equals what is stored (no second write)."""
         data = pkg.PersistentMap(a=1)
-        state = {"lost": False}
-
-        def lose_first_response(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
-            if model.name == "UpdateItem" and not state["lost"]:
-                state["lost"] = True
-                raise ConnectionResetError("connection reset after the write was applied")
-
-        client = default_client()
-        client.meta.events.register("after-call.dynamodb.UpdateItem", lose_first_response)
+        faults.on("UpdateItem", LOSE, times=ALWAYS)
         calls.clear()
         data["a"] = 2
-        client.meta.events.unregister("after-call.dynamodb.UpdateItem", lose_first_response)
         assert calls.names == ["UpdateItem", "GetItem"]
+        assert faults.fired("UpdateItem") == ["lose"] * faults.attempts
         assert data.to_dict() == {"a": 2} == pkg.PersistentMap().to_dict()
-
-    def test_failed_write_that_was_not_applied(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
-        """A transport failure before the write reached DynamoDB: the confirming read shows another head, so
-        the error is raised and nothing changed."""
-        from aws_lambda_persistence_lite._client import default_client
-
-        data = pkg.PersistentMap(a=1)
-
-        def fail_before_sending(model: Any, **_: Any) -> None:
-            if model.name == "UpdateItem":
-                raise ConnectionResetError("connection reset before the request was sent")
-
-        client = default_client()
-        client.meta.events.register("before-call.dynamodb.UpdateItem", fail_before_sending)
-        with pytest.raises(ConnectionResetError):
-            data["a"] = 2
-        client.meta.events.unregister("before-call.dynamodb.UpdateItem", fail_before_sending)
-        assert data.to_dict() == {"a": 1} == pkg.PersistentMap().to_dict()

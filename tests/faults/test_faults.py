@@ -1,7 +1,7 @@
 """DynamoDB misbehaving on the wire, and containers killed, at every step of format 3's protocols (FORMAT.md,
 "Commits"): throttling, 5xx, dropped connections, lost responses, slow responses, AccessDenied, transaction
 conflicts and kill -9, injected by a proxy in front of a local DynamoDB server (tests/faults/proxy.py), which
-recognises each step on the wire (proxy.STEPS).
+recognises each step on the wire (injection.STEPS).
 
 A scenario is a fixed sequence of writes whose every intermediate map is known. The fault is armed on the first
 request of the chosen step, and the scenario runs until it fires. For every fault: the call succeeds, or raises
@@ -27,9 +27,21 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tests.conftest import all_keys, create_table, enter_container, stored_item
 from tests.faults.conftest import current_table, short_timeout_client
-from tests.faults.proxy import DROP, KILL_AFTER, KILL_BEFORE, LOSE, STEPS, Fault, FaultProxy, error, slow
-
-ALWAYS = 99  # more than botocore's attempts: the fault hits every retry
+from tests.faults.injection import (
+    ALWAYS,
+    DROP,
+    KILL_AFTER,
+    KILL_BEFORE,
+    LOSE,
+    SERVER_ERROR,
+    STEPS,
+    Fault,
+    cancelled,
+    denied,
+    slow,
+    throttled,
+)
+from tests.faults.proxy import FaultProxy
 
 # -- scenarios ----------------------------------------------------------------------------------------------
 
@@ -118,37 +130,6 @@ def states(writes: tuple[Write, ...]) -> list[dict[str, Any]]:
 
 
 # -- faults -------------------------------------------------------------------------------------------------
-
-
-def denied(action: str) -> Fault:
-    return error(
-        400,
-        "AccessDeniedException",
-        f"User: arn:aws:sts::123456789012:assumed-role/fn/fn is not authorized to perform: dynamodb:{action} on "
-        "resource: arn:aws:dynamodb:us-east-1:123456789012:table/AWSLambdaPersistence because no identity-based "
-        f"policy allows the dynamodb:{action} action",
-    )
-
-
-def cancelled(reason: str, actions: int = 3) -> Fault:
-    """A TransactWriteItems cancelled as DynamoDB reports it: one reason per action, ``reason`` on the last."""
-    reasons = [{"Code": "None"}] * (actions - 1) + [{"Code": reason, "Message": reason}]
-    return error(
-        400,
-        "TransactionCanceledException",
-        f"Transaction cancelled, please refer cancellation reasons for specific reasons [None, {reason}]",
-        CancellationReasons=reasons,
-    )
-
-
-def throttled(action: str) -> Fault:
-    """Throttling as DynamoDB reports it: inside a transaction, a cancellation with a ThrottlingError reason."""
-    if action == "TransactWriteItems":
-        return cancelled("ThrottlingError")
-    return error(400, "ProvisionedThroughputExceededException", "The level of configured provisioned throughput")
-
-
-SERVER_ERROR = error(500, "InternalServerError", "Internal server error")
 
 
 @dataclass(frozen=True)
