@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.codecs.test_types import VALUES, same
 from tests.conftest import TABLE, all_keys, put_legacy, stored_item
 from tests.faults.injection import Faults, denied
+from tests.values import VALUES, canonical
 
 KB = 1024
 WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
@@ -128,7 +128,7 @@ class TestShowGetSetDelete:
         opened(pkg, "m").update(values)
         result = cli("show", "m")
         assert result.code == 0, result
-        assert same(values, _tagged_json.loads(result.out))
+        assert canonical(values) == canonical(_tagged_json.loads(result.out))
         assert cli("show", "m", "--json").out == result.out
 
     def test_show_pretty(self, cli: Cli, pkg: Any) -> None:
@@ -161,7 +161,9 @@ class TestShowGetSetDelete:
         result = cli("set", "m", "7", '"seven"', "--json-name")
         assert result.code == 0 and "version 5" in result.err
         data = opened(pkg, "m")
-        assert same(data.to_dict(), {"n": 5, "t": (1, b"\x00\x01"), "d": {"a": [1.0, None]}, "s": "hello", 7: "seven"})
+        assert canonical(data.to_dict()) == canonical(
+            {"n": 5, "t": (1, b"\x00\x01"), "d": {"a": [1.0, None]}, "s": "hello", 7: "seven"}
+        )
         assert data.version == 5
         line = one_line_error(cli("set", "m", "s", "hello"))
         assert "not JSON" in line and "--string" in line
@@ -197,14 +199,14 @@ class TestExportImport:
         assert document["version"] == 1
 
         assert cli("import", "dst", str(path)).code == 0  # an empty map: nothing to lose, no question
-        assert same(values, opened(pkg, "dst").to_dict())
+        assert canonical(values) == canonical(opened(pkg, "dst").to_dict())
 
         changed = opened(pkg, "src")
         changed.update({"extra": 1, "str": "changed"})
         calls.clear()
         assert cli("import", "src", str(path), "--yes").code == 0
         restored = opened(pkg, "src")
-        assert same(values, restored.to_dict())
+        assert canonical(values) == canonical(restored.to_dict())
         assert restored.version == 3  # one commit: one change record
         assert [name for name in calls.names if name in WRITES] in (["UpdateItem"], ["TransactWriteItems"])
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-import math
 import uuid
 import zoneinfo
 from typing import Any
@@ -13,84 +12,13 @@ from typing import Any
 import pytest
 from aws_lambda_persistence_lite import _tagged_json as tagged
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from tests.codecs.test_types import VALUES, same
-
-ZONES = ["UTC", "America/New_York", "Europe/Paris", "Australia/Lord_Howe", "Asia/Kathmandu"]
-offsets = st.timedeltas(min_value=dt.timedelta(hours=-23, minutes=-59), max_value=dt.timedelta(hours=23, minutes=59))
-timezones = st.one_of(
-    st.none(),
-    st.builds(dt.timezone, offsets),
-    st.builds(dt.timezone, offsets, st.text(min_size=1, max_size=5)),
-    st.sampled_from(ZONES).map(zoneinfo.ZoneInfo),
-)
-folds = st.integers(0, 1)
-datetimes = st.builds(lambda d, tz, f: d.replace(tzinfo=tz, fold=f), st.datetimes(), timezones, folds)
-times = st.builds(lambda t, tz, f: t.replace(tzinfo=tz, fold=f), st.times(), timezones, folds)
-texts = st.text(st.characters(codec=None, exclude_categories=()), max_size=8)  # lone surrogates included
-ints = st.one_of(st.integers(), st.integers(-(2**200), 2**200), st.sampled_from([2**53, 2**53 + 1, -(2**53) - 1]))
-
-# Hashable values (keys and set elements) exclude nan, which is not equal to itself.
-hashable_atoms = st.one_of(
-    st.none(),
-    st.booleans(),
-    ints,
-    st.floats(allow_nan=False),
-    st.complex_numbers(allow_nan=False),
-    texts,
-    st.binary(max_size=8),
-    st.decimals(allow_nan=False),
-    st.uuids(),
-    st.dates(),
-    times,
-    datetimes,
-    st.timedeltas(),
-)
-hashables = st.recursive(
-    hashable_atoms,
-    lambda inner: st.one_of(st.tuples(inner, inner), st.frozensets(inner, max_size=3)),
-    max_leaves=6,
-)
-atoms = st.one_of(
-    hashable_atoms,
-    st.floats(),
-    st.complex_numbers(),
-    st.decimals(),
-    st.binary(max_size=8).map(bytearray),
-    st.sampled_from(["$int", "$", "a\ud800"]),
-)
-values = st.recursive(
-    atoms,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4),
-        st.lists(inner, max_size=4).map(tuple),
-        st.sets(hashables, max_size=4),
-        st.frozensets(hashables, max_size=4),
-        st.dictionaries(texts, inner, max_size=4),
-        st.dictionaries(hashables, inner, max_size=4),
-    ),
-    max_leaves=20,
-)
+from tests.values import VALUES, canonical, values
 
 
 def exact(a: Any, b: Any) -> bool:
-    """``same`` from the type tests, extended to sets (element by element, types included) and complex."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, (set, frozenset)):
-        return len(a) == len(b) and all(any(exact(x, y) for y in b) for x in a)
-    if isinstance(a, complex):
-        return exact(a.real, b.real) and exact(a.imag, b.imag)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(exact(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return len(a) == len(b) and all(exact(x, y) and exact(a[x], b[y]) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    if isinstance(a, decimal.Decimal):
-        return str(a) == str(b)
-    return same(a, b)
+    """The same value, types included (tagged JSON writes every float NaN as "nan": no sign, no payload)."""
+    return bool(canonical(a, any_nan=True) == canonical(b, any_nan=True))
 
 
 @settings(max_examples=400, deadline=None)

@@ -3,73 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import math
-import uuid
-import zoneinfo
 from typing import Any
 
 import pytest
 
 from tests.conftest import Calls
-
-UTC_PLUS_2 = dt.timezone(dt.timedelta(hours=2), "EET-ish")
-
-VALUES: list[tuple[str, Any]] = [
-    ("str", "héllo ✓"),
-    ("lone surrogate", "a\ud800b"),
-    ("empty str", ""),
-    ("small int", -7),
-    ("int64 edge", 2**63 - 1),
-    ("uint64 edge", 2**64 - 1),
-    ("huge int", 3**200),
-    ("huge negative int", -(2**130)),
-    ("float", 0.1),
-    ("negative zero", -0.0),
-    ("inf", float("inf")),
-    ("-inf", float("-inf")),
-    ("bytes", b"\x00\xff"),
-    ("None", None),
-    ("True", True),
-    ("False", False),
-    ("list", [1, "a", None]),
-    ("tuple", (1, (2, [3]))),
-    ("empty tuple", ()),
-    ("dict with non-str keys", {1: "int", (1, 2): "tuple", b"k": "bytes", None: 0, frozenset({1}): "fs"}),
-    ("set", {1, "two", (3,)}),
-    ("frozenset", frozenset({1.5, "x"})),
-    ("naive datetime", dt.datetime(2024, 2, 29, 23, 59, 59, 999999)),
-    ("aware datetime", dt.datetime(2024, 1, 1, 12, tzinfo=UTC_PLUS_2)),
-    ("utc datetime", dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)),
-    ("zoneinfo datetime fold", dt.datetime(2024, 11, 3, 1, 30, fold=1, tzinfo=zoneinfo.ZoneInfo("America/New_York"))),
-    ("date", dt.date(1, 1, 1)),
-    ("time", dt.time(23, 1, 2, 3)),
-    ("aware time", dt.time(1, 2, tzinfo=dt.timezone(dt.timedelta(minutes=-90)))),
-    ("timedelta", dt.timedelta(days=-3, seconds=5, microseconds=7)),
-    ("decimal", decimal.Decimal("1.10")),
-    ("decimal exact", decimal.Decimal("3.14159265358979323846264338327950288419716939937510")),
-    ("decimal nan", decimal.Decimal("NaN")),
-    ("uuid", uuid.UUID("12345678-1234-5678-1234-567812345678")),
-    ("complex", 1 - 2j),
-    ("nested", {"a": [({"b": {1, 2}}, dt.date(2020, 1, 1))], "c": {"d": (decimal.Decimal("1e-30"), None)}}),
-]
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal value and identical types, recursively (nan equals nan; -0.0 differs from 0.0)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
-    if isinstance(a, decimal.Decimal):
-        return str(a) == str(b)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, (dt.datetime, dt.time)):
-        return a == b and a.fold == b.fold and repr(a.tzinfo) == repr(b.tzinfo)
-    return bool(a == b)
+from tests.values import VALUES, canonical
 
 
 class TestTypeFidelity:
@@ -78,7 +18,7 @@ class TestTypeFidelity:
         """A value stored by one container is read back by a new one with the same type and value."""
         pkg.PersistentMap()["v"] = value
         loaded = pkg.PersistentMap()["v"]
-        assert same(value, loaded), f"{name}: stored {value!r}, loaded {loaded!r}"
+        assert canonical(value) == canonical(loaded), f"{name}: stored {value!r}, loaded {loaded!r}"
 
     def test_nan_round_trips(self, aws: Any, pkg: Any, table_key: str) -> None:
         """nan is not equal to itself, yet it is stored and loaded as a float nan."""
@@ -90,7 +30,7 @@ class TestTypeFidelity:
         """All values together, keyed by name, survive one cold load in insertion order."""
         values = dict(VALUES)
         pkg.PersistentMap(values)
-        assert same(values, pkg.PersistentMap().to_dict())
+        assert canonical(values) == canonical(pkg.PersistentMap().to_dict())
 
     def test_bytearray(self, aws: Any, pkg: Any, lite: Any, table_key: str) -> None:
         """lite keeps bytearray; msgpack (core) packs it natively as binary, so it comes back as bytes."""

@@ -33,8 +33,8 @@ from aws_lambda_persistence_lite._values import MAX_NESTING
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.strategies import keys as hashables
-from tests.fuzz.strategies import tzinfos
+from tests.values import keys as hashables
+from tests.values import tzinfos
 
 D = decimal.Decimal
 UTC = dt.timezone.utc

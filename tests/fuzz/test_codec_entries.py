@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.fuzz.strategies import canonical, hashables, maps, values
 from tests.fuzz.test_codecs import CODECS, HAS_CORE, make_codec
+from tests.values import canonical, hashables, maps, values
 
 FUZZ = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]

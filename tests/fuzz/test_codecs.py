@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Calls, stored_item
-from tests.fuzz.strategies import canonical, hashables, maps, values
+from tests.values import canonical, hashables, maps, values
 
 HAS_CORE = importlib.util.find_spec("aws_lambda_persistence") is not None
 CODECS = ["lite-pickle", "lite-default", "core-msgpack", "core-pickle-zstd"]

@@ -16,9 +16,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzz.framing import edge_numbers, records
 from tests.fuzz.isolated import FakeTable, Items
-from tests.fuzz.strategies import edge_numbers, hashables, maps, records, values
 from tests.fuzz.test_codecs import CODECS, make_codec
+from tests.values import hashables, maps, values
 
 FUZZ = settings(
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
@@ -608,7 +609,7 @@ class Hostile:
         return bytes(self.codec.encode_entry(key, value))
 
     def record(self, *ops: tuple[int, bytes]) -> bytes:
-        from tests.fuzz.strategies import frame_record
+        from tests.fuzz.framing import frame_record
 
         self.ids += 1
         return frame_record(self.ids.to_bytes(8, "big"), list(ops))
@@ -990,7 +991,7 @@ class TestHostileWriter:
         """A partition that decompresses to more or less than its table says."""
         from aws_lambda_persistence_lite._records import PARTITION
 
-        from tests.fuzz.strategies import varint
+        from tests.fuzz.framing import varint
 
         w = Hostile(pkg)
         entry = w.entry("a", "x" * 1000)

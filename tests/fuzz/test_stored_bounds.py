@@ -53,7 +53,7 @@ def log_like_a_writer_that_ignores_room(head: Any, pkg: Any, size: int, rng: ran
     once, which would not test the replay)."""
     from aws_lambda_persistence_lite._flushing import charge
 
-    from tests.fuzz.strategies import frame_record
+    from tests.fuzz.framing import frame_record
 
     entry = bytes(pkg.PersistentMap.codec_factory().encode_entry(f"k{rng.randrange(50)}", "v" * 10))
     same_id = rng.random() < 0.5

@@ -1,4 +1,5 @@
-"""Hypothesis strategies for every value a map can hold (``_values.py``), and an exact comparison.
+"""Every value a map can hold (``_values.py``), for every test that stores, encodes or writes values: named
+examples (``VALUES``), Hypothesis strategies (``values``, ``keys``, ``maps``...) and an exact comparison.
 
 ``canonical(x)`` turns a value into a plain structure that records every type and every bit that a round trip
 must keep: float bits (nan payload, -0.0), Decimal as written, datetime fields, fold and tzinfo, dict order.
@@ -12,19 +13,66 @@ import decimal
 import math
 import struct
 import uuid
+import zoneinfo
 from typing import Any
 
 from hypothesis import strategies as st
 
+UTC_PLUS_2 = dt.timezone(dt.timedelta(hours=2), "EET-ish")
+
+#: One of each kind of value, by name: the type tests store each, and the command line tool's formats carry them.
+VALUES: list[tuple[str, Any]] = [
+    ("str", "héllo ✓"),
+    ("lone surrogate", "a\ud800b"),
+    ("empty str", ""),
+    ("small int", -7),
+    ("int64 edge", 2**63 - 1),
+    ("uint64 edge", 2**64 - 1),
+    ("huge int", 3**200),
+    ("huge negative int", -(2**130)),
+    ("float", 0.1),
+    ("negative zero", -0.0),
+    ("inf", float("inf")),
+    ("-inf", float("-inf")),
+    ("bytes", b"\x00\xff"),
+    ("None", None),
+    ("True", True),
+    ("False", False),
+    ("list", [1, "a", None]),
+    ("tuple", (1, (2, [3]))),
+    ("empty tuple", ()),
+    ("dict with non-str keys", {1: "int", (1, 2): "tuple", b"k": "bytes", None: 0, frozenset({1}): "fs"}),
+    ("set", {1, "two", (3,)}),
+    ("frozenset", frozenset({1.5, "x"})),
+    ("naive datetime", dt.datetime(2024, 2, 29, 23, 59, 59, 999999)),
+    ("aware datetime", dt.datetime(2024, 1, 1, 12, tzinfo=UTC_PLUS_2)),
+    ("utc datetime", dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)),
+    ("zoneinfo datetime fold", dt.datetime(2024, 11, 3, 1, 30, fold=1, tzinfo=zoneinfo.ZoneInfo("America/New_York"))),
+    ("date", dt.date(1, 1, 1)),
+    ("time", dt.time(23, 1, 2, 3)),
+    ("aware time", dt.time(1, 2, tzinfo=dt.timezone(dt.timedelta(minutes=-90)))),
+    ("timedelta", dt.timedelta(days=-3, seconds=5, microseconds=7)),
+    ("decimal", decimal.Decimal("1.10")),
+    ("decimal exact", decimal.Decimal("3.14159265358979323846264338327950288419716939937510")),
+    ("decimal nan", decimal.Decimal("NaN")),
+    ("uuid", uuid.UUID("12345678-1234-5678-1234-567812345678")),
+    ("complex", 1 - 2j),
+    ("nested", {"a": [({"b": {1, 2}}, dt.date(2020, 1, 1))], "c": {"d": (decimal.Decimal("1e-30"), None)}}),
+]
+
 ONE_DAY = dt.timedelta(hours=24)
 TINY = dt.timedelta(microseconds=1)
 
-#: Any code point, lone surrogates included (the default excludes category Cs).
+#: Any code point, lone surrogates included (the default excludes category Cs); strings that tagged JSON escapes.
 text = st.text(st.characters(codec=None, exclude_categories=()), max_size=12) | st.sampled_from(
-    ["", "\ud800", "a\udfffb", "\x00", "\U0010ffff", "é" * 40]
+    ["", "\ud800", "a\udfffb", "\x00", "\U0010ffff", "é" * 40, "$", "$int"]
 )
-ints = st.integers(min_value=-(2**70), max_value=2**70) | st.sampled_from(
-    [0, -1, 2**31, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, -(2**64), 10**40, -(10**40)]
+#: Small and huge ints, and the edges of 32 and 64 bits and of JSON's exact numbers (2**53).
+ints = (
+    st.integers(min_value=-(2**70), max_value=2**70)
+    | st.integers(min_value=-(2**200), max_value=2**200)
+    | st.sampled_from([0, -1, 2**31, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, -(2**64)])
+    | st.sampled_from([10**40, -(10**40), 2**53, 2**53 + 1, -(2**53) - 1])
 )
 floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
     [0.0, -0.0, math.inf, -math.inf, math.nan, -math.nan, 5e-324, 1.7976931348623157e308]
@@ -88,6 +136,7 @@ values = st.recursive(
     lambda inner: st.one_of(
         st.lists(inner, max_size=4),
         st.lists(inner, max_size=4).map(tuple),
+        st.dictionaries(text, inner, max_size=4),  # (the usual dict, and a JSON object)
         st.dictionaries(hashables, inner, max_size=4),
         st.sets(hashables, max_size=4),
         st.frozensets(hashables, max_size=4),
@@ -99,8 +148,8 @@ values = st.recursive(
 maps = st.dictionaries(keys, values, max_size=6)
 
 
-def _float(x: float) -> bytes:
-    return struct.pack(">d", x)
+def _float(x: float, any_nan: bool = False) -> bytes:
+    return b"nan" if any_nan and math.isnan(x) else struct.pack(">d", x)
 
 
 def _tz(tz: dt.tzinfo | None) -> Any:
@@ -112,17 +161,19 @@ def _tz(tz: dt.tzinfo | None) -> Any:
     return (type(tz).__name__, tz.key)  # type: ignore[attr-defined]
 
 
-def canonical(x: Any, *, bytearray_as_bytes: bool = False) -> Any:
-    """A structure equal for two values exactly when they are the same types with the same contents."""
+def canonical(x: Any, *, bytearray_as_bytes: bool = False, any_nan: bool = False) -> Any:
+    """A structure equal for two values exactly when they are the same types with the same contents.
+    ``bytearray_as_bytes``: for msgpack, which stores a bytearray as bytes; ``any_nan``: every float NaN is the
+    same (for formats that keep no NaN sign or payload, as tagged JSON)."""
 
     def c(v: Any) -> Any:
-        return canonical(v, bytearray_as_bytes=bytearray_as_bytes)
+        return canonical(v, bytearray_as_bytes=bytearray_as_bytes, any_nan=any_nan)
 
     kind = type(x)
     if kind is float:
-        return ("float", _float(x))
+        return ("float", _float(x, any_nan))
     if kind is complex:
-        return ("complex", _float(x.real), _float(x.imag))
+        return ("complex", _float(x.real, any_nan), _float(x.imag, any_nan))
     if kind is decimal.Decimal:
         return ("Decimal", str(x))
     if kind is dt.datetime:
@@ -145,46 +196,3 @@ def canonical(x: Any, *, bytearray_as_bytes: bool = False) -> Any:
     if kind is uuid.UUID:
         return ("UUID", x.bytes, x.is_safe)
     return (kind.__name__, x)
-
-
-# -- format 3's framing, as a hostile writer would store it (FORMAT.md, "Records", "Segment table") ---------
-
-
-def varint(n: int) -> bytes:
-    """Unsigned LEB128 of any size (the reader refuses more than 10 bytes)."""
-    out = bytearray()
-    while True:
-        low, n = n & 0x7F, n >> 7
-        if not n:
-            return bytes(out + bytes([low]))
-        out.append(low | 0x80)
-
-
-#: Numbers where parsers break: zero, one, the 7-bit and 64-bit edges, sizes beyond memory.
-edge_numbers = st.integers(0, 300) | st.sampled_from(
-    [127, 128, 2**31, 2**32, 2 * 1024**3, 2 * 1024**3 + 1, 2**63, 2**64 - 1, 2**64, 2**70, 10**30]
-)
-#: Op kinds: the four real ones, and any byte.
-op_kinds = st.sampled_from([1, 2, 3, 4]) | st.integers(0, 255)
-
-
-def frame_record(record_id: bytes, ops: list[tuple[int, bytes]], length_delta: int = 0) -> bytes:
-    """``id op*`` framed by hand (no validation): a CLEAR (4) carries no entry, every other kind a sized one,
-    whose stated length may lie by ``length_delta``."""
-    parts = [record_id]
-    for kind, entry in ops:
-        parts.append(bytes([kind]))
-        if kind != 4:
-            parts += [varint(max(0, len(entry) + length_delta)), entry]
-    return b"".join(parts)
-
-
-def records(entries: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
-    """Change records a hostile writer could append: ids of any length near 8, any kinds, entries from
-    ``entries``, lengths that may lie."""
-    return st.builds(
-        frame_record,
-        st.binary(min_size=8, max_size=8) | st.binary(max_size=10),
-        st.lists(st.tuples(op_kinds, entries), max_size=4),
-        st.sampled_from([0, 0, 0, -1, 1, 2**20]),
-    )
