@@ -368,7 +368,7 @@ def patch(client: Any, key: str, **attributes: Any) -> None:
     client.put_item(TableName=TABLE, Item=item)
 
 
-def refused(pkg: Any, table_key: str, error: type[Exception] = Exception, match: str = "") -> Any:
+def refused(pkg: Any, table_key: str, error: type[Exception] = Exception, match: str | None = None) -> Any:
     """A cold reader refuses the map with ``error`` (a StoredDataError) naming table and key."""
     with pytest.raises(error, match=match) as raised:
         pkg.PersistentMap()
