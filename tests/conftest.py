@@ -359,3 +359,10 @@ def all_keys(client: Any, table: str = TABLE) -> set[str]:
         TableName=table, ProjectionExpression="#k", ExpressionAttributeNames={"#k": "key"}
     )
     return {item["key"]["S"] for page in pages for item in page["Items"]}
+
+
+def package_codec(pkg: Any) -> Any:
+    """A codec object of the codec ``pkg``'s maps are written with by default."""
+    from aws_lambda_persistence_lite._codec import codec_for, lite_default
+
+    return codec_for(pkg.PersistentMap.default_codec or lite_default())

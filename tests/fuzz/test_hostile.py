@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import package_codec
 from tests.fuzz.isolated import FakeTable, Items
 from tests.fuzz.strategies import edge_numbers, hashables, maps, records, values
 from tests.fuzz.test_codecs import CODECS, make_codec
@@ -598,7 +599,7 @@ class Hostile:
     def __init__(self, pkg: Any) -> None:
         from aws_lambda_persistence_lite._config import Settings
 
-        self.codec = pkg.PersistentMap.codec_factory()
+        self.codec = package_codec(pkg)
         self.settings = Settings.resolve({"table_key": "m"})
         self.items: Items = {}
         self.segments: list[Any] = []
@@ -800,7 +801,7 @@ class TestFuzzedStoredItems:
     @given(data=st.data(), shape=st.sampled_from(["small", "flushed"]))
     def test_random_records(self, pkg: Any, data: Any, shape: str) -> None:
         """Records framed by a hostile writer: any op kinds, lying lengths, entries honest, random or damaged."""
-        codec = pkg.PersistentMap.codec_factory()
+        codec = package_codec(pkg)
         honest = st.builds(lambda k, v: bytes(codec.encode_entry(k, v)), hashables, values)
         entries = honest | st.binary(max_size=40) | honest.flatmap(mutated)
         items = written(pkg, shape)
@@ -818,7 +819,7 @@ class TestFuzzedStoredItems:
         from aws_lambda_persistence_lite._reading import segment_key
         from aws_lambda_persistence_lite._records import segment_digest as shard_digest
 
-        codec = pkg.PersistentMap.codec_factory()
+        codec = package_codec(pkg)
         items = written(pkg, shape)
         segments = table_of(items)
         index = data.draw(st.integers(0, len(segments) - 1))
@@ -1171,7 +1172,7 @@ class TestRefreshPaths:
 
     @pytest.mark.parametrize("check", CHECKS)
     def test_a_good_record_then_a_bad_one(self, pkg: Any, check: str) -> None:
-        codec = pkg.PersistentMap.codec_factory()
+        codec = package_codec(pkg)
         entry = codec.encode_entry("n", 100)
 
         def damage(items: Items) -> None:

@@ -5,6 +5,7 @@ back through an allow-list. The full package, ``aws_lambda_persistence``, is the
 msgpack + zstandard codec. Stored format: FORMAT.md beside this file.
 """
 
+from ._codec import CODECS
 from ._config import RESERVED_WORDS, Settings
 from ._errors import (
     ConfigurationError,
@@ -26,6 +27,7 @@ from ._meter import Usage
 __version__ = "2.0.0"
 
 __all__ = [
+    "CODECS",
     "FORMAT_VERSION",
     "RESERVED_WORDS",
     "ConfigurationError",

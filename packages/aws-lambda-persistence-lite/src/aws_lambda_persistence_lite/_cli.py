@@ -24,11 +24,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 from . import _tagged_json as tagged
 from ._client import default_client
-from ._codec import Codec, codec_for
+from ._codec import Codec, codec_for, lite_default
 from ._config import Settings
 from ._errors import MissingAWSIAMPermissions, PersistenceError, StoredDataError
 from ._head import (
@@ -125,8 +125,12 @@ def _library_log(ctx: _Context) -> Iterator[None]:
 # -- the command line ---------------------------------------------------------------------------------------------
 
 
+def _default_codec(map_class: type[PersistentMap]) -> str:
+    return map_class.default_codec or lite_default()
+
+
 def _parser(prog: str, map_class: type[PersistentMap]) -> argparse.ArgumentParser:
-    codec = map_class.codec_factory().name
+    codec = _default_codec(map_class)
     package = map_class.__module__.split(".")[0]
     version = getattr(sys.modules.get(package), "__version__", "2")
     # Global options are accepted before or after the command: SUPPRESS keeps a later parser from resetting them.
@@ -267,7 +271,7 @@ class _Context:
     @functools.cached_property
     def codec_name(self) -> str:
         """The codec this package writes new maps with (and migrate rewrites maps with)."""
-        return self.map_class.codec_factory().name
+        return _default_codec(self.map_class)
 
     def open(self, key: str, *, existing: bool = False) -> PersistentMap:
         """The map under ``key``; with ``existing``, an error if nothing is stored there (an empty map is not a
@@ -283,9 +287,9 @@ class _Context:
     def load(self, settings: Settings, *, progress: bool = False) -> PersistentMap | None:
         """The stored map ``settings`` names, read with the codec it is stored with (None: nothing is stored).
 
-        A map holds entries of one codec (its head's ``alp_codec``), and every write to it must use that codec,
-        so a map written by the other package is opened through this package's map class with that codec; the
-        codec is known from the head (one GetItem) before the map is read."""
+        A map holds entries of one codec (its head's ``alp_codec``), which every map reads and writes it with,
+        whatever codec it was opened with; ``codec``, from the head read first, tells a map that a concurrent
+        ``migrate`` rewrote meanwhile (read again) from one read as stored."""
         for _ in range(_OPEN_ATTEMPTS):
             head, item = stored_head(self.client, settings)
             if item is None:
@@ -293,24 +297,10 @@ class _Context:
             codec = head.codec if head is not None else self.codec_name
             reading = self.transfer(f"reading {settings.table_key}") if progress else contextlib.nullcontext()
             with reading:
-                data = self.map_class_for(codec).open(client=self.client, **_as_arguments(settings))
-            folded = data._replica.head
-            if folded is None or folded.codec == codec:
+                data = self.map_class.open(client=self.client, **_as_arguments(settings))
+            if data._replica.head is None or data.codec == codec:
                 return data
         raise CliError(f"map {settings.table_key!r} kept changing its codec while being read; run the command again")
-
-    def map_class_for(self, codec: str) -> type[PersistentMap]:
-        """This package's map class, reading and writing with ``codec`` (UnsupportedFormatError, naming what to
-        install, when this package cannot decode it)."""
-        if codec == self.codec_name:
-            return self.map_class
-        codec_for(codec)
-        stored = type(
-            self.map_class.__name__,
-            (self.map_class,),
-            {"codec_factory": staticmethod(functools.partial(codec_for, codec))},
-        )
-        return cast("type[PersistentMap]", stored)
 
     def confirm(self, question: str) -> None:
         """Ask on the terminal; without one, refuse (exit 2): a script must say --yes explicitly."""
@@ -761,7 +751,7 @@ def _rewrite_plan(ctx: _Context, settings: Settings) -> tuple[Head | None, list[
     if data is None:
         return "skipped: deleted meanwhile"
     head = data._replica.head
-    codec = ctx.map_class.codec_factory()
+    codec = codec_for(ctx.codec_name)
     if head is not None and head.codec == codec.name:
         return f"skipped: already written with codec {codec.name}"
     return head, [codec.encode_entry(key, value) for key, value in data.items()], codec

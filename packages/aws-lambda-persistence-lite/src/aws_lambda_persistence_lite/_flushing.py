@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING, Any
 
 from ._dynamodb import Conflict, outcome_unknown
 from ._errors import PersistenceError
@@ -47,10 +48,8 @@ from ._records import (
     segment_digest,
 )
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from ._meter import Item
 

@@ -21,19 +21,14 @@ limited to ``_values.MAX_NESTING`` levels like every stored value, and linear in
 from __future__ import annotations
 
 import sys
-
-try:  # hashlib's own blake2b, without hashlib loading OpenSSL at import (see _records.py)
-    from _blake2 import blake2b
-except ImportError:  # an interpreter without the _blake2 module
-    from hashlib import blake2b
+from hashlib import blake2b
+from typing import TYPE_CHECKING, Any
 
 from ._errors import UnsupportedValueError
 from ._values import MAX_NESTING
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any
 
 _MASK = (1 << 64) - 1
 _DAY_US = 86_400_000_000

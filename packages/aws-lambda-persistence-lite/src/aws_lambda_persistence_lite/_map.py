@@ -9,38 +9,33 @@ only by folding committed records, so a failed write leaves memory as it was.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from typing import Any, ClassVar, TypeVar
 
 from ._client import default_client
-from ._codec import Codec
+from ._codec import CODECS, Codec, codec_for, lite_default
 from ._config import Settings, split_arguments
 from ._dynamodb import Conflict, Table, TableMissing
-from ._errors import ConfigurationError, ConflictError, StoredDataError
+from ._errors import ConfigurationError, ConflictError, StoredDataError, UnsupportedFormatError
 from ._fold import AddRefused, is_number
 from ._head import bad
 from ._keyhash import key_hash
 from ._log import backoff
 from ._meter import Usage
-from ._pickle import default_codec, loads_restricted
+from ._pickle import loads_restricted
 from ._records import ADD, CLEAR, DEL, SET, Op
 from ._replica import Replica, recoded
 from ._values import label
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
-if TYPE_CHECKING:
-    from typing import Any, ClassVar, TypeVar
-
-    T = TypeVar("T")
-    M = TypeVar("M", bound="PersistentMap")
-    #: A change that depends on the stored values: given a private copy of the map, the ops and the result.
-    Plan = Callable[[dict[Any, Any]], tuple[list[Op], Any]]
-    _Base = MutableMapping[Any, Any]
-else:
-    _Base = MutableMapping
+T = TypeVar("T")
+M = TypeVar("M", bound="PersistentMap")
+#: A change that depends on the stored values: given a private copy of the map, the ops and the result.
+Plan = Callable[[dict[Any, Any]], tuple[list[Op], Any]]
 
 
 class _Batch:
@@ -62,7 +57,7 @@ class _Batch:
 _IMMUTABLE = frozenset({int, float, str, bytes, bool, type(None)})
 
 
-class PersistentMap(_Base):
+class PersistentMap(MutableMapping[Any, Any]):
     """A dict persisted in DynamoDB. ``PersistentMap()`` loads this function's map (one GetItem for a small map).
 
     Positional data or keyword data (``PersistentMap({'a': 1})``, ``PersistentMap(a=1)``) is merged into
@@ -71,8 +66,9 @@ class PersistentMap(_Base):
     :meth:`open` for the other settings and to pass a boto3 client.
     """
 
-    #: The codec new commits are written with; the full package overrides it with msgpack+zstd.
-    codec_factory: ClassVar[Callable[[], Codec]] = staticmethod(default_codec)
+    #: The codec a new map is written with when ``open()`` names none: msgpack+zstd in the full package; None, the
+    #: lite package's choice for this interpreter (pickle5+zstd on Python 3.14+, else pickle5+zlib).
+    default_codec: ClassVar[str | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if len(args) > 1:
@@ -88,21 +84,35 @@ class PersistentMap(_Base):
         *,
         client: Any = None,
         lazy: bool = False,
+        codec: str | None = None,
         **settings: Any,
     ) -> M:
         """Open a map with any setting (see ``Settings``) and an optional boto3 DynamoDB client.
+
+        ``codec``: what a new map is written with (``CODECS`` lists them; the default is the package's own). A
+        stored map keeps the codec it is stored with, whichever package opens it: the command line's ``migrate``
+        rewrites it in another.
 
         ``lazy=True``: make no DynamoDB call until the map is used. The first read loads it; a first blind change
         (``m[k] = v``, ``update()``, ``clear()``, ``increment()``) is appended unread and brings the map back with
         it: one call in all. Errors (a missing permission, a damaged map) then surface at that first use.
         """
         self = cls.__new__(cls)
-        self._setup(Settings.resolve(settings), client, dict(initial) if initial is not None else None, lazy=lazy)
+        initial_data = dict(initial) if initial is not None else None
+        self._setup(Settings.resolve(settings), client, initial_data, lazy=lazy, codec=codec)
         return self
 
-    def _setup(self, settings: Settings, client: Any, initial: dict[Any, Any] | None, *, lazy: bool = False) -> None:
+    def _setup(
+        self,
+        settings: Settings,
+        client: Any,
+        initial: dict[Any, Any] | None,
+        *,
+        lazy: bool = False,
+        codec: str | None = None,
+    ) -> None:
         self.settings = settings
-        self._codec = type(self).codec_factory()
+        self._codec = _writing_codec(codec or type(self).default_codec or lite_default())
         client = client if client is not None else default_client()
         table = Table(client, settings)
         stored = (
@@ -188,6 +198,12 @@ class PersistentMap(_Base):
     def to_dict(self) -> dict[Any, Any]:
         """A plain dict with the map's current contents (a shallow copy)."""
         return dict(self._view())
+
+    @property
+    def codec(self) -> str:
+        """The codec this map's entries are written in: the stored map's, once read (else the one it was opened
+        with)."""
+        return self._replica.codec.name
 
     @property
     def version(self) -> int:
@@ -426,8 +442,6 @@ class PersistentMap(_Base):
         """
 
         def plan(d: dict[Any, Any]) -> tuple[list[Op], Any]:
-            import copy
-
             before = self._replica.view.raw if self._batch is None else None
             try:
                 work = copy.deepcopy(d)
@@ -618,6 +632,17 @@ class PersistentMap(_Base):
 
 
 _MISSING = object()
+
+
+def _writing_codec(name: str) -> Codec:
+    """The codec ``open(codec=name)`` asks for, or ConfigurationError naming the choices and the fix."""
+    if name not in CODECS:
+        raise ConfigurationError(f"unknown codec {name!r}; known codecs: {', '.join(CODECS)}")
+    try:
+        return codec_for(name)
+    except UnsupportedFormatError as exc:
+        raise ConfigurationError(str(exc)) from None
+
 
 #: Whether a map reuses the state of a dropped map of the same stored map (tests of a new container turn it off).
 REUSE = True

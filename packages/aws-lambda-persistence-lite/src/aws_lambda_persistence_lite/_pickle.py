@@ -14,9 +14,10 @@ import io
 import os
 import zlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from ._codec import Codec, register
-from ._errors import CorruptDataError, StoredDataError, UnsafeDataError, UnsupportedFormatError, UnsupportedValueError
+from ._codec import Codec
+from ._errors import CorruptDataError, StoredDataError, UnsafeDataError, UnsupportedValueError
 from ._limits import MAX_DECODED_BYTES
 from ._pickle_bounds import ExpansionError, NestingError, check_expansion, scan, weigh
 from ._values import (
@@ -30,10 +31,8 @@ from ._values import (
     unsupported_error,
 )
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
     import datetime
-    from typing import Any, ClassVar, TypeVar
 
     T = TypeVar("T")
 
@@ -391,11 +390,15 @@ class PickleCodec(Codec):
         return result, stored
 
 
-class _StdlibZstdPickleCodec(PickleCodec):
+class StdlibZstdPickleCodec(PickleCodec):
     """Python 3.14+: the same entries compressed with the standard library's zstd."""
 
     name: ClassVar[str] = "pickle5+zstd"
     max_ratio: ClassVar[int] = ZSTD_MAX_RATIO
+
+    @classmethod
+    def usable(cls) -> bool:
+        return has_stdlib_zstd()
 
     def compress(self, body: bytes) -> bytes:
         from compression import zstd  # type: ignore[import-not-found,unused-ignore]
@@ -421,21 +424,3 @@ def has_stdlib_zstd() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _stdlib_zstd_codec() -> Codec:
-    if not has_stdlib_zstd():
-        raise UnsupportedFormatError(
-            "this map was written with zstd compression on Python 3.14+; run on Python 3.14+ "
-            "or install the full package: pip install aws-lambda-persistence"
-        )
-    return _StdlibZstdPickleCodec()
-
-
-def default_codec() -> Codec:
-    """The codec the lite package writes with on this interpreter."""
-    return _StdlibZstdPickleCodec() if has_stdlib_zstd() else PickleCodec()
-
-
-register(PickleCodec.name, PickleCodec)
-register(_StdlibZstdPickleCodec.name, _stdlib_zstd_codec)

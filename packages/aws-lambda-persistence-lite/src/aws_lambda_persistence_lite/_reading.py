@@ -8,6 +8,8 @@ structural commits in ``_flushing``, appends and large writes in ``_replica``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._config import Settings
 from ._dynamodb import Conflict, Table, TableMissing
 from ._errors import ConflictError, StoredDataError, UnsupportedValueError
@@ -36,10 +38,8 @@ from ._records import (
     segment_digest,
 )
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from ._codec import Codec
     from ._meter import Item

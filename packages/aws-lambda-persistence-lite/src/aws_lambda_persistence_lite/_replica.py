@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._dynamodb import Conflict, TableMissing, outcome_unknown
 from ._errors import ConflictError, PersistenceError
@@ -56,14 +57,9 @@ from ._records import (
     encode_run,
 )
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
-    from typing import Any, NamedTuple
-
     from ._codec import Codec
     from ._meter import Item
-else:
-    from ._record import NamedTuple
 
 
 #: Times an append meets a full log (and flushes) before it gives up.

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from ._config import Settings
 from ._dynamodb import Conflict, Table, TableMissing
@@ -32,10 +33,7 @@ from ._records import (
 )
 from ._replica import Replica
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
-    from typing import Any
-
     from ._codec import Codec
     from ._meter import Item
 

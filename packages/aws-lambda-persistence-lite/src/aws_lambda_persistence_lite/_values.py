@@ -8,12 +8,12 @@ because they also run on values that a caller nested 200,000 levels deep and on 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import CorruptDataError, UnsupportedValueError
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any
 
     #: Where a part of a value sits, as a chain back to the top: (parent step, how to spell this step).
     Step = tuple["Step | None", str, Any]

@@ -8,6 +8,7 @@ It reads everything the lite package and 1.0.0 wrote. Stored format: FORMAT.md i
 from typing import ClassVar
 
 from aws_lambda_persistence_lite import (
+    CODECS,
     FORMAT_VERSION,
     RESERVED_WORDS,
     ConfigurationError,
@@ -25,19 +26,17 @@ from aws_lambda_persistence_lite import (
     policy,
 )
 from aws_lambda_persistence_lite import PersistentMap as _LitePersistentMap
-from aws_lambda_persistence_lite._codec import Codec
-
-from ._msgpack import MsgpackZstdCodec
 
 __version__ = "2.0.0"
 
 
 class PersistentMap(_LitePersistentMap):
     __doc__ = _LitePersistentMap.__doc__
-    codec_factory: ClassVar[type[Codec]] = MsgpackZstdCodec
+    default_codec: ClassVar[str | None] = "msgpack+zstd"
 
 
 __all__ = [
+    "CODECS",
     "FORMAT_VERSION",
     "RESERVED_WORDS",
     "ConfigurationError",

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import msgpack
 import zstandard
-from aws_lambda_persistence_lite._codec import Codec, register
+from aws_lambda_persistence_lite._codec import Codec
 from aws_lambda_persistence_lite._errors import CorruptDataError, UnsupportedValueError
 from aws_lambda_persistence_lite._pickle import ZSTD_MAX_RATIO, PickleCodec, decompress_bounded
 from aws_lambda_persistence_lite._values import (
@@ -467,7 +467,3 @@ class ZstdPickleCodec(PickleCodec):
 
     def _decompress(self, blob: bytes, limit: int) -> bytes:
         return zstd_decompress(blob, limit)
-
-
-register(MsgpackZstdCodec.name, MsgpackZstdCodec)
-register(ZstdPickleCodec.name, ZstdPickleCodec)
