@@ -35,7 +35,8 @@ def make_codec(name: str) -> Any:
         from aws_lambda_persistence_lite._codec import codec_for, lite_default
 
         return codec_for(lite_default())
-    from aws_lambda_persistence._msgpack import MsgpackZstdCodec, ZstdPickleCodec
+    from aws_lambda_persistence._msgpack import MsgpackZstdCodec
+    from aws_lambda_persistence._zstd import ZstdPickleCodec
 
     return MsgpackZstdCodec() if name == "core-msgpack" else ZstdPickleCodec()
 

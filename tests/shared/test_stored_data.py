@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import pytest
 from aws_lambda_persistence_lite._codec import codec_for
+from aws_lambda_persistence_lite._compression import has_stdlib_zstd
 from aws_lambda_persistence_lite._head import HEAD_BUDGET, LEGACY_TRAP
 from aws_lambda_persistence_lite._meter import item_size
-from aws_lambda_persistence_lite._pickle import has_stdlib_zstd
 from aws_lambda_persistence_lite._reading import segment_key
 from aws_lambda_persistence_lite._records import (
     CLEAR,

@@ -14,6 +14,7 @@ import importlib
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from ._compression import has_stdlib_zstd
 from ._errors import UnsupportedFormatError, about_map
 
 
@@ -90,7 +91,7 @@ _WHERE: dict[str, tuple[tuple[str, str], ...]] = {
     "pickle5+zlib": (("aws_lambda_persistence_lite._pickle", "PickleCodec"),),
     "pickle5+zstd": (
         ("aws_lambda_persistence_lite._pickle", "StdlibZstdPickleCodec"),  # Python 3.14+: the standard library's zstd
-        ("aws_lambda_persistence._msgpack", "ZstdPickleCodec"),  # any Python, with the full package's zstandard
+        ("aws_lambda_persistence._zstd", "ZstdPickleCodec"),  # any Python, with the full package's zstandard
     ),
     "msgpack+zstd": (("aws_lambda_persistence._msgpack", "MsgpackZstdCodec"),),
 }
@@ -140,6 +141,4 @@ def _class(name: str, table: str, key: str) -> type[Codec]:
 def lite_default() -> str:
     """The codec the lite package writes new maps with: pickle5+zstd where the standard library has zstd (Python
     3.14+), else pickle5+zlib."""
-    from ._pickle import has_stdlib_zstd
-
     return "pickle5+zstd" if has_stdlib_zstd() else "pickle5+zlib"

@@ -8,17 +8,25 @@ the pickler refuses, before anything is sent, any value the unpickler would late
 
 from __future__ import annotations
 
-import functools
+import datetime
 import importlib
 import io
-import os
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from ._codec import Codec
-from ._errors import CorruptDataError, StoredDataError, UnsafeDataError, UnsupportedValueError
-from ._limits import MAX_DECODED_BYTES
+from ._compression import (
+    ZLIB_MAX_RATIO,
+    ZSTD_MAX_RATIO,
+    decompress_bounded,
+    has_stdlib_zstd,
+    stdlib_zstd_compress,
+    stdlib_zstd_decompress,
+    zlib_decompress,
+)
+from ._errors import CorruptDataError, UnsafeDataError, UnsupportedValueError
+from ._model import KINDS, ZONE_CLASSES
 from ._pickle_bounds import ExpansionError, NestingError, check_expansion, scan, weigh
 from ._values import (
     MAX_NESTING,
@@ -31,10 +39,7 @@ from ._values import (
     unsupported_error,
 )
 
-if TYPE_CHECKING:
-    import datetime
-
-    T = TypeVar("T")
+T = TypeVar("T")
 
 PROTOCOL = 5
 
@@ -91,22 +96,16 @@ class _AllowedFunction:
         raise UnsafeDataError("stored pickle tries to change an allow-listed function: refused")
 
 
-#: (module, name) -> what the unpickler may resolve it to; None: that very class, imported when first needed.
-#: Nothing else is ever imported or called.
+#: (module, name) -> what the unpickler may resolve it to; None: that very class, imported when first needed. The
+#: classes of the value model that pickles name to rebuild a value (``_model``'s ``named`` rows) and the time-zone
+#: classes; bytes and bytearray (protocols 0-2 rebuild them by a call) only from their contents; _codecs.encode
+#: (how protocols 0-2 store bytes) only for latin-1. Nothing else is ever imported or called.
 _ALLOWED: dict[tuple[str, str], Callable[..., Any] | None] = {
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
+    **{(kind.type.__module__, kind.type.__qualname__): None for kind in KINDS if kind.named},
+    **dict.fromkeys(ZONE_CLASSES),
     ("builtins", "bytes"): _AllowedFunction(_bytes),
     ("builtins", "bytearray"): _AllowedFunction(_bytearray),
-    ("builtins", "complex"): complex,
     ("_codecs", "encode"): _AllowedFunction(_latin1),
-    ("datetime", "datetime"): None,
-    ("datetime", "date"): None,
-    ("datetime", "time"): None,
-    ("datetime", "timedelta"): None,
-    ("datetime", "timezone"): None,
-    ("decimal", "Decimal"): None,
-    ("uuid", "UUID"): None,
     ("zoneinfo", "ZoneInfo"): _AllowedFunction(_zoneinfo),
 }
 
@@ -128,9 +127,6 @@ class _Refused(Exception):
     pass
 
 
-_TZ_TYPES = (("datetime", "timezone"), ("zoneinfo", "ZoneInfo"))
-
-
 def _reduce(obj: Any) -> tuple[Any, type]:
     """The pickler's gate for an instance: (how to reduce it, the class its reduction names). Plain data pickles
     normally, ZoneInfo by key, anything else is refused."""
@@ -139,7 +135,7 @@ def _reduce(obj: Any) -> tuple[Any, type]:
         import zoneinfo  # the stdlib reduces ZoneInfo through getattr(), which the unpickler must never allow
 
         return (zoneinfo.ZoneInfo, (obj.key,)), zoneinfo.ZoneInfo
-    if supported(kind) or (kind.__module__, kind.__name__) == ("datetime", "timezone"):
+    if supported(kind) or kind is datetime.timezone:
         return NotImplemented, kind
     raise _Refused(kind)
 
@@ -169,7 +165,7 @@ def _pickle() -> tuple[Any, Any]:
                     self.constructor = None
                     return NotImplemented
                 reduction, self.constructor = _reduce(obj)
-                self.zoned = self.zoned or (self.constructor.__module__, self.constructor.__name__) in _TZ_TYPES
+                self.zoned = self.zoned or (self.constructor.__module__, self.constructor.__name__) in ZONE_CLASSES
                 return reduction
 
         class Unpickler(pickle.Unpickler):
@@ -212,49 +208,6 @@ def _bounded(check: Callable[..., T], *args: Any) -> T:
         return check(*args)
     except (ExpansionError, NestingError) as exc:
         raise CorruptDataError(f"stored pickle refused: {exc}") from None
-
-
-#: The most one byte of a blob can decompress to, by the format itself: deflate codes a 258-byte match in 2 bits
-#: (zlib level 6 reaches 1,029 on zeros), zstd a 128 KiB RLE block in 4 bytes (level 3 reaches 32,600). A size
-#: claim beyond is damage, refused before anything is allocated; no blob that a compressor made is refused.
-ZLIB_MAX_RATIO = 1032
-ZSTD_MAX_RATIO = 32768
-
-
-def decompress_bounded(decompress: Callable[[bytes, int], bytes], blob: bytes, raw_size: int, max_ratio: int) -> bytes:
-    """Decompress to exactly ``raw_size`` bytes, refusing anything larger (a hostile size claim included): a claim
-    must be within ``MAX_DECODED_BYTES``, the function's memory, and ``max_ratio`` (the format's) times the blob's
-    size."""
-    if not 0 <= raw_size <= MAX_DECODED_BYTES:
-        raise CorruptDataError(f"declared decoded size {raw_size} is outside 0..{MAX_DECODED_BYTES}")
-    memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")  # MB, set by Lambda
-    if memory.isdigit() and raw_size > int(memory) * 1024 * 1024:
-        raise StoredDataError(
-            f"the stored map decodes to {raw_size >> 20} MB, more than this function's memory ({memory} MB) can "
-            "hold; give the function more memory, or (if the map should be small) check the item"
-        )
-    if raw_size > max_ratio * len(blob):
-        raise CorruptDataError(
-            f"declared decoded size {raw_size} is more than a blob of {len(blob)} bytes can decompress to "
-            f"({max_ratio} times its size)"
-        )
-    try:
-        body = decompress(blob, raw_size)
-    except CorruptDataError:
-        raise
-    except Exception as exc:
-        raise CorruptDataError(f"stored blob does not decompress: {exc}") from exc
-    if len(body) != raw_size:
-        raise CorruptDataError(f"stored blob decompresses to {len(body)} bytes, the head says {raw_size}")
-    return body
-
-
-def _zlib_decompress(blob: bytes, limit: int) -> bytes:
-    d = zlib.decompressobj()
-    body = d.decompress(blob, limit + 1)
-    if len(body) > limit or not d.eof:
-        raise CorruptDataError("stored blob is larger than declared, or truncated")
-    return body
 
 
 class PickleCodec(Codec):
@@ -300,7 +253,7 @@ class PickleCodec(Codec):
         return zlib.compress(body, 6)
 
     def _decompress(self, blob: bytes, limit: int) -> bytes:
-        return _zlib_decompress(blob, limit)
+        return zlib_decompress(blob, limit)
 
     def decode_entry(self, entry: bytes) -> tuple[Any, Any]:
         key, value, _ = self._read(entry)
@@ -401,26 +354,7 @@ class StdlibZstdPickleCodec(PickleCodec):
         return has_stdlib_zstd()
 
     def compress(self, body: bytes) -> bytes:
-        from compression import zstd  # type: ignore[import-not-found,unused-ignore]
-
-        return bytes(zstd.compress(body, options={zstd.CompressionParameter.checksum_flag: 1}))
+        return stdlib_zstd_compress(body)
 
     def _decompress(self, blob: bytes, limit: int) -> bytes:
-        from compression import zstd  # type: ignore[import-not-found,unused-ignore]
-
-        d = zstd.ZstdDecompressor()
-        body = bytes(d.decompress(blob, max_length=limit + 1))
-        if len(body) > limit or not d.eof:
-            raise CorruptDataError("stored blob is larger than declared, or truncated")
-        return body
-
-
-@functools.cache
-def has_stdlib_zstd() -> bool:
-    """Whether this interpreter has the standard library's zstd (Python 3.14+, built with libzstd). Asked once:
-    a failed import is not cached by Python, and searching sys.path again cost 0.3 ms per PersistentMap()."""
-    try:
-        import compression.zstd  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        return stdlib_zstd_decompress(blob, limit)
