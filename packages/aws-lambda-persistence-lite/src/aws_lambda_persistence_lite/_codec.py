@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from ._compression import has_stdlib_zstd
-from ._errors import UnsupportedFormatError, about_map
+from ._errors import CorruptDataError, UnsupportedFormatError, UnsupportedValueError, about_map
 
 
 class Codec(ABC):
@@ -52,16 +52,31 @@ class Codec(ABC):
         return self.decode_entries(blob, raw_size)[0]
 
     @abstractmethod
-    def decode_entry(self, entry: bytes) -> tuple[Any, Any]:
-        """One stored entry (what ``encode_entry`` wrote) back to its key and value, through the same bounds and
-        allow-lists as every read: CorruptDataError (or UnsafeDataError) for anything else."""
+    def read(self, entry: bytes) -> tuple[Any, Any, bool]:
+        """One stored entry (what ``encode_entry`` wrote) back to its key and value, and whether it holds a set,
+        through the same bounds and allow-lists as every read: CorruptDataError (or UnsafeDataError) for anything
+        else."""
 
-    @abstractmethod
+    def decode_entry(self, entry: bytes) -> tuple[Any, Any]:
+        """One stored entry back to its key and value (see :meth:`read`)."""
+        key, value, _ = self.read(entry)
+        return key, value
+
     def read_entry(self, entry: bytes) -> tuple[Any, Any, bytes]:
         """:meth:`decode_entry`, and what ``encode_entry`` returns for that key and value in this process: the stored
         entry itself, except for one holding a set or frozenset, which is encoded again. A set's encoding follows
         its iteration order, which the set decoded need not share (str hashes are seeded per process, and the
         order depends on how the set was built): only these bytes tell an unchanged value from a changed one."""
+        key, value, sets = self.read(entry)
+        return key, value, self.again(key, value) if sets else entry
+
+    def again(self, key: Any, value: Any) -> bytes:
+        """A decoded entry encoded again (see :meth:`read_entry`); what cannot be (nested past what this Python's
+        encoder follows) is damaged data, here, not a bad value of the caller's."""
+        try:
+            return self.encode_entry(key, value)
+        except UnsupportedValueError as exc:
+            raise CorruptDataError(f"stored entry cannot be written back: {exc}") from None
 
     def read_entries(self, entries: list[bytes]) -> list[tuple[Any, Any, bytes]]:
         """:meth:`read_entry` of each entry (a partition's, on every cold load: codecs that can read many entries

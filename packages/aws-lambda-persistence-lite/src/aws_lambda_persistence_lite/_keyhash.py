@@ -39,18 +39,9 @@ _NUMERIC_HASH_OK = sys.hash_info.modulus == (1 << 61) - 1
 
 # Type tags: the first byte BLAKE2b sees (str has none: its hash is the digest of its UTF-8 alone). Never change
 # one: stored maps are partitioned by these hashes.
-_NUMBER = b"n"
-_BYTES = b"b"
-_NONE = b"N"
-_TUPLE = b"t"
-_FROZENSET = b"f"
-_DATE = b"d"
-_NAIVE_DATETIME = b"D"
-_AWARE_DATETIME = b"Z"
-_NAIVE_TIME = b"T"
-_AWARE_TIME = b"z"
-_TIMEDELTA = b"e"
-_UUID = b"u"
+_NUMBER, _BYTES, _NONE, _TUPLE, _FROZENSET, _DATE = b"n", b"b", b"N", b"t", b"f", b"d"
+_NAIVE_DATETIME, _AWARE_DATETIME, _NAIVE_TIME, _AWARE_TIME = b"D", b"Z", b"T", b"z"
+_TIMEDELTA, _UUID = b"e", b"u"
 
 #: Why a NaN is no key: a dict finds it only by identity, and every load makes a new object.
 _NAN_WHY = "a NaN equals nothing, itself included: after a load the map could never find, overwrite or delete it"

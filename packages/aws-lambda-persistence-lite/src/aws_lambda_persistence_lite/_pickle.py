@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import importlib
 import io
+import pickle
 import zlib
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
@@ -25,7 +26,7 @@ from ._compression import (
     stdlib_zstd_decompress,
     zlib_decompress,
 )
-from ._errors import CorruptDataError, UnsafeDataError, UnsupportedValueError
+from ._errors import CorruptDataError, UnsafeDataError, UnsupportedValueError, undecodable
 from ._model import KINDS, ZONE_CLASSES
 from ._pickle_bounds import ExpansionError, NestingError, check_expansion, scan, weigh
 from ._values import (
@@ -140,48 +141,36 @@ def _reduce(obj: Any) -> tuple[Any, type]:
     raise _Refused(kind)
 
 
-_machinery: tuple[Any, Any] | None = None
+class _Pickler(pickle.Pickler):
+    #: The class that the instance just reduced names as its constructor: pickle saves it next. It is the only class
+    #: let through; a class stored as a value would come back as a callable.
+    constructor: type | None = None
+    #: Whether a tzinfo was pickled: one may only be a datetime's or time's (checked after pickling: the pickler
+    #: does not say where an object sits, and a second reference to one is never shown here).
+    zoned = False
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type):
+            if obj is not self.constructor:
+                raise _Refused(obj)
+            self.constructor = None
+            return NotImplemented
+        reduction, self.constructor = _reduce(obj)
+        self.zoned = self.zoned or (self.constructor.__module__, self.constructor.__name__) in ZONE_CLASSES
+        return reduction
 
 
-def _pickle() -> tuple[Any, Any]:
-    """(Pickler, Unpickler) subclasses with the gates above, built on first use: importing pickle costs a
-    cold start a few milliseconds, and the full package needs it only to read lite and 1.0.0 maps."""
-    global _machinery  # noqa: PLW0603
-    if _machinery is None:
-        import pickle
+class _Unpickler(pickle.Unpickler):
+    #: Whether the pickle named any class (only what it builds that way can lie outside the value model: the class
+    #: itself, a tzinfo on its own, a UUID whose ``int`` BUILD set to anything), and whether it built a set that
+    #: way (a set's encoding follows its iteration order: see Codec.read_entry).
+    resolved = made_sets = False
 
-        class Pickler(pickle.Pickler):
-            #: The class that the instance just reduced names as its constructor: pickle saves it next. It is the
-            #: only class let through; a class stored as a value would come back as a callable.
-            constructor: type | None = None
-            #: Whether a tzinfo was pickled: one may only be a datetime's or time's (checked after pickling: the
-            #: pickler does not say where an object sits, and a second reference to one is never shown here).
-            zoned = False
-
-            def reducer_override(self, obj: Any) -> Any:
-                if isinstance(obj, type):
-                    if obj is not self.constructor:
-                        raise _Refused(obj)
-                    self.constructor = None
-                    return NotImplemented
-                reduction, self.constructor = _reduce(obj)
-                self.zoned = self.zoned or (self.constructor.__module__, self.constructor.__name__) in ZONE_CLASSES
-                return reduction
-
-        class Unpickler(pickle.Unpickler):
-            #: Whether the pickle named any class (only what it builds that way can lie outside the value model:
-            #: the class itself, a tzinfo on its own, a UUID whose ``int`` BUILD set to anything), and whether it
-            #: built a set that way (a set's encoding follows its iteration order: see PickleCodec.decode_entries).
-            resolved = made_sets = False
-
-            def find_class(self, module: str, name: str) -> Any:
-                target = _resolve(module, name)
-                self.resolved = True
-                self.made_sets = self.made_sets or target in (set, frozenset)
-                return target
-
-        _machinery = Pickler, Unpickler
-    return _machinery
+    def find_class(self, module: str, name: str) -> Any:
+        target = _resolve(module, name)
+        self.resolved = True
+        self.made_sets = self.made_sets or target in (set, frozenset)
+        return target
 
 
 def loads_restricted(data: bytes) -> Any:
@@ -191,7 +180,7 @@ def loads_restricted(data: bytes) -> Any:
     shares = bool(pickles) and pickles[0][2]
     if shares:
         _bounded(weigh, data[: pickles[0][1]])
-    unpickler = _pickle()[1](io.BytesIO(data))
+    unpickler = _Unpickler(io.BytesIO(data))
     value = unpickler.load()
     if shares:
         _bounded(check_expansion, value, len(data))
@@ -219,7 +208,7 @@ class PickleCodec(Codec):
 
     def encode_entry(self, key: Any, value: Any) -> bytes:
         buffer = io.BytesIO()
-        pickler = _pickle()[0](buffer, PROTOCOL)
+        pickler = _Pickler(buffer, PROTOCOL)
         try:
             pickler.dump((key, value))
         except Exception as exc:  # _Refused, PicklingError, TypeError, RecursionError...: the value cannot be stored
@@ -255,24 +244,16 @@ class PickleCodec(Codec):
     def _decompress(self, blob: bytes, limit: int) -> bytes:
         return zlib_decompress(blob, limit)
 
-    def decode_entry(self, entry: bytes) -> tuple[Any, Any]:
-        key, value, _ = self._read(entry)
-        return key, value
-
-    def read_entry(self, entry: bytes) -> tuple[Any, Any, bytes]:
-        key, value, sets = self._read(entry)
-        return key, value, self._again(key, value) if sets else entry
-
-    def _read(self, entry: bytes) -> tuple[Any, Any, bool]:
+    def read(self, entry: bytes) -> tuple[Any, Any, bool]:
         """(key, value, whether it holds a set) of one stored entry: one pickle, through every bound."""
-        try:
+        with undecodable("pickle"):
             pickles = _bounded(scan, entry)
             if len(pickles) != 1:
                 raise CorruptDataError(f"a stored entry holds {len(pickles)} pickles, not one")
             _, _, shares, sets = pickles[0]
             if shares:
                 _bounded(weigh, entry)
-            unpickler = _pickle()[1](io.BytesIO(entry))
+            unpickler = _Unpickler(io.BytesIO(entry))
             pair = unpickler.load()
             if type(pair) is not tuple or len(pair) != 2:
                 raise CorruptDataError("stored pickle entry is not a (key, value) pair")
@@ -280,19 +261,7 @@ class PickleCodec(Codec):
                 _bounded(check_expansion, pair, len(entry))
             if unpickler.resolved:
                 check_decoded(*pair)
-        except (UnsafeDataError, CorruptDataError):
-            raise
-        except Exception as exc:
-            raise CorruptDataError(f"stored pickle does not decode: {type(exc).__name__}: {exc}") from exc
         return pair[0], pair[1], sets or unpickler.made_sets
-
-    def _again(self, key: Any, value: Any) -> bytes:
-        """An entry encoded again (see read_entry); what this Python cannot pickle (deeper than its recursion limit
-        allows) is damaged data, here, not a bad value of the caller's."""
-        try:
-            return self.encode_entry(key, value)
-        except UnsupportedValueError as exc:
-            raise CorruptDataError(f"stored entry cannot be written back: {exc}") from None
 
     def decompress(self, blob: bytes, raw_size: int) -> bytes:
         return decompress_bounded(self._decompress, blob, raw_size, self.max_ratio)
@@ -312,13 +281,13 @@ class PickleCodec(Codec):
         stream = io.BytesIO(body)
         result: dict[Any, Any] = {}
         stored: list[memoryview] = []
-        try:
+        with undecodable("pickle"):
             pickles = _bounded(scan, body)
             for start, end, shares, _ in pickles:
                 if shares:
                     _bounded(weigh, body[start:end])
             for start, end, shares, sets in pickles:
-                unpickler = _pickle()[1](stream)  # one unpickler per entry: each pickle numbers its memo from 0
+                unpickler = _Unpickler(stream)  # one unpickler per entry: each pickle numbers its memo from 0
                 entry = unpickler.load()
                 if type(entry) is not tuple or len(entry) != 2:
                     raise CorruptDataError("stored pickle entry is not a (key, value) pair")
@@ -335,11 +304,7 @@ class PickleCodec(Codec):
                     raise CorruptDataError(f"stored map holds the key {label(key)} twice")
                 if entries:
                     again = sets or unpickler.made_sets
-                    stored.append(memoryview(self._again(key, value)) if again else view[start:end])
-        except (UnsafeDataError, CorruptDataError):
-            raise
-        except Exception as exc:
-            raise CorruptDataError(f"stored pickle does not decode: {type(exc).__name__}: {exc}") from exc
+                    stored.append(memoryview(self.again(key, value)) if again else view[start:end])
         return result, stored
 
 

@@ -13,7 +13,7 @@ import msgpack
 import zstandard
 from aws_lambda_persistence_lite._codec import Codec
 from aws_lambda_persistence_lite._compression import ZSTD_MAX_RATIO, decompress_bounded
-from aws_lambda_persistence_lite._errors import CorruptDataError, UnsupportedValueError
+from aws_lambda_persistence_lite._errors import CorruptDataError, UnsupportedValueError, undecodable
 from aws_lambda_persistence_lite._model import BY_CODE, BY_TYPE, CONTAINER_TYPES, FROZENSET, SET
 from aws_lambda_persistence_lite._values import (
     MAX_NESTING,
@@ -243,14 +243,6 @@ class MsgpackZstdCodec(Codec):
     def compress(self, body: bytes) -> bytes:
         return self._compressor.compress(body)
 
-    def decode_entry(self, entry: bytes) -> tuple[Any, Any]:
-        key, value, _ = self._read(entry)
-        return key, value
-
-    def read_entry(self, entry: bytes) -> tuple[Any, Any, bytes]:
-        key, value, sets = self._read(entry)
-        return key, value, self._again(key, value) if sets else entry
-
     def read_entries(self, entries: list[bytes]) -> list[tuple[Any, Any, bytes]]:
         """Every entry through one Unpacker (a partition's 10,000 entries: one object, not 10,000), each with its
         own bounds: its payload copies held at once, and its key and value ending exactly where its length says."""
@@ -264,44 +256,29 @@ class MsgpackZstdCodec(Codec):
         for entry in entries:
             start, end = end, end + len(entry)
             decoder.sets = False
-            try:
+            with undecodable("msgpack"):
                 key, value = unpacker.unpack(), unpacker.unpack()
-            except CorruptDataError:
-                raise
-            except Exception as exc:
-                raise CorruptDataError(f"stored msgpack does not decode: {type(exc).__name__}: {exc}") from exc
             if unpacker.tell() != end:
                 raise CorruptDataError(
                     f"a stored entry's key and value take {unpacker.tell() - start} of its {len(entry)} bytes"
                 )
             if stamps and _may_hold_timestamp(joined, start, end):
                 check_decoded(key, value)
-            out.append((key, value, self._again(key, value) if decoder.sets else entry))
+            out.append((key, value, self.again(key, value) if decoder.sets else entry))
         return out
 
-    def _read(self, entry: bytes) -> tuple[Any, Any, bool]:
+    def read(self, entry: bytes) -> tuple[Any, Any, bool]:
         """(key, value, whether it holds a set) of one stored entry."""
         decoder = _Decoder()
-        try:
+        with undecodable("msgpack"):
             unpacker = msgpack.Unpacker(ext_hook=decoder.ext_hook, max_buffer_size=max(len(entry), 1), **_OPTIONS)
             unpacker.feed(entry)
             key, value = unpacker.unpack(), unpacker.unpack()
             if unpacker.tell() != len(entry):
                 raise CorruptDataError(f"a stored entry has {len(entry) - unpacker.tell()} bytes after its value")
-        except CorruptDataError:
-            raise
-        except Exception as exc:
-            raise CorruptDataError(f"stored msgpack does not decode: {type(exc).__name__}: {exc}") from exc
         if _may_hold_timestamp(entry):  # msgpack decodes its Timestamp itself: outside the value model
             check_decoded(key, value)
         return key, value, decoder.sets
-
-    def _again(self, key: Any, value: Any) -> bytes:
-        """An entry encoded again (see read_entry); what cannot be (nested past the limits) is damaged data."""
-        try:
-            return self.encode_entry(key, value)
-        except UnsupportedValueError as exc:
-            raise CorruptDataError(f"stored entry cannot be written back: {exc}") from None
 
     def decompress(self, blob: bytes, raw_size: int) -> bytes:
         return decompress_bounded(zstd_decompress, blob, raw_size, self.max_ratio)
@@ -310,14 +287,11 @@ class MsgpackZstdCodec(Codec):
         """The whole map in one msgpack call: 40% quicker than entry by entry. Except for a value nested to msgpack's
         own limit of 1,024 levels, which the writer accepts: with the map around it, one call cannot hold it."""
         body = decompress_bounded(zstd_decompress, blob, raw_size, self.max_ratio)
-        try:
-            result = msgpack.unpackb(body, ext_hook=_Decoder().ext_hook, **_OPTIONS)
-        except msgpack.StackError:
-            return self._entries(body, again=False)[0]
-        except CorruptDataError:
-            raise
-        except Exception as exc:
-            raise CorruptDataError(f"stored msgpack does not decode: {type(exc).__name__}: {exc}") from exc
+        with undecodable("msgpack"):
+            try:
+                result = msgpack.unpackb(body, ext_hook=_Decoder().ext_hook, **_OPTIONS)
+            except msgpack.StackError:
+                return self._entries(body, again=False)[0]
         if type(result) is not dict:
             raise CorruptDataError(f"stored msgpack holds a {type(result).__name__}, not a map")
         if len(result) != _map_size(body):
@@ -347,7 +321,7 @@ class MsgpackZstdCodec(Codec):
         decoder = _Decoder()
         result: dict[Any, Any] = {}
         stored: list[memoryview] = []
-        try:
+        with undecodable("msgpack"):
             unpacker = msgpack.Unpacker(ext_hook=decoder.ext_hook, max_buffer_size=max(len(body), 1), **_OPTIONS)
             unpacker.feed(body)
             for _ in range(unpacker.read_map_header()):
@@ -360,11 +334,7 @@ class MsgpackZstdCodec(Codec):
                 result[key] = value
                 if len(result) == count:
                     raise CorruptDataError(f"stored map holds the key {label(key)} twice")
-                stored.append(memoryview(self._again(key, value)) if again and decoder.sets else view[start:end])
+                stored.append(memoryview(self.again(key, value)) if again and decoder.sets else view[start:end])
             if unpacker.tell() != len(body):
                 raise CorruptDataError(f"stored msgpack has {len(body) - unpacker.tell()} bytes after its map")
-        except CorruptDataError:
-            raise
-        except Exception as exc:
-            raise CorruptDataError(f"stored msgpack does not decode: {type(exc).__name__}: {exc}") from exc
         return result, stored
