@@ -2,7 +2,8 @@
 
 Zero dependencies beyond the boto3 every Lambda Python runtime ships: maps are stored as pickles read
 back through an allow-list. The full package, ``aws_lambda_persistence``, is the same engine with the
-msgpack + zstandard codec. Stored format: FORMAT.md beside this file.
+msgpack + zstandard codec. Stored format: FORMAT.md beside this file. Tools that work on whole stored maps
+(describe, read, rewrite in another codec, list a table's) use the ``admin`` module, as the command line does.
 """
 
 # Import cost: what a cold start pays is this package's import after boto3's (the function's map talks through a

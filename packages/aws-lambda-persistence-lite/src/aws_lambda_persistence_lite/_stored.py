@@ -56,6 +56,15 @@ def stored_head(client: Any, settings: Settings, usage: Usage | None = None) -> 
     return parse(item, settings), item
 
 
+def stored_item(client: Any, settings: Settings, usage: Usage) -> Item | None:
+    """The map's head item (or 1.0.0 item) as stored, counted in ``usage``; None when nothing is stored (or the
+    table does not exist)."""
+    try:
+        return Table(client, settings).get(usage, settings.table_key)
+    except TableMissing:
+        return None
+
+
 def replace_map(client: Any, settings: Settings, codec: Codec, old: Head | None, entries: list[bytes]) -> Head | None:
     """Replace the stored map whole by one written with ``codec`` that holds ``entries`` (entries encoded by
     ``codec``, in insertion order), if the map is still as it was read: at ``old``'s version and epoch, or (None)

@@ -2,7 +2,8 @@
 
 ``data = PersistentMap()`` loads the function's map; every change is committed at once. This package is the
 engine of ``aws_lambda_persistence_lite`` with the msgpack + zstandard codec: exact types, compact and fast.
-It reads everything the lite package and 1.0.0 wrote. Stored format: FORMAT.md in the lite package.
+It reads everything the lite package and 1.0.0 wrote. Stored format: FORMAT.md in the lite package. Tools that
+work on whole stored maps use the ``admin`` module, as the command line does.
 """
 
 from typing import ClassVar
