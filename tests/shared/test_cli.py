@@ -340,17 +340,17 @@ class TestMigrate:
     ) -> None:
         """A change committed between migrate's read and its write wins: the map is skipped, not rewritten."""
         from aws_lambda_persistence.__main__ import main as core_main
-        from aws_lambda_persistence_lite import _cli
+        from aws_lambda_persistence_lite import admin
 
         put_legacy(aws, "old", pickle.dumps({"a": 1}))
         lite.PersistentMap.open(table_key="m")["a"] = 1
-        replace = _cli.replace_map
+        rewrite = admin.rewrite
 
-        def racing(client: Any, settings: Any, *args: Any) -> Any:
-            lite.PersistentMap.open(table_key=settings.table_key)["b"] = 2  # another container, meanwhile
-            return replace(client, settings, *args)
+        def racing(data: Any, *args: Any, **kwargs: Any) -> Any:
+            lite.PersistentMap.open(table_key=data.settings.table_key)["b"] = 2  # another container, meanwhile
+            return rewrite(data, *args, **kwargs)
 
-        monkeypatch.setattr(_cli, "replace_map", racing)
+        monkeypatch.setattr(admin, "rewrite", racing)
         result = _run(core_main, capsys, "migrate", "--yes")
         assert result.code == 0, result
         assert result.out.splitlines() == [
@@ -359,6 +359,19 @@ class TestMigrate:
         for key in ("m", "old"):
             assert lite.PersistentMap.open(table_key=key) == {"a": 1, "b": 2}
             assert (stored_item(aws, key) or {})["alp_codec"] == {"S": lite.PersistentMap.open(lazy=True).codec}
+
+    def test_persistence_table_key_replaces_no_listed_map(
+        self, cli: Cli, pkg: Any, aws: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The keys migrate rewrites come from the table: PERSISTENCE_TABLE_KEY, which wins in a function, replaces
+        none of them (before, every map listed was read as the one it names, and rewritten with its entries)."""
+        put_legacy(aws, "old-1", pickle.dumps({"x": 1}))
+        put_legacy(aws, "old-2", pickle.dumps({"y": 2}))
+        monkeypatch.setenv("PERSISTENCE_TABLE_KEY", "old-1")
+        result = cli("migrate", "--yes")
+        assert result.code == 0 and result.out.count(": migrated: 1 entry, version 1") == 2, result
+        monkeypatch.delenv("PERSISTENCE_TABLE_KEY")
+        assert opened(pkg, "old-1") == {"x": 1} and opened(pkg, "old-2") == {"y": 2}
 
     def test_unreadable_item_is_reported(self, cli: Cli, pkg: Any, aws: Any) -> None:
         """migrate names what it cannot rewrite (exit 1); --dry-run lists only what migrate can rewrite."""

@@ -1,5 +1,5 @@
-"""Whole stored maps, for the command line: find a map's head, and replace a map by another in one step
-(``import``, ``migrate``, ``recompress``), deleting the segments of the map it replaces.
+"""Whole stored maps, for ``admin`` (and so the command line): read a map's head item, and replace a map by
+another in one step (``migrate``), deleting the segments of the map it replaces.
 """
 
 from __future__ import annotations
@@ -41,19 +41,6 @@ if TYPE_CHECKING:
 def is_segment_key(hash_key: str) -> bool:
     """Whether ``hash_key`` is a segment shard's (``segment_key``): such items are parts of a map, not maps."""
     return "#alp#" in hash_key
-
-
-def stored_head(client: Any, settings: Settings, usage: Usage | None = None) -> tuple[Head | None, Item | None]:
-    """The map's head as stored, without reading its segments: ``(head, item)``. ``head`` is None for a 1.0.0
-    item (no ``alp_fmt``); both are None when nothing is stored (or the table does not exist). A head in another
-    format, or a damaged one, raises as a load would."""
-    try:
-        item = Table(client, settings).get(usage if usage is not None else Usage(), settings.table_key)
-    except TableMissing:
-        return None, None
-    if item is None or FMT not in item:
-        return None, item
-    return parse(item, settings), item
 
 
 def stored_item(client: Any, settings: Settings, usage: Usage) -> Item | None:
