@@ -68,6 +68,12 @@ class State:
             h = self._key_hashes[key] = key_hash(key)
         return h
 
+    def entry(self, key: Any, value: Any) -> bytes:
+        """The stored form of an entry, in the map's codec; validates the value, and the key as a partition key
+        (FORMAT.md), before anything is sent."""
+        key_hash(key)
+        return self.codec.encode_entry(key, value)
+
     def prune(self) -> None:
         """Forget pending records every partition has absorbed."""
         if self.head is None:
