@@ -527,16 +527,16 @@ def _many_sets(data: Any, compressible: bool = False) -> None:
 def _with_manifest(data: Any) -> None:
     """_many_sets with small partitions and the head's segment list capped low: the table goes into a manifest
     segment (FORMAT.md, "Manifest")."""
-    from aws_lambda_persistence_lite import _flushing, _replica
+    from aws_lambda_persistence_lite import _maintenance, _room
 
-    caps = _flushing.TABLE_MAX, _flushing.PARTITION_MAX
-    _flushing.TABLE_MAX = _replica.TABLE_MAX = 60
-    _flushing.PARTITION_MAX = 1_500
+    caps = _room.TABLE_MAX, _maintenance.PARTITION_MAX
+    _room.TABLE_MAX = 60
+    _maintenance.PARTITION_MAX = 1_500
     try:
         _many_sets(data)
     finally:
-        _flushing.TABLE_MAX = _replica.TABLE_MAX = caps[0]
-        _flushing.PARTITION_MAX = caps[1]
+        _room.TABLE_MAX = caps[0]
+        _maintenance.PARTITION_MAX = caps[1]
 
 
 SHAPES = {

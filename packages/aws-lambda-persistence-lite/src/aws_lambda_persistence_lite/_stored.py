@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._config import Settings
 from ._dynamodb import Conflict, Table, TableMissing
-from ._flushing import LARGE_RECORD, RECORD_OVERHEAD, charge
 from ._head import (
     EPOCH,
     FMT,
@@ -23,7 +22,6 @@ from ._head import (
 )
 from ._limits import TRANSACT_BUDGET, TRANSACT_MAX_ACTIONS
 from ._meter import Usage, item_size
-from ._reading import segment_key
 from ._records import (
     CLEAR,
     RUN,
@@ -31,7 +29,8 @@ from ._records import (
     encode_record,
     encode_run,
 )
-from ._replica import Replica
+from ._room import LARGE_RECORD, RECORD_OVERHEAD, charge
+from ._state import State, segment_key
 
 if TYPE_CHECKING:
     from ._codec import Codec
@@ -67,13 +66,13 @@ def replace_map(client: Any, settings: Settings, codec: Codec, old: Head | None,
     from ._log import logger
     from ._records import SET
 
-    writer = Replica(Table(client, settings), settings, codec)
+    writer = State(Table(client, settings), settings, codec)
     table, usage = writer.table, writer.last_commit
     seq, epoch = (old.version + 1, old.epoch + 1) if old is not None else (1, 0)
     rid = os.urandom(8)
     record = encode_record(rid, [Op(CLEAR), *(Op(SET, entry) for entry in entries)])
     large = len(record) + RECORD_OVERHEAD > LARGE_RECORD
-    run = writer._segment(RUN, encode_run([(seq, record)], seq), 0, seq, seq) if large else None
+    run = writer.segment(RUN, encode_run([(seq, record)], seq), 0, seq, seq) if large else None
     item = build(
         settings, codec.name, version=seq, epoch=epoch, log=[] if run else [record], table=[run[0]] if run else []
     )
@@ -93,12 +92,12 @@ def replace_map(client: Any, settings: Settings, codec: Codec, old: Head | None,
         put["ExpressionAttributeNames"] = {"#ver": VER, "#ep": EPOCH}
         put["ExpressionAttributeValues"] = {":v": {"N": str(old.version)}, ":e": {"N": str(old.epoch)}}
     puts = [run] if run else []
-    shards = writer._items(puts)
+    shards = writer.items(puts)
     try:
         if not shards:
             table.call(usage, "put_item", **put)
         elif len(shards) < TRANSACT_MAX_ACTIONS and sum(map(item_size, [*shards, item])) <= TRANSACT_BUDGET:
-            table.transact(usage, [*writer._puts(puts), {"Put": put}], rid.hex())
+            table.transact(usage, [*writer.puts(puts), {"Put": put}], rid.hex())
         else:
             table.batch_write(usage, puts=shards)
             try:
