@@ -72,7 +72,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts with no PERSISTENCE_* settings, no endpoint, dummy credentials (real ones on real AWS),
     a function name of its own when tests share a table, and a fresh client. A new map in a test stands for a new
-    container: it does not take over the state of a dropped one (``_map.REUSE``, tested in test_reuse.py)."""
+    container: it does not take over the state of a dropped one (``_reuse.REUSE``, tested in test_reuse.py)."""
     for name in list(os.environ):
         if name.startswith(("PERSISTENCE_", "AWS_")):
             monkeypatch.delenv(name)
@@ -81,14 +81,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in (_REAL_AWS_ENV if real else fake).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", f"fn-{uuid.uuid4().hex[:12]}" if SHARED_TABLE else "test-function")
-    from aws_lambda_persistence_lite import _client, _map
+    from aws_lambda_persistence_lite import _client, _reuse
 
-    monkeypatch.setattr(_map, "REUSE", False)
+    monkeypatch.setattr(_reuse, "REUSE", False)
     _client._clients.clear()
-    _map._dropped.clear()
+    _reuse._dropped.clear()
     yield
     _client._clients.clear()
-    _map._dropped.clear()
+    _reuse._dropped.clear()
 
 
 @pytest.fixture(params=PACKAGES)
@@ -375,3 +375,10 @@ def refused(pkg: Any, table_key: str, error: type[Exception] = Exception, match:
     assert isinstance(raised.value, pkg.StoredDataError)
     assert (raised.value.table, raised.value.key) == (TABLE, table_key)
     return raised.value
+
+
+def package_codec(pkg: Any) -> Any:
+    """A codec object of the codec ``pkg``'s maps are written with by default."""
+    from aws_lambda_persistence_lite._codec import codec_for, lite_default
+
+    return codec_for(pkg.PersistentMap.default_codec or lite_default())

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TABLE, all_keys, put_legacy, stored_item
+from tests.conftest import TABLE, all_keys, package_codec, put_legacy, stored_item
 from tests.faults.injection import Faults, denied
 from tests.values import VALUES, canonical
 
@@ -97,7 +97,7 @@ class TestList:
         assert lines[0].split() == ["KEY", "VERSION", "FORMAT", "CODEC", "STORAGE", "SIZE"]
         rows = {line.split()[0]: line.split() for line in lines[1:]}
         assert set(rows) == {"small", "large", "old", "v2"}
-        codec = pkg.PersistentMap.codec_factory().name
+        codec = pkg.PersistentMap.open(lazy=True).codec
         assert rows["small"][1:5] == ["1", "3", codec, "head"]  # the one change is in the head's log
         assert rows["large"][1:6] == ["1", "3", codec, "1", "segment"]
         assert rows["old"][1:] == ["0", "1", "pickle-1.0.0", "inline", "-"]
@@ -275,7 +275,7 @@ class TestMigrate:
         assert result.code == 0, result
         assert "old-1: migrated: 3 entries, version 1" in result.out
         assert "old-2: migrated: 0 entries, version 1" in result.out
-        codec = pkg.PersistentMap.codec_factory().name
+        codec = pkg.PersistentMap.open(lazy=True).codec
         for key in ("old-1", "old-2"):
             item = stored_item(aws, key) or {}
             assert item["alp_fmt"] == {"N": "3"} and item["alp_codec"] == {"S": codec}
@@ -342,17 +342,17 @@ class TestMigrate:
     ) -> None:
         """A change committed between migrate's read and its write wins: the map is skipped, not rewritten."""
         from aws_lambda_persistence.__main__ import main as core_main
-        from aws_lambda_persistence_lite import _cli
+        from aws_lambda_persistence_lite import admin
 
         put_legacy(aws, "old", pickle.dumps({"a": 1}))
         lite.PersistentMap.open(table_key="m")["a"] = 1
-        replace = _cli.replace_map
+        rewrite = admin.rewrite
 
-        def racing(client: Any, settings: Any, *args: Any) -> Any:
-            lite.PersistentMap.open(table_key=settings.table_key)["b"] = 2  # another container, meanwhile
-            return replace(client, settings, *args)
+        def racing(data: Any, *args: Any, **kwargs: Any) -> Any:
+            lite.PersistentMap.open(table_key=data.settings.table_key)["b"] = 2  # another container, meanwhile
+            return rewrite(data, *args, **kwargs)
 
-        monkeypatch.setattr(_cli, "replace_map", racing)
+        monkeypatch.setattr(admin, "rewrite", racing)
         result = _run(core_main, capsys, "migrate", "--yes")
         assert result.code == 0, result
         assert result.out.splitlines() == [
@@ -360,7 +360,20 @@ class TestMigrate:
         ]
         for key in ("m", "old"):
             assert lite.PersistentMap.open(table_key=key) == {"a": 1, "b": 2}
-            assert (stored_item(aws, key) or {})["alp_codec"] == {"S": lite.PersistentMap.codec_factory().name}
+            assert (stored_item(aws, key) or {})["alp_codec"] == {"S": lite.PersistentMap.open(lazy=True).codec}
+
+    def test_persistence_table_key_replaces_no_listed_map(
+        self, cli: Cli, pkg: Any, aws: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The keys migrate rewrites come from the table: PERSISTENCE_TABLE_KEY, which wins in a function, replaces
+        none of them (before, every map listed was read as the one it names, and rewritten with its entries)."""
+        put_legacy(aws, "old-1", pickle.dumps({"x": 1}))
+        put_legacy(aws, "old-2", pickle.dumps({"y": 2}))
+        monkeypatch.setenv("PERSISTENCE_TABLE_KEY", "old-1")
+        result = cli("migrate", "--yes")
+        assert result.code == 0 and result.out.count(": migrated: 1 entry, version 1") == 2, result
+        monkeypatch.delenv("PERSISTENCE_TABLE_KEY")
+        assert opened(pkg, "old-1") == {"x": 1} and opened(pkg, "old-2") == {"y": 2}
 
     def test_unreadable_item_is_reported(self, cli: Cli, pkg: Any, aws: Any) -> None:
         """migrate names what it cannot rewrite (exit 1); --dry-run lists only what migrate can rewrite."""
@@ -418,7 +431,7 @@ class TestPolicyAndInfo:
         assert "Condition" not in json.loads(cli("policy", "my-fn", "--all-rows").out)["Statement"][0]
 
     def test_info(self, cli: Cli, pkg: Any, aws: Any) -> None:
-        codec = pkg.PersistentMap.codec_factory().name
+        codec = pkg.PersistentMap.open(lazy=True).codec
         opened(pkg, "small").update({"a": 1, "b": "x" * 1000})
         facts = json.loads(cli("info", "small", "--json").out)
         assert facts["version"] == 1 and facts["epoch"] == 0 and facts["format"] == 3 and facts["codec"] == codec
@@ -511,21 +524,29 @@ class TestSettingsAndErrors:
         assert cli("--help").code == 0
 
 
-def test_lite_command_names_the_full_package(
+def test_lite_command_reads_full_maps_where_installed(
     moto_server: str, core: Any, table_key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A map written by the full package: the full command reads it; the lite one (in a process of its own, where
-    the msgpack codec is not registered) says what to install."""
+    """A map written by the full package: the lite command, in a process of its own that never imported the full
+    package, reads it while the full package is installed, and says what to install where it is not."""
     import boto3
     from aws_lambda_persistence.__main__ import main as core_main
 
     core.PersistentMap.open(table_key=table_key, client=boto3.client("dynamodb", endpoint_url=moto_server))["a"] = (1,)
     result = _run(core_main, capsys, "--endpoint-url", moto_server, "get", table_key, "a")
     assert result.out == '{\n  "$tuple": [\n    1\n  ]\n}\n'
-    command = [sys.executable, "-m", "aws_lambda_persistence_lite", "--endpoint-url", moto_server, "show", table_key]
-    lite = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
-    assert lite.returncode == 1 and "Traceback" not in lite.stderr and len(lite.stderr.splitlines()) == 1
-    assert "pip install aws-lambda-persistence" in lite.stderr
+    run = "import sys; {}from aws_lambda_persistence_lite.__main__ import main; sys.exit(main())"
+    arguments = ["--endpoint-url", moto_server, "show", table_key]
+    for hide in ("", "sys.modules['aws_lambda_persistence'] = None; "):  # (None: as if not installed)
+        command = [sys.executable, "-c", run.format(hide), *arguments]
+        lite = subprocess.run(
+            command, capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL
+        )
+        if not hide:
+            assert lite.returncode == 0 and json.loads(lite.stdout) == {"a": {"$tuple": [1]}}, lite.stderr
+        else:
+            assert lite.returncode == 1 and "Traceback" not in lite.stderr and len(lite.stderr.splitlines()) == 1
+            assert "pip install aws-lambda-persistence" in lite.stderr
 
 
 def test_full_command_reads_lite_maps(aws: Any, core: Any, lite: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -545,7 +566,7 @@ def test_full_command_writes_lite_maps_with_their_codec(
     lite.PersistentMap.open(table_key="m")["b"] = 1
     assert _run(core_main, capsys, "set", "m", "c", "[2]").code == 0
     assert _run(core_main, capsys, "delete", "m", "b", "--yes").code == 0
-    assert (stored_item(aws, "m") or {})["alp_codec"] == {"S": lite.PersistentMap.codec_factory().name}
+    assert (stored_item(aws, "m") or {})["alp_codec"] == {"S": lite.PersistentMap.open(lazy=True).codec}
     assert lite.PersistentMap.open(table_key="m") == {"c": [2]}
 
 
@@ -593,7 +614,7 @@ class TestHostileInput:
         depth = 0
         while True:
             try:
-                pkg.PersistentMap.codec_factory().encode_entry("v", [value])
+                package_codec(pkg).encode_entry("v", [value])
             except pkg.UnsupportedValueError:
                 break
             value, depth = [value], depth + 1

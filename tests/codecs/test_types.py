@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Calls
+from tests.conftest import HAS_CORE, Calls
 from tests.values import VALUES, canonical
 
 
@@ -145,3 +145,58 @@ class TestUnsupportedValues:
         shared = {"n": list(range(50))}
         pkg.PersistentMap(k=[shared, shared, (shared,)])
         assert pkg.PersistentMap()["k"] == [shared, shared, (shared,)]
+
+
+#: VALUES, and what the codecs do not all return the same way (nan equals nothing; msgpack returns bytes).
+MODEL_VALUES = [*VALUES, ("nan", math.nan), ("bytearray", bytearray(b"\x00x"))]
+
+
+class TestValueModel:
+    """``_model.KINDS`` is the one description of the supported types: every codec works from it."""
+
+    def test_every_type_of_the_model_is_exercised(self) -> None:
+        from aws_lambda_persistence_lite._model import KINDS
+
+        def types_in(value: Any) -> set[type]:
+            found = {type(value)}
+            if type(value) is dict:
+                value = [*value, *value.values()]
+            if type(value) in (list, tuple, set, frozenset):
+                found = found.union(*map(types_in, value))
+            return found
+
+        covered = set().union(*(types_in(value) for _, value in MODEL_VALUES))
+        assert {kind.type for kind in KINDS} == covered
+
+    @pytest.mark.parametrize(("name", "value"), MODEL_VALUES, ids=[n for n, _ in MODEL_VALUES])
+    def test_round_trip_through_every_codec(self, name: str, value: Any) -> None:
+        """msgpack (its bytearray comes back as bytes, msgpack's own binary), the allow-listed pickle, tagged JSON."""
+        from aws_lambda_persistence_lite import _tagged_json
+        from aws_lambda_persistence_lite._codec import codec_for
+
+        names = ["pickle5+zlib", "msgpack+zstd"] if HAS_CORE else ["pickle5+zlib"]
+        for codec in map(codec_for, names):
+            key, back = codec.decode_entry(codec.encode_entry("k", value))
+            expected = bytes(value) if codec.name == "msgpack+zstd" and type(value) is bytearray else value
+            assert key == "k" and canonical(back) == canonical(expected), (codec.name, back)
+        assert canonical(_tagged_json.loads(_tagged_json.dumps(value)), any_nan=True) == canonical(value, any_nan=True)
+
+    def test_the_unpickler_resolves_only_what_the_model_names(self) -> None:
+        from aws_lambda_persistence_lite._model import KINDS, ZONE_CLASSES
+        from aws_lambda_persistence_lite._pickle import _ALLOWED
+
+        named = {(kind.type.__module__, kind.type.__qualname__) for kind in KINDS if kind.named}
+        assert set(_ALLOWED) == named | ZONE_CLASSES | {("_codecs", "encode")}  # (how protocols 0-2 store bytes)
+
+    @pytest.mark.parametrize("protocol", range(2, 6))
+    def test_pickles_of_every_protocol_read_back(self, protocol: int) -> None:
+        """Other writers may have used an older protocol than 1.0.0's (4 or 5), naming more classes (builtins.set,
+        _codecs.encode...). (Protocols 0 and 1 rebuild a UUID through copyreg._reconstructor, which can build any
+        class: refused.)"""
+        import pickle
+
+        from aws_lambda_persistence_lite._pickle import loads_restricted
+
+        values = dict(MODEL_VALUES)
+        del values["zoneinfo datetime fold"]  # (the standard pickler names getattr for a ZoneInfo: always refused)
+        assert canonical(loads_restricted(pickle.dumps(values, protocol=protocol))) == canonical(values)

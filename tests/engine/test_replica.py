@@ -12,12 +12,12 @@ import pytest
 from aws_lambda_persistence_lite._config import Settings
 from aws_lambda_persistence_lite._dynamodb import Conflict, Table
 from aws_lambda_persistence_lite._errors import CorruptDataError
-from aws_lambda_persistence_lite._flushing import RECORD_MIN_CHARGE
 from aws_lambda_persistence_lite._head import HEAD_BUDGET, Head, parse
 from aws_lambda_persistence_lite._meter import item_size
 from aws_lambda_persistence_lite._pickle import PickleCodec
 from aws_lambda_persistence_lite._records import ADD, CLEAR, DEL, PARTITION, RUN, SET, Op
 from aws_lambda_persistence_lite._replica import FLUSH_AHEAD, Replica
+from aws_lambda_persistence_lite._room import RECORD_MIN_CHARGE
 
 from tests.conftest import apply_ops, stored_item
 

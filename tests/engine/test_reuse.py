@@ -14,9 +14,9 @@ from tests.conftest import TEST_BACKEND, Calls, flushed, patch
 
 @pytest.fixture
 def reuse(monkeypatch: pytest.MonkeyPatch) -> None:
-    from aws_lambda_persistence_lite import _map
+    from aws_lambda_persistence_lite import _reuse
 
-    monkeypatch.setattr(_map, "REUSE", True)
+    monkeypatch.setattr(_reuse, "REUSE", True)
 
 
 def other_container(pkg: Any, **settings: Any) -> Any:

@@ -190,9 +190,9 @@ class TestHead:
     def test_many_partitions_keep_the_map_writable(
         self, aws: Any, pkg: Any, table_key: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from aws_lambda_persistence_lite import _flushing
+        from aws_lambda_persistence_lite import _maintenance
 
-        monkeypatch.setattr(_flushing, "PARTITION_MAX", 3_000)  # many partitions out of a small map
+        monkeypatch.setattr(_maintenance, "PARTITION_MAX", 3_000)  # many partitions out of a small map
         value = json_like(1 * MB)
         data = pkg.PersistentMap(value)
         rng = random.Random(0)
@@ -204,11 +204,10 @@ class TestHead:
 
 def small_partitions(monkeypatch: pytest.MonkeyPatch, table_max: int = 200) -> None:
     """Many partitions out of a small map, and a low cap on the head's segment list: a table in a manifest."""
-    from aws_lambda_persistence_lite import _flushing, _replica
+    from aws_lambda_persistence_lite import _maintenance, _room
 
-    monkeypatch.setattr(_flushing, "PARTITION_MAX", 3_000)
-    for module in (_flushing, _replica):  # (flushes and large writes each cap the head's list)
-        monkeypatch.setattr(module, "TABLE_MAX", table_max)
+    monkeypatch.setattr(_maintenance, "PARTITION_MAX", 3_000)
+    monkeypatch.setattr(_room, "TABLE_MAX", table_max)  # (the one cap of the head's list, for every commit)
 
 
 def listed(client: Any, table_key: str) -> list[Any]:

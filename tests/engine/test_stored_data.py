@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 
 import pytest
 from aws_lambda_persistence_lite._codec import codec_for
+from aws_lambda_persistence_lite._compression import has_stdlib_zstd
 from aws_lambda_persistence_lite._head import HEAD_BUDGET, LEGACY_TRAP
 from aws_lambda_persistence_lite._meter import item_size
-from aws_lambda_persistence_lite._pickle import has_stdlib_zstd
 from aws_lambda_persistence_lite._reading import segment_key
 from aws_lambda_persistence_lite._records import (
     PARTITION,
@@ -33,6 +33,7 @@ from tests.conftest import (
     Calls,
     apply_ops,
     flushed,
+    package_codec,
     patch,
     put_legacy,
     refused,
@@ -212,7 +213,7 @@ class TestStoredItems:
         item = stored_item(aws, table_key)
         assert item is not None and stored_keys(aws, table_key) == {table_key}
         assert item["alp_fmt"] == {"N": "3"}
-        assert item["alp_codec"] == {"S": pkg.PersistentMap.codec_factory().name}
+        assert item["alp_codec"] == {"S": pkg.PersistentMap.open(lazy=True).codec}
         assert item["alp_ver"] == {"N": "4"} and item["alp_ep"] == {"N": "0"}  # four records, no structural commit
         log = [element["B"] for element in item["alp_log"]["L"]]
         assert len(log) == 4
@@ -308,13 +309,47 @@ class TestBetweenPackages:
         data["b"] = 1
         assert lite.PersistentMap().to_dict() == {"a": [shared, shared], "b": 1}
 
+    def test_codec_is_chosen_when_opening(self, aws: Any, core: Any, lite: Any, table_key: str) -> None:
+        """``open(codec=...)`` writes a new map with that codec; a stored map keeps its codec whichever package or
+        codec opens it, and either package reads every codec this process has."""
+        assert core.CODECS == lite.CODECS == ("pickle5+zlib", "pickle5+zstd", "msgpack+zstd")
+        data = core.PersistentMap.open(codec="pickle5+zlib")
+        data["a"] = (1, dt.date(2020, 1, 1))
+        assert data.codec == "pickle5+zlib" and (stored_item(aws, table_key) or {})["alp_codec"] == {
+            "S": "pickle5+zlib"
+        }
+        again = core.PersistentMap()  # (the full package's default is msgpack+zstd: the stored map's codec wins)
+        again["b"] = 2
+        assert again.codec == "pickle5+zlib" and (stored_item(aws, table_key) or {})["alp_codec"] == {
+            "S": "pickle5+zlib"
+        }
+        other = lite.PersistentMap.open(table_key=table_key + "-m", codec="msgpack+zstd")
+        other["s"] = {1}
+        assert lite.PersistentMap.open(table_key=table_key + "-m").to_dict() == {"s": {1}}
+        assert core.PersistentMap.open(table_key=table_key + "-m").codec == "msgpack+zstd"
+        assert lite.PersistentMap().to_dict() == {"a": (1, dt.date(2020, 1, 1)), "b": 2}
+
+    def test_unknown_or_unusable_codec_is_a_configuration_error(
+        self, aws: Any, pkg: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from aws_lambda_persistence_lite import _codec
+
+        with pytest.raises(pkg.ConfigurationError, match="unknown codec 'json'; known codecs: pickle5"):
+            pkg.PersistentMap.open(codec="json")
+        monkeypatch.setitem(_codec._WHERE, "msgpack+zstd", (("aws_lambda_persistence_absent", "Codec"),))
+        _codec._class_for.cache_clear()
+        with pytest.raises(pkg.ConfigurationError, match="pip install aws-lambda-persistence"):
+            pkg.PersistentMap.open(codec="msgpack+zstd")
+
     def test_lite_refuses_core_with_advice(
         self, aws: Any, lite: Any, table_key: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Never a silent empty map: the lite package alone says which package to install."""
         from aws_lambda_persistence_lite import _codec
 
-        monkeypatch.delitem(_codec._decoders, "msgpack+zstd", raising=False)  # as where core is not installed
+        # as where the full package is not installed
+        monkeypatch.setitem(_codec._WHERE, "msgpack+zstd", (("aws_lambda_persistence_absent", "Codec"),))
+        _codec._class_for.cache_clear()
         lite.PersistentMap(a=1)
         item = stored_item(aws, table_key)
         assert item is not None
@@ -443,7 +478,7 @@ class TestDamagedItems:
     def test_format_2_head(self, aws: Any, pkg: Any, table_key: str) -> None:
         """A head exactly as format 2 stored it (2.0's unreleased format) is refused, not read as empty, and not
         overwritten by a write."""
-        codec = pkg.PersistentMap.codec_factory()
+        codec = package_codec(pkg)
         body = codec.join([codec.encode_entry("a", 1)])
         blob = codec.compress(body)
         pkg.PersistentMap(x=0)  # (creates the table)

@@ -112,7 +112,7 @@ def run_case(case: tuple[Any, ...]) -> Any:
         codec = _codec(rest[0])
         return codec.decode(codec.compress(rest[1]), len(rest[1]))
     if action == "items":  # a cold load: a new container, which holds no dropped map to take over
-        importlib.import_module("aws_lambda_persistence_lite._map")._dropped.clear()
+        importlib.import_module("aws_lambda_persistence_lite._reuse")._dropped.clear()
         return _package(rest[0]).PersistentMap.open(client=FakeTable(rest[1]), table_key="m").to_dict()
     if action == "load":
         from aws_lambda_persistence_lite._pickle import loads_restricted

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from tests.conftest import package_codec
 from tests.fuzz.test_codecs import CODECS, HAS_CORE, make_codec
 from tests.values import canonical, hashables, maps, values
 
@@ -203,7 +204,7 @@ class TestValuesOutsideTheModel:
     def test_the_writers_refuse_them_too(self, pkg: Any) -> None:
         """What the readers refuse is never written: a tzinfo on its own (also after the same one inside a
         datetime, where the pickler only refers back to it), and msgpack's Timestamp in the full package."""
-        codec = pkg.PersistentMap.codec_factory()
+        codec = package_codec(pkg)
         utc = dt.timezone.utc
         for value in (utc, [dt.datetime(2020, 1, 1, tzinfo=utc), utc], {"z": dt.timezone(dt.timedelta(hours=1))}):
             with pytest.raises(pkg.UnsupportedValueError, match="timezone is not supported"):

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Calls, stored_item
+from tests.conftest import Calls, package_codec, stored_item
 from tests.values import canonical, hashables, maps, values
 
 HAS_CORE = importlib.util.find_spec("aws_lambda_persistence") is not None
@@ -32,10 +32,11 @@ def make_codec(name: str) -> Any:
 
         return PickleCodec()
     if name == "lite-default":
-        from aws_lambda_persistence_lite._pickle import default_codec
+        from aws_lambda_persistence_lite._codec import codec_for, lite_default
 
-        return default_codec()
-    from aws_lambda_persistence._msgpack import MsgpackZstdCodec, ZstdPickleCodec
+        return codec_for(lite_default())
+    from aws_lambda_persistence._msgpack import MsgpackZstdCodec
+    from aws_lambda_persistence._zstd import ZstdPickleCodec
 
     return MsgpackZstdCodec() if name == "core-msgpack" else ZstdPickleCodec()
 
@@ -240,7 +241,7 @@ def record_size(pkg: Any, value_size: int) -> int:
     from aws_lambda_persistence_lite._flushing import RECORD_OVERHEAD
     from aws_lambda_persistence_lite._records import SET, Op, encode_record
 
-    codec = pkg.PersistentMap.codec_factory()
+    codec = package_codec(pkg)
     entry = codec.encode_entry("b", random.Random(7).randbytes(value_size))
     return len(encode_record(b"\0" * 8, [Op(SET, entry)])) + RECORD_OVERHEAD
 

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import package_codec
 from tests.fuzz.framing import edge_numbers, records
 from tests.fuzz.isolated import FakeTable, Items
 from tests.fuzz.test_codecs import CODECS, make_codec
@@ -221,7 +222,7 @@ class TestDecoder:
         follows what the blob decompresses to, not the claim."""
         body = random.Random(0).randbytes(40_000)
         blob = codec.compress(body)
-        if type(codec).__module__ == "aws_lambda_persistence._msgpack":  # a frame that does not declare its size
+        if type(codec).__module__.startswith("aws_lambda_persistence."):  # a frame that does not declare its size
             import zstandard
 
             blob = zstandard.ZstdCompressor(write_content_size=False).compress(body)
@@ -279,7 +280,7 @@ class TestDecoder:
     @pytest.mark.parametrize("depth", [40, 200])
     def test_exponential_sharing_is_refused_by_every_reader(self, core: Any, depth: int) -> None:
         """2**depth leaves in a few hundred bytes: refused in linear time, before any tree walk expands it."""
-        from aws_lambda_persistence._msgpack import ZstdPickleCodec
+        from aws_lambda_persistence._zstd import ZstdPickleCodec
         from aws_lambda_persistence_lite._pickle import PickleCodec, loads_restricted
 
         value: list[Any] = ["leaf"]
@@ -469,7 +470,7 @@ class TestHostilePickles:
 
     @pytest.mark.parametrize("opcode", OPCODES)
     def test_refused_by_the_full_package(self, core: Any, opcode: str) -> None:
-        from aws_lambda_persistence._msgpack import ZstdPickleCodec
+        from aws_lambda_persistence._zstd import ZstdPickleCodec
 
         body = hostile_pickle("tests.fuzz.test_hostile", "tripwire", opcode)
         with pytest.raises(core.UnsafeDataError):
@@ -527,16 +528,16 @@ def _many_sets(data: Any, compressible: bool = False) -> None:
 def _with_manifest(data: Any) -> None:
     """_many_sets with small partitions and the head's segment list capped low: the table goes into a manifest
     segment (FORMAT.md, "Manifest")."""
-    from aws_lambda_persistence_lite import _flushing, _replica
+    from aws_lambda_persistence_lite import _maintenance, _room
 
-    caps = _flushing.TABLE_MAX, _flushing.PARTITION_MAX
-    _flushing.TABLE_MAX = _replica.TABLE_MAX = 60
-    _flushing.PARTITION_MAX = 1_500
+    caps = _room.TABLE_MAX, _maintenance.PARTITION_MAX
+    _room.TABLE_MAX = 60
+    _maintenance.PARTITION_MAX = 1_500
     try:
         _many_sets(data)
     finally:
-        _flushing.TABLE_MAX = _replica.TABLE_MAX = caps[0]
-        _flushing.PARTITION_MAX = caps[1]
+        _room.TABLE_MAX = caps[0]
+        _maintenance.PARTITION_MAX = caps[1]
 
 
 SHAPES = {
@@ -599,7 +600,7 @@ class Hostile:
     def __init__(self, pkg: Any) -> None:
         from aws_lambda_persistence_lite._config import Settings
 
-        self.codec = pkg.PersistentMap.codec_factory()
+        self.codec = package_codec(pkg)
         self.settings = Settings.resolve({"table_key": "m"})
         self.items: Items = {}
         self.segments: list[Any] = []
@@ -801,7 +802,7 @@ class TestFuzzedStoredItems:
     @given(data=st.data(), shape=st.sampled_from(["small", "flushed"]))
     def test_random_records(self, pkg: Any, data: Any, shape: str) -> None:
         """Records framed by a hostile writer: any op kinds, lying lengths, entries honest, random or damaged."""
-        codec = pkg.PersistentMap.codec_factory()
+        codec = package_codec(pkg)
         honest = st.builds(lambda k, v: bytes(codec.encode_entry(k, v)), hashables, values)
         entries = honest | st.binary(max_size=40) | honest.flatmap(mutated)
         items = written(pkg, shape)
@@ -819,7 +820,7 @@ class TestFuzzedStoredItems:
         from aws_lambda_persistence_lite._reading import segment_key
         from aws_lambda_persistence_lite._records import segment_digest as shard_digest
 
-        codec = pkg.PersistentMap.codec_factory()
+        codec = package_codec(pkg)
         items = written(pkg, shape)
         segments = table_of(items)
         index = data.draw(st.integers(0, len(segments) - 1))
@@ -1172,7 +1173,7 @@ class TestRefreshPaths:
 
     @pytest.mark.parametrize("check", CHECKS)
     def test_a_good_record_then_a_bad_one(self, pkg: Any, check: str) -> None:
-        codec = pkg.PersistentMap.codec_factory()
+        codec = package_codec(pkg)
         entry = codec.encode_entry("n", 100)
 
         def damage(items: Items) -> None:

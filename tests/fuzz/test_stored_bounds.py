@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import package_codec
 from tests.fuzz.isolated import READ_CPU_SECONDS, READ_MEMORY_MB, Items, outcomes
 from tests.fuzz.test_hostile import HEAD_ATTRIBUTES, SHAPES, written
 
@@ -55,7 +56,7 @@ def log_like_a_writer_that_ignores_room(head: Any, pkg: Any, size: int, rng: ran
 
     from tests.fuzz.framing import frame_record
 
-    entry = bytes(pkg.PersistentMap.codec_factory().encode_entry(f"k{rng.randrange(50)}", "v" * 10))
+    entry = bytes(package_codec(pkg).encode_entry(f"k{rng.randrange(50)}", "v" * 10))
     same_id = rng.random() < 0.5
     records = [frame_record((0 if same_id else i).to_bytes(8, "big"), [(1, entry)]) for i in range(size // 60)]
     head["alp_log"] = {"L": [{"B": r} for r in records]}

@@ -2,9 +2,19 @@
 
 Zero dependencies beyond the boto3 every Lambda Python runtime ships: maps are stored as pickles read
 back through an allow-list. The full package, ``aws_lambda_persistence``, is the same engine with the
-msgpack + zstandard codec. Stored format: FORMAT.md beside this file.
+msgpack + zstandard codec. Stored format: FORMAT.md beside this file. Tools that work on whole stored maps
+(describe, read, rewrite in another codec, list a table's) use the ``admin`` module, as the command line does.
 """
 
+# Import cost: what a cold start pays is this package's import after boto3's (the function's map talks through a
+# boto3 client), measured by tools/bench/layer_import.py and import_time.py. boto3 already imports typing, re,
+# hashlib, datetime, decimal, uuid, logging, pickle, base64 and copy, so this package imports them plainly (the
+# shims that avoided them, a typing-free NamedTuple, _blake2 and matching classes by name, saved nothing after
+# boto3: 5.0 ms without them against 4.4 ms with them, within the noise). Deferred where it measurably pays:
+# zoneinfo (1.4 ms after boto3; ``_model``), each codec's module and libraries (msgpack and zstandard, 1.5 ms; the
+# first map loads its codec, ``_codec``) and boto3 itself (``_client``: the command line's --help and ``policy()``
+# never pay for it).
+from ._codec import CODECS
 from ._config import RESERVED_WORDS, Settings
 from ._errors import (
     ConfigurationError,
@@ -26,6 +36,7 @@ from ._meter import Usage
 __version__ = "2.0.0"
 
 __all__ = [
+    "CODECS",
     "FORMAT_VERSION",
     "RESERVED_WORDS",
     "ConfigurationError",

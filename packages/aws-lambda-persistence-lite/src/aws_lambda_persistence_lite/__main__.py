@@ -1,7 +1,7 @@
 """``python -m aws_lambda_persistence_lite`` and the ``aws-lambda-persistence-lite`` command (see ``_cli``).
 
-Reads and writes what the lite package can (pickle codecs and 1.0.0 items); the full package's command reads
-every codec.
+Writes new maps (and migrates maps) with the lite package's codec; reads every codec this process can (the full
+package's too, where it is installed) and 1.0.0 items.
 """
 
 from __future__ import annotations

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any
 
 _clients: dict[tuple[str | None, str | None], Any] = {}
 _lock = threading.Lock()

@@ -1,4 +1,4 @@
-"""The codec contract: how a map becomes bytes and back, and the registry of known codecs.
+"""The codec contract: how a map becomes bytes and back, and where each codec, known by name, is found.
 
 A map is encoded entry by entry (one key and its value), so that the map can tell exactly which
 top-level keys changed by comparing per-entry digests, and re-apply only its own changes after a
@@ -9,19 +9,13 @@ decoded size the head item declared, capped by ``MAX_DECODED_BYTES``.
 
 from __future__ import annotations
 
+import functools
+import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from typing import Any, ClassVar
 
-from ._errors import UnsupportedFormatError, about_map
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
-if TYPE_CHECKING:
-    from typing import Any, ClassVar
-
-#: Codecs this package knows by name but cannot decode, with the fix to tell the user.
-_FOREIGN: dict[str, str] = {
-    "msgpack+zstd": "this map was written by the full package; install it: pip install aws-lambda-persistence",
-}
+from ._compression import has_stdlib_zstd
+from ._errors import CorruptDataError, UnsupportedFormatError, UnsupportedValueError, about_map
 
 
 class Codec(ABC):
@@ -35,6 +29,11 @@ class Codec(ABC):
     #: The most one byte of a blob can decompress to, by the compression format itself: a head claiming a larger
     #: raw size is damaged, and is refused before anything is allocated.
     max_ratio: ClassVar[int]
+
+    @classmethod
+    def usable(cls) -> bool:
+        """Whether this interpreter has what the codec needs (a codec found by name may depend on the Python)."""
+        return True
 
     @abstractmethod
     def encode_entry(self, key: Any, value: Any) -> bytes:
@@ -53,16 +52,31 @@ class Codec(ABC):
         return self.decode_entries(blob, raw_size)[0]
 
     @abstractmethod
-    def decode_entry(self, entry: bytes) -> tuple[Any, Any]:
-        """One stored entry (what ``encode_entry`` wrote) back to its key and value, through the same bounds and
-        allow-lists as every read: CorruptDataError (or UnsafeDataError) for anything else."""
+    def read(self, entry: bytes) -> tuple[Any, Any, bool]:
+        """One stored entry (what ``encode_entry`` wrote) back to its key and value, and whether it holds a set,
+        through the same bounds and allow-lists as every read: CorruptDataError (or UnsafeDataError) for anything
+        else."""
 
-    @abstractmethod
+    def decode_entry(self, entry: bytes) -> tuple[Any, Any]:
+        """One stored entry back to its key and value (see :meth:`read`)."""
+        key, value, _ = self.read(entry)
+        return key, value
+
     def read_entry(self, entry: bytes) -> tuple[Any, Any, bytes]:
         """:meth:`decode_entry`, and what ``encode_entry`` returns for that key and value in this process: the stored
         entry itself, except for one holding a set or frozenset, which is encoded again. A set's encoding follows
         its iteration order, which the set decoded need not share (str hashes are seeded per process, and the
         order depends on how the set was built): only these bytes tell an unchanged value from a changed one."""
+        key, value, sets = self.read(entry)
+        return key, value, self.again(key, value) if sets else entry
+
+    def again(self, key: Any, value: Any) -> bytes:
+        """A decoded entry encoded again (see :meth:`read_entry`); what cannot be (nested past what this Python's
+        encoder follows) is damaged data, here, not a bad value of the caller's."""
+        try:
+            return self.encode_entry(key, value)
+        except UnsupportedValueError as exc:
+            raise CorruptDataError(f"stored entry cannot be written back: {exc}") from None
 
     def read_entries(self, entries: list[bytes]) -> list[tuple[Any, Any, bytes]]:
         """:meth:`read_entry` of each entry (a partition's, on every cold load: codecs that can read many entries
@@ -84,38 +98,62 @@ class Codec(ABC):
         """
 
 
-_decoders: dict[str, Callable[[], Codec]] = {}
+#: Every codec by name: where its class lives, and what to do where it cannot be imported. Looked up only when a
+#: map stored with it is met or asked for (``open(codec=...)``), so what a process can read depends on what is
+#: installed, never on which package was imported first. (The lite package imports the full one only here, from a
+#: function: at import time the full package imports the lite one, never the reverse.)
+_WHERE: dict[str, tuple[tuple[str, str], ...]] = {
+    "pickle5+zlib": (("aws_lambda_persistence_lite._pickle", "PickleCodec"),),
+    "pickle5+zstd": (
+        ("aws_lambda_persistence_lite._pickle", "StdlibZstdPickleCodec"),  # Python 3.14+: the standard library's zstd
+        ("aws_lambda_persistence._zstd", "ZstdPickleCodec"),  # any Python, with the full package's zstandard
+    ),
+    "msgpack+zstd": (("aws_lambda_persistence._msgpack", "MsgpackZstdCodec"),),
+}
+_FIX: dict[str, str] = {
+    "pickle5+zstd": "run on Python 3.14+ or install the full package: pip install aws-lambda-persistence",
+    "msgpack+zstd": "this map was written by the full package; install it: pip install aws-lambda-persistence",
+}
+#: The names ``PersistentMap.open(codec=...)`` accepts.
+CODECS = tuple(_WHERE)
 
 
-def register(name: str, factory: Callable[[], Codec]) -> None:
-    """Make blobs written by codec ``name`` readable (a package registers the codecs it can decode)."""
-    _decoders[name] = factory
-
-
-#: Codecs made once in this process: what ``codec_for`` could make, it always can (``available`` skips the work).
-_made: set[str] = set()
+@functools.cache
+def _class_for(name: str) -> type[Codec]:
+    """The class of codec ``name`` in this process (UnsupportedFormatError with the fix when none can be had)."""
+    for module, attribute in _WHERE.get(name, ()):
+        try:
+            found: type[Codec] = getattr(importlib.import_module(module), attribute)
+        except ImportError:  # (the full package, or msgpack or zstandard, is not installed)
+            continue
+        if found.usable():
+            return found
+    fix = _FIX.get(name, "it was written by a newer version of aws-lambda-persistence; upgrade it")
+    raise UnsupportedFormatError(fix)
 
 
 def codec_for(name: str, *, table: str = "", key: str = "") -> Codec:
-    """The codec that decodes blobs written by ``name``, or UnsupportedFormatError saying what to install (and
-    naming the map, given its ``table`` and ``key``)."""
-    factory = _decoders.get(name)
-    try:
-        if factory is None:
-            raise UnsupportedFormatError(
-                _FOREIGN.get(name, "it was written by a newer version of aws-lambda-persistence; upgrade it")
-            )
-        codec = factory()  # (a codec this interpreter lacks raises UnsupportedFormatError with the fix)
-    except UnsupportedFormatError as exc:
-        if table or key:
-            raise about_map(UnsupportedFormatError, table, key, f"was stored with codec {name!r}: {exc}") from None
-        raise UnsupportedFormatError(f"cannot decode a map stored with codec {name!r}: {exc}") from None
-    _made.add(name)
-    return codec
+    """A codec that reads and writes maps stored with codec ``name``, or UnsupportedFormatError saying what to
+    install (and naming the map, given its ``table`` and ``key``)."""
+    return _class(name, table, key)()
 
 
 def available(name: str, *, table: str, key: str) -> None:
-    """UnsupportedFormatError naming the map unless this package can decode codec ``name`` (checked where a head
+    """UnsupportedFormatError naming the map unless this process can decode codec ``name`` (checked where a head
     is parsed, so that the error names the map whichever caller then asks ``codec_for``)."""
-    if name not in _made:
-        codec_for(name, table=table, key=key)
+    _class(name, table, key)
+
+
+def _class(name: str, table: str, key: str) -> type[Codec]:
+    try:
+        return _class_for(name)
+    except UnsupportedFormatError as exc:
+        if table or key:
+            raise about_map(UnsupportedFormatError, table, key, f"was stored with codec {name!r}: {exc}") from None
+        raise UnsupportedFormatError(f"cannot read or write codec {name!r}: {exc}") from None
+
+
+def lite_default() -> str:
+    """The codec the lite package writes new maps with: pickle5+zstd where the standard library has zstd (Python
+    3.14+), else pickle5+zlib."""
+    return "pickle5+zstd" if has_stdlib_zstd() else "pickle5+zlib"

@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from ._errors import ConfigurationError, MixOfConfigAndMapArgsPassed
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
-if TYPE_CHECKING:
-    from typing import Any, NamedTuple
-else:
-    from ._record import NamedTuple
 
 #: The four settings of 1.0.0. They are the only keyword arguments of ``PersistentMap()`` that configure it
 #: (every other keyword is map data), so they stay the only reserved words.
@@ -33,10 +28,7 @@ TABLE_KEY_MAX = 2_000
 
 
 class Settings(NamedTuple):
-    """Where and how one map is stored. Build it with :meth:`resolve`, which applies the environment.
-
-    (A NamedTuple rather than a dataclass: importing dataclasses costs a cold start ~10 ms.)
-    """
+    """Where and how one map is stored. Build it with :meth:`resolve`, which applies the environment."""
 
     table_name: str = "AWSLambdaPersistence"
     table_key: str = ""

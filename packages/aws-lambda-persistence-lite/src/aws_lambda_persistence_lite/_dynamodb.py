@@ -7,6 +7,8 @@ creating the table on first write. It knows items, not maps: it never parses a h
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._config import Settings
 from ._errors import ConfigurationError, MissingAWSIAMPermissions, PersistenceError
 from ._iam import permission_message
@@ -15,10 +17,8 @@ from ._log import backoff
 from ._meter import Usage, item_size, write_units
 from ._table import create_table
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import Any
 
     from ._meter import Item
 

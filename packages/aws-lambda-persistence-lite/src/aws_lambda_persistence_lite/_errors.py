@@ -17,6 +17,9 @@ unchanged; in every case the map in memory and in DynamoDB is left as it was bef
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class PersistenceError(Exception):
     """Base class of every error raised by this library."""
@@ -79,3 +82,15 @@ class ConflictError(PersistenceError):
 
     Afterwards the map in memory equals the newest stored state; nothing of this call was written.
     """
+
+
+@contextlib.contextmanager
+def undecodable(what: str) -> Iterator[None]:
+    """Decoding stored bytes: a StoredDataError is already precise; any other error (a decoder's own, a TypeError
+    of a constructor given damaged parts, a RecursionError) means the bytes are damaged: CorruptDataError."""
+    try:
+        yield
+    except StoredDataError:
+        raise
+    except Exception as exc:
+        raise CorruptDataError(f"stored {what} does not decode: {type(exc).__name__}: {exc}") from exc

@@ -10,13 +10,13 @@ given.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import CorruptDataError
 from ._records import ADD, CLEAR, DEL, SET, Entry, decode_record
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from ._codec import Codec
 

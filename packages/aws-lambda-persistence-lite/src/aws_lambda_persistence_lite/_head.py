@@ -7,6 +7,8 @@ checked, and anything unexpected is a CorruptDataError naming table and key. Not
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, NamedTuple
+
 from ._codec import available
 from ._config import Settings
 from ._errors import CorruptDataError, StoredDataError, UnsupportedFormatError, about_map
@@ -14,13 +16,8 @@ from ._limits import DYNAMODB_ITEM_LIMIT
 from ._meter import item_size
 from ._records import INLINE_MAX, MANIFEST, RECORD_ID_BYTES, Segment, decode_table, digest, encode_table
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
-    from typing import Any, NamedTuple
-
     from ._meter import Item
-else:
-    from ._record import NamedTuple
 
 FORMAT = 3
 FMT, CODEC, VER, EPOCH, LOG, ROOM, IDS, TABLE, TABLE_DIGEST, INLINE, GARBAGE = (

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from ._config import Settings
+from typing import Any
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
-if TYPE_CHECKING:
-    from typing import Any
+from ._config import Settings
 
 #: Every DynamoDB action the library may call. Reads need GetItem and (for maps over 400 KB) BatchGetItem;
 #: TransactWriteItems is authorised through PutItem/DeleteItem/ConditionCheckItem on the table.

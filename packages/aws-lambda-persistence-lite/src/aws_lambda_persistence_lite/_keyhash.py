@@ -21,19 +21,14 @@ limited to ``_values.MAX_NESTING`` levels like every stored value, and linear in
 from __future__ import annotations
 
 import sys
-
-try:  # hashlib's own blake2b, without hashlib loading OpenSSL at import (see _records.py)
-    from _blake2 import blake2b
-except ImportError:  # an interpreter without the _blake2 module
-    from hashlib import blake2b
+from hashlib import blake2b
+from typing import TYPE_CHECKING, Any
 
 from ._errors import UnsupportedValueError
 from ._values import MAX_NESTING
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any
 
 _MASK = (1 << 64) - 1
 _DAY_US = 86_400_000_000
@@ -44,18 +39,9 @@ _NUMERIC_HASH_OK = sys.hash_info.modulus == (1 << 61) - 1
 
 # Type tags: the first byte BLAKE2b sees (str has none: its hash is the digest of its UTF-8 alone). Never change
 # one: stored maps are partitioned by these hashes.
-_NUMBER = b"n"
-_BYTES = b"b"
-_NONE = b"N"
-_TUPLE = b"t"
-_FROZENSET = b"f"
-_DATE = b"d"
-_NAIVE_DATETIME = b"D"
-_AWARE_DATETIME = b"Z"
-_NAIVE_TIME = b"T"
-_AWARE_TIME = b"z"
-_TIMEDELTA = b"e"
-_UUID = b"u"
+_NUMBER, _BYTES, _NONE, _TUPLE, _FROZENSET, _DATE = b"n", b"b", b"N", b"t", b"f", b"d"
+_NAIVE_DATETIME, _AWARE_DATETIME, _NAIVE_TIME, _AWARE_TIME = b"D", b"Z", b"T", b"z"
+_TIMEDELTA, _UUID = b"e", b"u"
 
 #: Why a NaN is no key: a dict finds it only by identity, and every load makes a new object.
 _NAN_WHY = "a NaN equals nothing, itself included: after a load the map could never find, overwrite or delete it"

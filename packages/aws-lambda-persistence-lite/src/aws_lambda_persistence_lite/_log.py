@@ -1,18 +1,13 @@
-"""The library's logger, created on first use: importing logging costs a cold start several milliseconds,
-and most invocations never log anything."""
+"""The library's logger, and the backoff between attempts that it reports."""
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
-if TYPE_CHECKING:
-    import logging
+import logging
 
 NAME = "aws_lambda_persistence"
 
 
 def logger() -> logging.Logger:
-    import logging
-
     return logging.getLogger(NAME)
 
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 from ._limits import READ_UNIT_BYTES, WRITE_UNIT_BYTES
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     #: An item as the low-level client sees it: attribute name -> {type: value}.
     Item = dict[str, dict[str, Any]]

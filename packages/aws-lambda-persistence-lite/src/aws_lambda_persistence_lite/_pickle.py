@@ -8,16 +8,26 @@ the pickler refuses, before anything is sent, any value the unpickler would late
 
 from __future__ import annotations
 
-import functools
+import datetime
 import importlib
 import io
-import os
+import pickle
 import zlib
 from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
-from ._codec import Codec, register
-from ._errors import CorruptDataError, StoredDataError, UnsafeDataError, UnsupportedFormatError, UnsupportedValueError
-from ._limits import MAX_DECODED_BYTES
+from ._codec import Codec
+from ._compression import (
+    ZLIB_MAX_RATIO,
+    ZSTD_MAX_RATIO,
+    decompress_bounded,
+    has_stdlib_zstd,
+    stdlib_zstd_compress,
+    stdlib_zstd_decompress,
+    zlib_decompress,
+)
+from ._errors import CorruptDataError, UnsafeDataError, UnsupportedValueError, undecodable
+from ._model import KINDS, ZONE_CLASSES
 from ._pickle_bounds import ExpansionError, NestingError, check_expansion, scan, weigh
 from ._values import (
     MAX_NESTING,
@@ -30,12 +40,7 @@ from ._values import (
     unsupported_error,
 )
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
-if TYPE_CHECKING:
-    import datetime
-    from typing import Any, ClassVar, TypeVar
-
-    T = TypeVar("T")
+T = TypeVar("T")
 
 PROTOCOL = 5
 
@@ -92,22 +97,16 @@ class _AllowedFunction:
         raise UnsafeDataError("stored pickle tries to change an allow-listed function: refused")
 
 
-#: (module, name) -> what the unpickler may resolve it to; None: that very class, imported when first needed.
-#: Nothing else is ever imported or called.
+#: (module, name) -> what the unpickler may resolve it to; None: that very class, imported when first needed. The
+#: classes of the value model that pickles name to rebuild a value (``_model``'s ``named`` rows) and the time-zone
+#: classes; bytes and bytearray (protocols 0-2 rebuild them by a call) only from their contents; _codecs.encode
+#: (how protocols 0-2 store bytes) only for latin-1. Nothing else is ever imported or called.
 _ALLOWED: dict[tuple[str, str], Callable[..., Any] | None] = {
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
+    **{(kind.type.__module__, kind.type.__qualname__): None for kind in KINDS if kind.named},
+    **dict.fromkeys(ZONE_CLASSES),
     ("builtins", "bytes"): _AllowedFunction(_bytes),
     ("builtins", "bytearray"): _AllowedFunction(_bytearray),
-    ("builtins", "complex"): complex,
     ("_codecs", "encode"): _AllowedFunction(_latin1),
-    ("datetime", "datetime"): None,
-    ("datetime", "date"): None,
-    ("datetime", "time"): None,
-    ("datetime", "timedelta"): None,
-    ("datetime", "timezone"): None,
-    ("decimal", "Decimal"): None,
-    ("uuid", "UUID"): None,
     ("zoneinfo", "ZoneInfo"): _AllowedFunction(_zoneinfo),
 }
 
@@ -129,9 +128,6 @@ class _Refused(Exception):
     pass
 
 
-_TZ_TYPES = (("datetime", "timezone"), ("zoneinfo", "ZoneInfo"))
-
-
 def _reduce(obj: Any) -> tuple[Any, type]:
     """The pickler's gate for an instance: (how to reduce it, the class its reduction names). Plain data pickles
     normally, ZoneInfo by key, anything else is refused."""
@@ -140,53 +136,41 @@ def _reduce(obj: Any) -> tuple[Any, type]:
         import zoneinfo  # the stdlib reduces ZoneInfo through getattr(), which the unpickler must never allow
 
         return (zoneinfo.ZoneInfo, (obj.key,)), zoneinfo.ZoneInfo
-    if supported(kind) or (kind.__module__, kind.__name__) == ("datetime", "timezone"):
+    if supported(kind) or kind is datetime.timezone:
         return NotImplemented, kind
     raise _Refused(kind)
 
 
-_machinery: tuple[Any, Any] | None = None
+class _Pickler(pickle.Pickler):
+    #: The class that the instance just reduced names as its constructor: pickle saves it next. It is the only class
+    #: let through; a class stored as a value would come back as a callable.
+    constructor: type | None = None
+    #: Whether a tzinfo was pickled: one may only be a datetime's or time's (checked after pickling: the pickler
+    #: does not say where an object sits, and a second reference to one is never shown here).
+    zoned = False
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type):
+            if obj is not self.constructor:
+                raise _Refused(obj)
+            self.constructor = None
+            return NotImplemented
+        reduction, self.constructor = _reduce(obj)
+        self.zoned = self.zoned or (self.constructor.__module__, self.constructor.__name__) in ZONE_CLASSES
+        return reduction
 
 
-def _pickle() -> tuple[Any, Any]:
-    """(Pickler, Unpickler) subclasses with the gates above, built on first use: importing pickle costs a
-    cold start a few milliseconds, and the full package needs it only to read lite and 1.0.0 maps."""
-    global _machinery  # noqa: PLW0603
-    if _machinery is None:
-        import pickle
+class _Unpickler(pickle.Unpickler):
+    #: Whether the pickle named any class (only what it builds that way can lie outside the value model: the class
+    #: itself, a tzinfo on its own, a UUID whose ``int`` BUILD set to anything), and whether it built a set that
+    #: way (a set's encoding follows its iteration order: see Codec.read_entry).
+    resolved = made_sets = False
 
-        class Pickler(pickle.Pickler):
-            #: The class that the instance just reduced names as its constructor: pickle saves it next. It is the
-            #: only class let through; a class stored as a value would come back as a callable.
-            constructor: type | None = None
-            #: Whether a tzinfo was pickled: one may only be a datetime's or time's (checked after pickling: the
-            #: pickler does not say where an object sits, and a second reference to one is never shown here).
-            zoned = False
-
-            def reducer_override(self, obj: Any) -> Any:
-                if isinstance(obj, type):
-                    if obj is not self.constructor:
-                        raise _Refused(obj)
-                    self.constructor = None
-                    return NotImplemented
-                reduction, self.constructor = _reduce(obj)
-                self.zoned = self.zoned or (self.constructor.__module__, self.constructor.__name__) in _TZ_TYPES
-                return reduction
-
-        class Unpickler(pickle.Unpickler):
-            #: Whether the pickle named any class (only what it builds that way can lie outside the value model:
-            #: the class itself, a tzinfo on its own, a UUID whose ``int`` BUILD set to anything), and whether it
-            #: built a set that way (a set's encoding follows its iteration order: see PickleCodec.decode_entries).
-            resolved = made_sets = False
-
-            def find_class(self, module: str, name: str) -> Any:
-                target = _resolve(module, name)
-                self.resolved = True
-                self.made_sets = self.made_sets or target in (set, frozenset)
-                return target
-
-        _machinery = Pickler, Unpickler
-    return _machinery
+    def find_class(self, module: str, name: str) -> Any:
+        target = _resolve(module, name)
+        self.resolved = True
+        self.made_sets = self.made_sets or target in (set, frozenset)
+        return target
 
 
 def loads_restricted(data: bytes) -> Any:
@@ -196,7 +180,7 @@ def loads_restricted(data: bytes) -> Any:
     shares = bool(pickles) and pickles[0][2]
     if shares:
         _bounded(weigh, data[: pickles[0][1]])
-    unpickler = _pickle()[1](io.BytesIO(data))
+    unpickler = _Unpickler(io.BytesIO(data))
     value = unpickler.load()
     if shares:
         _bounded(check_expansion, value, len(data))
@@ -215,49 +199,6 @@ def _bounded(check: Callable[..., T], *args: Any) -> T:
         raise CorruptDataError(f"stored pickle refused: {exc}") from None
 
 
-#: The most one byte of a blob can decompress to, by the format itself: deflate codes a 258-byte match in 2 bits
-#: (zlib level 6 reaches 1,029 on zeros), zstd a 128 KiB RLE block in 4 bytes (level 3 reaches 32,600). A size
-#: claim beyond is damage, refused before anything is allocated; no blob that a compressor made is refused.
-ZLIB_MAX_RATIO = 1032
-ZSTD_MAX_RATIO = 32768
-
-
-def decompress_bounded(decompress: Callable[[bytes, int], bytes], blob: bytes, raw_size: int, max_ratio: int) -> bytes:
-    """Decompress to exactly ``raw_size`` bytes, refusing anything larger (a hostile size claim included): a claim
-    must be within ``MAX_DECODED_BYTES``, the function's memory, and ``max_ratio`` (the format's) times the blob's
-    size."""
-    if not 0 <= raw_size <= MAX_DECODED_BYTES:
-        raise CorruptDataError(f"declared decoded size {raw_size} is outside 0..{MAX_DECODED_BYTES}")
-    memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")  # MB, set by Lambda
-    if memory.isdigit() and raw_size > int(memory) * 1024 * 1024:
-        raise StoredDataError(
-            f"the stored map decodes to {raw_size >> 20} MB, more than this function's memory ({memory} MB) can "
-            "hold; give the function more memory, or (if the map should be small) check the item"
-        )
-    if raw_size > max_ratio * len(blob):
-        raise CorruptDataError(
-            f"declared decoded size {raw_size} is more than a blob of {len(blob)} bytes can decompress to "
-            f"({max_ratio} times its size)"
-        )
-    try:
-        body = decompress(blob, raw_size)
-    except CorruptDataError:
-        raise
-    except Exception as exc:
-        raise CorruptDataError(f"stored blob does not decompress: {exc}") from exc
-    if len(body) != raw_size:
-        raise CorruptDataError(f"stored blob decompresses to {len(body)} bytes, the head says {raw_size}")
-    return body
-
-
-def _zlib_decompress(blob: bytes, limit: int) -> bytes:
-    d = zlib.decompressobj()
-    body = d.decompress(blob, limit + 1)
-    if len(body) > limit or not d.eof:
-        raise CorruptDataError("stored blob is larger than declared, or truncated")
-    return body
-
-
 class PickleCodec(Codec):
     """pickle protocol 5 entries, compressed with zlib (or zstd where the interpreter has compression.zstd)."""
 
@@ -267,7 +208,7 @@ class PickleCodec(Codec):
 
     def encode_entry(self, key: Any, value: Any) -> bytes:
         buffer = io.BytesIO()
-        pickler = _pickle()[0](buffer, PROTOCOL)
+        pickler = _Pickler(buffer, PROTOCOL)
         try:
             pickler.dump((key, value))
         except Exception as exc:  # _Refused, PicklingError, TypeError, RecursionError...: the value cannot be stored
@@ -301,26 +242,18 @@ class PickleCodec(Codec):
         return zlib.compress(body, 6)
 
     def _decompress(self, blob: bytes, limit: int) -> bytes:
-        return _zlib_decompress(blob, limit)
+        return zlib_decompress(blob, limit)
 
-    def decode_entry(self, entry: bytes) -> tuple[Any, Any]:
-        key, value, _ = self._read(entry)
-        return key, value
-
-    def read_entry(self, entry: bytes) -> tuple[Any, Any, bytes]:
-        key, value, sets = self._read(entry)
-        return key, value, self._again(key, value) if sets else entry
-
-    def _read(self, entry: bytes) -> tuple[Any, Any, bool]:
+    def read(self, entry: bytes) -> tuple[Any, Any, bool]:
         """(key, value, whether it holds a set) of one stored entry: one pickle, through every bound."""
-        try:
+        with undecodable("pickle"):
             pickles = _bounded(scan, entry)
             if len(pickles) != 1:
                 raise CorruptDataError(f"a stored entry holds {len(pickles)} pickles, not one")
             _, _, shares, sets = pickles[0]
             if shares:
                 _bounded(weigh, entry)
-            unpickler = _pickle()[1](io.BytesIO(entry))
+            unpickler = _Unpickler(io.BytesIO(entry))
             pair = unpickler.load()
             if type(pair) is not tuple or len(pair) != 2:
                 raise CorruptDataError("stored pickle entry is not a (key, value) pair")
@@ -328,19 +261,7 @@ class PickleCodec(Codec):
                 _bounded(check_expansion, pair, len(entry))
             if unpickler.resolved:
                 check_decoded(*pair)
-        except (UnsafeDataError, CorruptDataError):
-            raise
-        except Exception as exc:
-            raise CorruptDataError(f"stored pickle does not decode: {type(exc).__name__}: {exc}") from exc
         return pair[0], pair[1], sets or unpickler.made_sets
-
-    def _again(self, key: Any, value: Any) -> bytes:
-        """An entry encoded again (see read_entry); what this Python cannot pickle (deeper than its recursion limit
-        allows) is damaged data, here, not a bad value of the caller's."""
-        try:
-            return self.encode_entry(key, value)
-        except UnsupportedValueError as exc:
-            raise CorruptDataError(f"stored entry cannot be written back: {exc}") from None
 
     def decompress(self, blob: bytes, raw_size: int) -> bytes:
         return decompress_bounded(self._decompress, blob, raw_size, self.max_ratio)
@@ -360,13 +281,13 @@ class PickleCodec(Codec):
         stream = io.BytesIO(body)
         result: dict[Any, Any] = {}
         stored: list[memoryview] = []
-        try:
+        with undecodable("pickle"):
             pickles = _bounded(scan, body)
             for start, end, shares, _ in pickles:
                 if shares:
                     _bounded(weigh, body[start:end])
             for start, end, shares, sets in pickles:
-                unpickler = _pickle()[1](stream)  # one unpickler per entry: each pickle numbers its memo from 0
+                unpickler = _Unpickler(stream)  # one unpickler per entry: each pickle numbers its memo from 0
                 entry = unpickler.load()
                 if type(entry) is not tuple or len(entry) != 2:
                     raise CorruptDataError("stored pickle entry is not a (key, value) pair")
@@ -383,59 +304,22 @@ class PickleCodec(Codec):
                     raise CorruptDataError(f"stored map holds the key {label(key)} twice")
                 if entries:
                     again = sets or unpickler.made_sets
-                    stored.append(memoryview(self._again(key, value)) if again else view[start:end])
-        except (UnsafeDataError, CorruptDataError):
-            raise
-        except Exception as exc:
-            raise CorruptDataError(f"stored pickle does not decode: {type(exc).__name__}: {exc}") from exc
+                    stored.append(memoryview(self.again(key, value)) if again else view[start:end])
         return result, stored
 
 
-class _StdlibZstdPickleCodec(PickleCodec):
+class StdlibZstdPickleCodec(PickleCodec):
     """Python 3.14+: the same entries compressed with the standard library's zstd."""
 
     name: ClassVar[str] = "pickle5+zstd"
     max_ratio: ClassVar[int] = ZSTD_MAX_RATIO
 
-    def compress(self, body: bytes) -> bytes:
-        from compression import zstd  # type: ignore[import-not-found,unused-ignore]
+    @classmethod
+    def usable(cls) -> bool:
+        return has_stdlib_zstd()
 
-        return bytes(zstd.compress(body, options={zstd.CompressionParameter.checksum_flag: 1}))
+    def compress(self, body: bytes) -> bytes:
+        return stdlib_zstd_compress(body)
 
     def _decompress(self, blob: bytes, limit: int) -> bytes:
-        from compression import zstd  # type: ignore[import-not-found,unused-ignore]
-
-        d = zstd.ZstdDecompressor()
-        body = bytes(d.decompress(blob, max_length=limit + 1))
-        if len(body) > limit or not d.eof:
-            raise CorruptDataError("stored blob is larger than declared, or truncated")
-        return body
-
-
-@functools.cache
-def has_stdlib_zstd() -> bool:
-    """Whether this interpreter has the standard library's zstd (Python 3.14+, built with libzstd). Asked once:
-    a failed import is not cached by Python, and searching sys.path again cost 0.3 ms per PersistentMap()."""
-    try:
-        import compression.zstd  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _stdlib_zstd_codec() -> Codec:
-    if not has_stdlib_zstd():
-        raise UnsupportedFormatError(
-            "this map was written with zstd compression on Python 3.14+; run on Python 3.14+ "
-            "or install the full package: pip install aws-lambda-persistence"
-        )
-    return _StdlibZstdPickleCodec()
-
-
-def default_codec() -> Codec:
-    """The codec the lite package writes with on this interpreter."""
-    return _StdlibZstdPickleCodec() if has_stdlib_zstd() else PickleCodec()
-
-
-register(PickleCodec.name, PickleCodec)
-register(_StdlibZstdPickleCodec.name, _stdlib_zstd_codec)
+        return stdlib_zstd_decompress(blob, limit)

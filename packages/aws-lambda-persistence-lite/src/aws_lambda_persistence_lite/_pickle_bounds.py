@@ -23,13 +23,12 @@ bounds for whatever follows.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import CorruptDataError
 from ._values import MAX_NESTING
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
-    from typing import Any
-
     #: (start, end, shares, sets) of one pickle in a body: see scan().
     Span = tuple[int, int, bool, bool]
 

@@ -8,19 +8,11 @@ CorruptDataError. Nothing here does I/O.
 
 from __future__ import annotations
 
+from hashlib import blake2b
+from typing import NamedTuple
+
 from ._errors import CorruptDataError
 from ._limits import ITEM_BUDGET, MAX_DECODED_BYTES
-
-try:  # hashlib's own blake2b, without hashlib loading OpenSSL at import (about 4 ms of a cold start)
-    from _blake2 import blake2b
-except ImportError:  # an interpreter without the _blake2 module
-    from hashlib import blake2b
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
-if TYPE_CHECKING:
-    from typing import NamedTuple
-else:
-    from ._record import NamedTuple
 
 #: Op kinds of a record. Never renumber: stored records depend on them.
 SET, DEL, ADD, CLEAR = 1, 2, 3, 4

@@ -1,14 +1,14 @@
-"""Whole stored maps, for the command line: find a map's head, and replace a map by another in one step
-(``import``, ``migrate``, ``recompress``), deleting the segments of the map it replaces.
+"""Whole stored maps, for ``admin`` (and so the command line): read a map's head item, and replace a map by
+another in one step (``migrate``), deleting the segments of the map it replaces.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from ._config import Settings
 from ._dynamodb import Conflict, Table, TableMissing
-from ._flushing import LARGE_RECORD, RECORD_OVERHEAD, charge
 from ._head import (
     EPOCH,
     FMT,
@@ -22,7 +22,6 @@ from ._head import (
 )
 from ._limits import TRANSACT_BUDGET, TRANSACT_MAX_ACTIONS
 from ._meter import Usage, item_size
-from ._reading import segment_key
 from ._records import (
     CLEAR,
     RUN,
@@ -30,12 +29,10 @@ from ._records import (
     encode_record,
     encode_run,
 )
-from ._replica import Replica
+from ._room import LARGE_RECORD, RECORD_OVERHEAD, charge
+from ._state import State, segment_key
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
 if TYPE_CHECKING:
-    from typing import Any
-
     from ._codec import Codec
     from ._meter import Item
 
@@ -45,17 +42,13 @@ def is_segment_key(hash_key: str) -> bool:
     return "#alp#" in hash_key
 
 
-def stored_head(client: Any, settings: Settings, usage: Usage | None = None) -> tuple[Head | None, Item | None]:
-    """The map's head as stored, without reading its segments: ``(head, item)``. ``head`` is None for a 1.0.0
-    item (no ``alp_fmt``); both are None when nothing is stored (or the table does not exist). A head in another
-    format, or a damaged one, raises as a load would."""
+def stored_item(client: Any, settings: Settings, usage: Usage) -> Item | None:
+    """The map's head item (or 1.0.0 item) as stored, counted in ``usage``; None when nothing is stored (or the
+    table does not exist)."""
     try:
-        item = Table(client, settings).get(usage if usage is not None else Usage(), settings.table_key)
+        return Table(client, settings).get(usage, settings.table_key)
     except TableMissing:
-        return None, None
-    if item is None or FMT not in item:
-        return None, item
-    return parse(item, settings), item
+        return None
 
 
 def replace_map(client: Any, settings: Settings, codec: Codec, old: Head | None, entries: list[bytes]) -> Head | None:
@@ -73,13 +66,13 @@ def replace_map(client: Any, settings: Settings, codec: Codec, old: Head | None,
     from ._log import logger
     from ._records import SET
 
-    writer = Replica(Table(client, settings), settings, codec)
+    writer = State(Table(client, settings), settings, codec)
     table, usage = writer.table, writer.last_commit
     seq, epoch = (old.version + 1, old.epoch + 1) if old is not None else (1, 0)
     rid = os.urandom(8)
     record = encode_record(rid, [Op(CLEAR), *(Op(SET, entry) for entry in entries)])
     large = len(record) + RECORD_OVERHEAD > LARGE_RECORD
-    run = writer._segment(RUN, encode_run([(seq, record)], seq), 0, seq, seq) if large else None
+    run = writer.segment(RUN, encode_run([(seq, record)], seq), 0, seq, seq) if large else None
     item = build(
         settings, codec.name, version=seq, epoch=epoch, log=[] if run else [record], table=[run[0]] if run else []
     )
@@ -99,12 +92,12 @@ def replace_map(client: Any, settings: Settings, codec: Codec, old: Head | None,
         put["ExpressionAttributeNames"] = {"#ver": VER, "#ep": EPOCH}
         put["ExpressionAttributeValues"] = {":v": {"N": str(old.version)}, ":e": {"N": str(old.epoch)}}
     puts = [run] if run else []
-    shards = writer._items(puts)
+    shards = writer.items(puts)
     try:
         if not shards:
             table.call(usage, "put_item", **put)
         elif len(shards) < TRANSACT_MAX_ACTIONS and sum(map(item_size, [*shards, item])) <= TRANSACT_BUDGET:
-            table.transact(usage, [*writer._puts(puts), {"Put": put}], rid.hex())
+            table.transact(usage, [*writer.puts(puts), {"Put": put}], rid.hex())
         else:
             table.batch_write(usage, puts=shards)
             try:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._config import Settings
 from ._log import logger
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
-if TYPE_CHECKING:
-    from typing import Any
 
 
 def create_table(client: Any, settings: Settings) -> None:

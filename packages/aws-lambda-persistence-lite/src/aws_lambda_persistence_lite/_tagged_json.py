@@ -38,66 +38,48 @@ a ``$`` key that is not exactly one known tag with its known parameters is an er
 
 from __future__ import annotations
 
-import base64
-import datetime as _dt
-import decimal
 import json
 import math
 import re
-import uuid
-from collections.abc import Callable
 from typing import Any
+
+from ._model import BY_TAG, BY_TYPE, Kind, zone_from, zone_parts
 
 #: Largest magnitude written as a plain JSON number: beyond it, JavaScript and many JSON tools lose digits.
 SAFE_INT = 2**53
-#: Ints wider than this are written in hex: Python limits decimal conversion to 4,300 digits by default.
-_DECIMAL_BITS = 12_000
 _OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{6}))?)?$")
-_PARAMETERS = {"$datetime": {"tz", "fold"}, "$time": {"tz", "fold"}}
+_ZONED = {"tz", "fold"}
 
 
 def encode(value: Any) -> Any:
     """The JSON-ready structure (dicts, lists, str, numbers, bool, None) that represents ``value``.
 
-    Raises TypeError for a value no map can hold (see ``_values.py``).
+    Raises TypeError for a value no map can hold (see ``_model``).
     """
     kind = type(value)
     if value is None or kind is bool or kind is str:
         return value
-    if kind is int:
-        if -SAFE_INT <= value <= SAFE_INT:
-            return value
-        return {"$int": str(value) if value.bit_length() <= _DECIMAL_BITS else hex(value)}
-    if kind is float:
-        return value if math.isfinite(value) else {"$float": repr(value)}
+    if (kind is int and -SAFE_INT <= value <= SAFE_INT) or (kind is float and math.isfinite(value)):
+        return value
     if kind is list:
         return [encode(v) for v in value]
     if kind is dict:
         if all(type(k) is str and not k.startswith("$") for k in value):
             return {k: encode(v) for k, v in value.items()}
         return {"$dict": [[encode(k), encode(v)] for k, v in value.items()]}
-    if kind in (tuple, set, frozenset):
-        return {f"${kind.__name__}": [encode(v) for v in value]}
-    if kind is bytes or kind is bytearray:
-        return {f"${kind.__name__}": base64.b64encode(value).decode("ascii")}
-    if kind is complex:
-        return {"$complex": [encode(value.real), encode(value.imag)]}
-    if kind is decimal.Decimal:
-        return {"$decimal": str(value)}
-    if kind is uuid.UUID:
-        return {"$uuid": str(value)}
-    if kind is _dt.date:
-        return {"$date": value.isoformat()}
-    if kind is _dt.timedelta:
-        return {"$timedelta": [value.days, value.seconds, value.microseconds]}
-    if kind is _dt.datetime or kind is _dt.time:
-        tagged: dict[str, Any] = {f"${kind.__name__}": value.replace(tzinfo=None, fold=0).isoformat()}
+    row = BY_TYPE.get(kind)
+    if row is None:
+        raise TypeError(f"type {kind.__module__}.{kind.__qualname__} cannot be stored in a map, so it has no tag")
+    if row.text is None:
+        assert row.parts is not None  # (every row but list and dict, written above, has a text or parts)
+        return {f"${row.tag}": encode(row.parts(value))}
+    tagged: dict[str, Any] = {f"${row.tag}": row.text(value)}
+    if row.zoned:
         if value.tzinfo is not None:
-            tagged["tz"] = _encode_tz(value.tzinfo)
+            tagged["tz"] = _encode_zone(zone_parts(value.tzinfo))
         if value.fold:
             tagged["fold"] = 1
-        return tagged
-    raise TypeError(f"type {kind.__module__}.{kind.__qualname__} cannot be stored in a map, so it has no tag")
+    return tagged
 
 
 def decode(data: Any) -> Any:
@@ -113,16 +95,45 @@ def decode(data: Any) -> Any:
     if not tags:
         return {k: decode(v) for k, v in data.items()}
     tag = tags[0]
-    reader = _READERS.get(tag)
-    if reader is None or len(tags) > 1:
-        raise ValueError(f"unknown tag {tags[0] if reader is None else tags!r}; known: {sorted(_READERS)}")
-    extra = set(data) - {tag} - _PARAMETERS.get(tag, set())
+    row = BY_TAG.get(tag[1:]) if tag != "$dict" else None
+    if ((row is None or (row.text is None and row.build is None)) and tag != "$dict") or len(tags) > 1:
+        raise ValueError(f"unknown tag {tags if len(tags) > 1 else tag!r}; known: {sorted(_TAGS)}")
+    extra = set(data) - {tag} - (_ZONED if row is not None and row.zoned else set())
     if extra:
         raise ValueError(f"tag {tag} has unknown parameters {sorted(extra)}")
     try:
-        return reader(data[tag], data)
+        return _dict(data[tag]) if row is None else _read(row, data[tag], data)
     except (TypeError, ValueError, KeyError, ArithmeticError) as exc:  # binascii.Error is a ValueError
         raise ValueError(f"bad {tag} value {data[tag]!r}: {exc}") from None
+
+
+def _read(row: Kind, payload: Any, tagged: dict[str, Any]) -> Any:
+    if row.text is None:
+        assert row.build is not None
+        if type(payload) is not list:
+            raise TypeError("expected a JSON array")
+        return row.build([decode(v) for v in payload])
+    assert row.parse is not None
+    if type(payload) is not str:
+        raise TypeError("expected a JSON string")
+    value = row.parse(payload)
+    if row.zoned:
+        fold = tagged.get("fold", 0)
+        if fold not in (0, 1) or type(fold) is not int:
+            raise ValueError("fold must be 0 or 1")
+        value = value.replace(tzinfo=zone_from(_decode_zone(tagged.get("tz"))), fold=fold)
+    return value
+
+
+def _dict(payload: Any) -> dict[Any, Any]:
+    pairs = [decode(v) for v in payload] if type(payload) is list else None
+    if pairs is None or any(type(p) is not list or len(p) != 2 for p in pairs):
+        raise TypeError("expected an array of [key, value] pairs")
+    return dict(pairs)
+
+
+#: The tags a file may hold: each type's that JSON lacks, and $dict (a dict whose keys JSON objects cannot hold).
+_TAGS = ["$dict", *(f"${row.tag}" for row in BY_TAG.values() if row.text is not None or row.build is not None)]
 
 
 def dumps(value: Any, *, indent: int | None = None) -> str:
@@ -146,100 +157,13 @@ def loads(text: str | bytes) -> Any:
         raise ValueError("nested too deeply to read") from None
 
 
-# -- readers ---------------------------------------------------------------------------------------------------
-
-
-def _items(payload: Any) -> list[Any]:
-    if type(payload) is not list:
-        raise TypeError("expected a JSON array")
-    return [decode(v) for v in payload]
-
-
-def _float(payload: Any) -> float:
-    value = decode(payload)
-    if type(value) not in (int, float):
-        raise TypeError("expected a number")
-    return float(value)
-
-
-def _int(payload: Any, _: Any) -> int:
-    text = _text(payload)
-    return int(text, 16) if text.lstrip("+-").startswith("0x") else int(text)
-
-
-def _text(payload: Any) -> str:
-    if type(payload) is not str:
-        raise TypeError("expected a JSON string")
-    return payload
-
-
-def _bytes(payload: Any, _: Any) -> bytes:
-    return base64.b64decode(_text(payload), validate=True)
-
-
-def _complex(payload: Any, _: Any) -> complex:
-    items = payload if type(payload) is list else None
-    if items is None or len(items) != 2:
-        raise TypeError("expected [real, imag]")
-    return complex(_float(items[0]), _float(items[1]))
-
-
-def _timedelta(payload: Any, _: Any) -> _dt.timedelta:
-    if type(payload) is not list or len(payload) != 3 or any(type(v) is not int for v in payload):
-        raise TypeError("expected [days, seconds, microseconds] as integers")
-    return _dt.timedelta(days=payload[0], seconds=payload[1], microseconds=payload[2])
-
-
-def _datetime(payload: Any, tagged: dict[str, Any]) -> _dt.datetime:
-    naive = _dt.datetime.fromisoformat(_text(payload))
-    return naive.replace(tzinfo=_decode_tz(tagged.get("tz")), fold=_fold(tagged))
-
-
-def _time(payload: Any, tagged: dict[str, Any]) -> _dt.time:
-    naive = _dt.time.fromisoformat(_text(payload))
-    return naive.replace(tzinfo=_decode_tz(tagged.get("tz")), fold=_fold(tagged))
-
-
-def _fold(tagged: dict[str, Any]) -> int:
-    fold = tagged.get("fold", 0)
-    if fold not in (0, 1) or type(fold) is not int:
-        raise ValueError("fold must be 0 or 1")
-    return int(fold)
-
-
-def _dict(payload: Any, _: Any) -> dict[Any, Any]:
-    pairs = _items(payload)
-    if any(type(p) is not list or len(p) != 2 for p in pairs):
-        raise TypeError("expected an array of [key, value] pairs")
-    return dict(pairs)
-
-
-_READERS: dict[str, Callable[[Any, Any], Any]] = {
-    "$int": _int,
-    "$float": lambda p, _: float(_text(p)),
-    "$complex": _complex,
-    "$bytes": _bytes,
-    "$bytearray": lambda p, t: bytearray(_bytes(p, t)),
-    "$decimal": lambda p, _: decimal.Decimal(_text(p)),
-    "$uuid": lambda p, _: uuid.UUID(_text(p)),
-    "$date": lambda p, _: _dt.date.fromisoformat(_text(p)),
-    "$time": _time,
-    "$datetime": _datetime,
-    "$timedelta": _timedelta,
-    "$tuple": lambda p, _: tuple(_items(p)),
-    "$set": lambda p, _: set(_items(p)),
-    "$frozenset": lambda p, _: frozenset(_items(p)),
-    "$dict": _dict,
-}
-
-
 # -- time zones -------------------------------------------------------------------------------------------------
 
 
-def _format_offset(offset: _dt.timedelta) -> str:
-    sign = "-" if offset < _dt.timedelta(0) else "+"
-    micros = abs(offset) // _dt.timedelta(microseconds=1)
-    seconds, micros = divmod(micros, 1_000_000)
+def _format_offset(micros: int) -> str:
+    """A UTC offset in microseconds as ``+HH:MM[:SS[.ffffff]]``."""
+    sign = "-" if micros < 0 else "+"
+    seconds, micros = divmod(abs(micros), 1_000_000)
     minutes, seconds = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     text = f"{sign}{hours:02d}:{minutes:02d}"
@@ -250,37 +174,33 @@ def _format_offset(offset: _dt.timedelta) -> str:
     return text
 
 
-def _parse_offset(text: str) -> _dt.timedelta:
+def _parse_offset(text: str) -> int:
+    """Inverse of :func:`_format_offset`."""
     match = _OFFSET.match(text)
     if match is None:
         raise ValueError(f"bad UTC offset {text!r}: expected +HH:MM[:SS[.ffffff]]")
     sign, hours, minutes, seconds, micros = match.groups()
-    offset = _dt.timedelta(
-        hours=int(hours), minutes=int(minutes), seconds=int(seconds or 0), microseconds=int(micros or 0)
-    )
+    offset = ((int(hours) * 60 + int(minutes)) * 60 + int(seconds or 0)) * 1_000_000 + int(micros or 0)
     return -offset if sign == "-" else offset
 
 
-def _encode_tz(tz: _dt.tzinfo) -> Any:
-    if type(tz) is _dt.timezone:
-        offset, *name = tz.__getinitargs__()  # type: ignore[attr-defined]
-        return {"offset": _format_offset(offset), "name": name[0]} if name else _format_offset(offset)
-    key = getattr(tz, "key", None)
-    if type(tz).__module__ == "zoneinfo" and type(tz).__name__ == "ZoneInfo" and isinstance(key, str):
-        return key
-    raise TypeError(f"tzinfo {type(tz).__module__}.{type(tz).__qualname__} cannot be stored in a map")
+def _encode_zone(parts: Any) -> Any:
+    """A time zone's stored parts (``_model.zone_parts``) as tagged JSON writes them: ``"+02:00"`` for an offset,
+    ``{"offset": ..., "name": ...}`` for a named one, a zone key as it is."""
+    if type(parts) is str:
+        return parts
+    offset = _format_offset(parts[0])
+    return {"offset": offset, "name": parts[1]} if len(parts) == 2 else offset
 
 
-def _decode_tz(data: Any) -> _dt.tzinfo | None:
+def _decode_zone(data: Any) -> Any:
+    """Inverse of :func:`_encode_zone`: the zone's parts, which ``_model.zone_from`` makes a tzinfo."""
     if data is None:
         return None
     if type(data) is dict:
-        if set(data) != {"offset", "name"} or type(data["name"]) is not str:
+        if set(data) != {"offset", "name"} or type(data["name"]) is not str or type(data["offset"]) is not str:
             raise ValueError('a named tz must be {"offset": "+HH:MM", "name": "..."}')
-        return _dt.timezone(_parse_offset(_text(data["offset"])), data["name"])
-    text = _text(data)
-    if text[:1] in ("+", "-"):
-        return _dt.timezone(_parse_offset(text))
-    import zoneinfo
-
-    return zoneinfo.ZoneInfo(text)
+        return [_parse_offset(data["offset"]), data["name"]]
+    if type(data) is not str:
+        raise TypeError("expected a JSON string")
+    return [_parse_offset(data)] if data[:1] in ("+", "-") else data

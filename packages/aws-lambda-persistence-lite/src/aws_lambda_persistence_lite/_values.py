@@ -1,4 +1,5 @@
-"""The value model both codecs share: which Python types a map may hold, how deep, and where a bad one sits.
+"""Checks of values against the value model (``_model``): which values a map may hold, how deep, and where a bad
+one sits.
 
 A value round-trips through a cold load with equal value *and* the same type, so only exact types are
 allowed (a subclass such as ``OrderedDict`` or an ``IntEnum`` would come back as its base type).
@@ -8,31 +9,18 @@ because they also run on values that a caller nested 200,000 levels deep and on 
 
 from __future__ import annotations
 
-from ._errors import CorruptDataError, UnsupportedValueError
+import reprlib
+import uuid
+from typing import TYPE_CHECKING, Any
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see _record.py)
+from ._errors import CorruptDataError, UnsupportedValueError
+from ._model import BY_TYPE, CONTAINER_TYPES, KINDS, SUPPORTED_TEXT, ZONE_CLASSES
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any
 
     #: Where a part of a value sits, as a chain back to the top: (parent step, how to spell this step).
     Step = tuple["Step | None", str, Any]
-
-CONTAINER_TYPES: frozenset[type] = frozenset({list, tuple, dict, set, frozenset})
-_BUILTIN_ATOMS: frozenset[type] = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray})
-#: Types from other modules are matched by (module, name): importing datetime, decimal and uuid (which pulls in
-#: platform) would cost every cold start a few milliseconds, before any map holds one.
-_NAMED_ATOMS = frozenset(
-    {
-        ("datetime", "datetime"),
-        ("datetime", "date"),
-        ("datetime", "time"),
-        ("datetime", "timedelta"),
-        ("decimal", "Decimal"),
-        ("uuid", "UUID"),
-    }
-)
-_WITH_TZINFO = frozenset({("datetime", "datetime"), ("datetime", "time")})
 
 #: The deepest a value may nest containers (``[[1]]`` is 2 levels). Every reader refuses stored values nested
 #: deeper, before building them (hashing a tuple key recurses once per level in C, and so does the full codec's
@@ -45,28 +33,12 @@ MAX_NESTING = 1000
 
 def supported(kind: type) -> bool:
     """Whether values of exactly this type can be stored (subclasses cannot: they would come back as the base)."""
-    return kind in _BUILTIN_ATOMS or kind in CONTAINER_TYPES or _name(kind) in _NAMED_ATOMS
-
-
-def _name(kind: type) -> tuple[str, str]:
-    return kind.__module__, kind.__qualname__
-
-
-SUPPORTED_TEXT = (
-    "None, bool, int, float, complex, str, bytes, bytearray, Decimal, UUID, datetime/date/time "
-    "(naive, datetime.timezone or zoneinfo.ZoneInfo), timedelta, and list/tuple/dict/set/frozenset of these"
-)
-
-
-def _tz_supported(tz: object) -> bool:
-    return tz is None or _name(type(tz)) in (("datetime", "timezone"), ("zoneinfo", "ZoneInfo"))
+    return kind in BY_TYPE
 
 
 def label(value: Any) -> str:
     """``repr(value)`` for a message: at most about 80 characters, and never an error (a key nested 100,000
     levels deep has no repr: repr recurses)."""
-    import reprlib  # only error messages pay for it
-
     short = reprlib.Repr()
     short.maxstring = short.maxother = 80
     short.maxlevel = 2
@@ -104,32 +76,24 @@ def path_of(step: Step | None) -> str:
     return "".join(t.format(d if type(d) is int else label(d)) if "{}" in t else t for t, d in steps)
 
 
-#: Types whose every instance is storable, and tzinfo types that are, learnt as the walks meet them (matching
-#: by name costs more than the walk itself, and readers check every entry that names a class).
-_ALWAYS: set[type] = set(_BUILTIN_ATOMS)
-_ZONES: set[type] = {type(None)}
+#: Types whose every instance is storable: all but those holding a tzinfo, and UUID (see ``_outside``).
+_ALWAYS: frozenset[type] = frozenset(k.type for k in KINDS if not k.zoned and not k.container) - {uuid.UUID}
 
 
 def _outside(item: Any) -> str | None:
     """Why ``item`` itself (not its parts) cannot be stored, as a type name; None when it can."""
     kind = type(item)
-    if kind in _ALWAYS or kind in CONTAINER_TYPES:
-        return None
-    named = _name(kind)
-    if named not in _NAMED_ATOMS:
+    found = BY_TYPE.get(kind)
+    if found is None:
         return f"{kind.__module__}.{kind.__qualname__}"
-    if named in _WITH_TZINFO:
+    if found.zoned:
         tz = type(item.tzinfo)
-        if tz not in _ZONES:
-            if not _tz_supported(item.tzinfo):
-                return f"{kind.__name__} with tzinfo {tz.__module__}.{tz.__qualname__}"
-            _ZONES.add(tz)
-    elif named == ("uuid", "UUID"):  # a stored pickle can set any ``int`` (UUID.__setstate__ does not check)
+        if item.tzinfo is not None and (tz.__module__, tz.__qualname__) not in ZONE_CLASSES:
+            return f"{kind.__name__} with tzinfo {tz.__module__}.{tz.__qualname__}"
+    elif kind is uuid.UUID:  # a stored pickle can set any ``int`` (UUID.__setstate__ does not check)
         number = getattr(item, "int", None)
         if type(number) is not int or not 0 <= number < 1 << 128:
             return f"uuid.UUID with an int of type {type(number).__name__}"
-    else:
-        _ALWAYS.add(kind)
     return None
 
 

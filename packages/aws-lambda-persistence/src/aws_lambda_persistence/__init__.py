@@ -2,12 +2,14 @@
 
 ``data = PersistentMap()`` loads the function's map; every change is committed at once. This package is the
 engine of ``aws_lambda_persistence_lite`` with the msgpack + zstandard codec: exact types, compact and fast.
-It reads everything the lite package and 1.0.0 wrote. Stored format: FORMAT.md in the lite package.
+It reads everything the lite package and 1.0.0 wrote. Stored format: FORMAT.md in the lite package. Tools that
+work on whole stored maps use the ``admin`` module, as the command line does.
 """
 
 from typing import ClassVar
 
 from aws_lambda_persistence_lite import (
+    CODECS,
     FORMAT_VERSION,
     RESERVED_WORDS,
     ConfigurationError,
@@ -25,19 +27,17 @@ from aws_lambda_persistence_lite import (
     policy,
 )
 from aws_lambda_persistence_lite import PersistentMap as _LitePersistentMap
-from aws_lambda_persistence_lite._codec import Codec
-
-from ._msgpack import MsgpackZstdCodec
 
 __version__ = "2.0.0"
 
 
 class PersistentMap(_LitePersistentMap):
     __doc__ = _LitePersistentMap.__doc__
-    codec_factory: ClassVar[type[Codec]] = MsgpackZstdCodec
+    default_codec: ClassVar[str | None] = "msgpack+zstd"
 
 
 __all__ = [
+    "CODECS",
     "FORMAT_VERSION",
     "RESERVED_WORDS",
     "ConfigurationError",

@@ -1,4 +1,4 @@
-"""The full codec: msgpack with one extension type per Python type that msgpack lacks, then zstandard.
+"""The full codec: msgpack with one extension type per Python type that msgpack lacks (``_model``), then zstandard.
 
 Types are exact (``strict_types``): a tuple stays a tuple, a set a set, a bool a bool, and a value of any other
 type is refused before anything is sent. One exception, made by msgpack itself: bytearray and memoryview are
@@ -7,16 +7,15 @@ packed natively as binary and so come back as bytes. Decoding is bounded by the 
 
 from __future__ import annotations
 
-import datetime as _dt
 from typing import Any, ClassVar
 
 import msgpack
 import zstandard
-from aws_lambda_persistence_lite._codec import Codec, register
-from aws_lambda_persistence_lite._errors import CorruptDataError, UnsupportedValueError
-from aws_lambda_persistence_lite._pickle import ZSTD_MAX_RATIO, PickleCodec, decompress_bounded
+from aws_lambda_persistence_lite._codec import Codec
+from aws_lambda_persistence_lite._compression import ZSTD_MAX_RATIO, decompress_bounded
+from aws_lambda_persistence_lite._errors import CorruptDataError, UnsupportedValueError, undecodable
+from aws_lambda_persistence_lite._model import BY_CODE, BY_TYPE, CONTAINER_TYPES, FROZENSET, SET
 from aws_lambda_persistence_lite._values import (
-    CONTAINER_TYPES,
     MAX_NESTING,
     check_decoded,
     find_unsupported,
@@ -26,9 +25,8 @@ from aws_lambda_persistence_lite._values import (
     unsupported_error,
 )
 
-# The extension codes (FORMAT.md, "msgpack+zstd"). Never renumber: stored maps depend on them.
-TUPLE, SET, FROZENSET, DATETIME, DATE, TIME, TIMEDELTA, DECIMAL, UUID, BIGINT, COMPLEX = range(1, 12)
-ZSTD_LEVEL = 3
+from ._zstd import ZSTD_LEVEL, zstd_decompress
+
 #: How deep tuples, sets and frozensets (the extension types that hold values) may nest. Each level's payload is a
 #: msgpack document of its own, so decoding (and encoding) recurses once per level, through msgpack and Python:
 #: this bound keeps both far from the recursion limit and the C stack. Readers allow one level more (the datetime,
@@ -73,27 +71,6 @@ class _TooDeep(ValueError):
     def __init__(self, limit: int, counted: frozenset[type]) -> None:
         super().__init__(limit, counted)
         self.limit, self.counted = limit, counted
-
-
-def _tz(tz: _dt.tzinfo | None) -> Any:
-    if tz is None:
-        return None
-    if type(tz) is _dt.timezone:
-        offset, *name = tz.__getinitargs__()  # type: ignore[attr-defined]
-        return [offset // _dt.timedelta(microseconds=1), *name]
-    if type(tz).__module__ == "zoneinfo" and type(tz).__name__ == "ZoneInfo":
-        return tz.key  # type: ignore[attr-defined]
-    raise _Unsupported(f"tzinfo {type(tz).__qualname__}")
-
-
-def _untz(value: Any) -> _dt.tzinfo | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        import zoneinfo
-
-        return zoneinfo.ZoneInfo(value)
-    return _dt.timezone(_dt.timedelta(microseconds=value[0]), *value[1:])
 
 
 def _copies(depth: int) -> int:
@@ -157,34 +134,15 @@ class _Encoder:
             self.depth -= 1
 
     def default(self, obj: Any) -> msgpack.ExtType:
+        """msgpack asks for each value it lacks: the value model's extension (``_model``), else refused."""
         self.exts += 1
-        kind = type(obj)
-        if kind is tuple:
-            return self.nested(TUPLE, obj)
-        if kind is set:
-            return self.nested(SET, obj)
-        if kind is frozenset:
-            return self.nested(FROZENSET, obj)
-        if kind is _dt.datetime:
-            fields = [obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, obj.microsecond, obj.fold]
-            return self.payload(DATETIME, [*fields, _tz(obj.tzinfo)])
-        if kind is _dt.date:
-            return self.payload(DATE, obj.toordinal())
-        if kind is _dt.time:
-            fields = [obj.hour, obj.minute, obj.second, obj.microsecond, obj.fold]
-            return self.payload(TIME, [*fields, _tz(obj.tzinfo)])
-        if kind is _dt.timedelta:
-            return self.payload(TIMEDELTA, [obj.days, obj.seconds, obj.microseconds])
-        named = (kind.__module__, kind.__qualname__)  # decimal and uuid are imported only by maps that hold them
-        if named == ("decimal", "Decimal"):
-            return msgpack.ExtType(DECIMAL, str(obj).encode())
-        if named == ("uuid", "UUID"):
-            return msgpack.ExtType(UUID, obj.bytes)
-        if kind is int:  # beyond msgpack's 64 bits
-            return msgpack.ExtType(BIGINT, obj.to_bytes((obj.bit_length() + 8) // 8, "big", signed=True))
-        if kind is complex:
-            return self.payload(COMPLEX, [obj.real, obj.imag])
-        raise _Unsupported(f"type {kind.__qualname__}")
+        kind = BY_TYPE.get(type(obj))
+        if kind is None or kind.code is None or kind.parts is None:
+            raise _Unsupported(f"type {type(obj).__qualname__}")
+        if kind.container:
+            return self.nested(kind.code, obj)
+        parts = kind.parts(obj)
+        return msgpack.ExtType(kind.code, parts) if kind.raw else self.payload(kind.code, parts)
 
 
 class _Decoder:
@@ -224,34 +182,11 @@ class _Decoder:
             self.held -= held
 
     def ext_hook(self, code: int, data: bytes) -> Any:
-        if code == TUPLE:
-            return tuple(self.unpack(data))
-        if code in (SET, FROZENSET):
-            self.sets = True
-            return (set if code == SET else frozenset)(self.unpack(data))
-        if code == DATETIME:
-            year, month, day, hour, minute, second, microsecond, fold, tz = self.unpack(data)
-            return _dt.datetime(year, month, day, hour, minute, second, microsecond, tzinfo=_untz(tz), fold=fold)
-        if code == DATE:
-            return _dt.date.fromordinal(self.unpack(data))
-        if code == TIME:
-            hour, minute, second, microsecond, fold, tz = self.unpack(data)
-            return _dt.time(hour, minute, second, microsecond, tzinfo=_untz(tz), fold=fold)
-        if code == TIMEDELTA:
-            return _dt.timedelta(*self.unpack(data))
-        if code == DECIMAL:
-            import decimal
-
-            return decimal.Decimal(data.decode())
-        if code == UUID:
-            import uuid
-
-            return uuid.UUID(bytes=data)
-        if code == BIGINT:
-            return int.from_bytes(data, "big", signed=True)
-        if code == COMPLEX:
-            return complex(*self.unpack(data))
-        raise CorruptDataError(f"unknown msgpack extension code {code}")
+        kind = BY_CODE.get(code)
+        if kind is None or kind.build is None:
+            raise CorruptDataError(f"unknown msgpack extension code {code}")
+        self.sets = self.sets or kind.code in (SET, FROZENSET)
+        return kind.build(data if kind.raw else self.unpack(data))
 
 
 def _map_header(count: int) -> bytes:
@@ -308,14 +243,6 @@ class MsgpackZstdCodec(Codec):
     def compress(self, body: bytes) -> bytes:
         return self._compressor.compress(body)
 
-    def decode_entry(self, entry: bytes) -> tuple[Any, Any]:
-        key, value, _ = self._read(entry)
-        return key, value
-
-    def read_entry(self, entry: bytes) -> tuple[Any, Any, bytes]:
-        key, value, sets = self._read(entry)
-        return key, value, self._again(key, value) if sets else entry
-
     def read_entries(self, entries: list[bytes]) -> list[tuple[Any, Any, bytes]]:
         """Every entry through one Unpacker (a partition's 10,000 entries: one object, not 10,000), each with its
         own bounds: its payload copies held at once, and its key and value ending exactly where its length says."""
@@ -329,44 +256,29 @@ class MsgpackZstdCodec(Codec):
         for entry in entries:
             start, end = end, end + len(entry)
             decoder.sets = False
-            try:
+            with undecodable("msgpack"):
                 key, value = unpacker.unpack(), unpacker.unpack()
-            except CorruptDataError:
-                raise
-            except Exception as exc:
-                raise CorruptDataError(f"stored msgpack does not decode: {type(exc).__name__}: {exc}") from exc
             if unpacker.tell() != end:
                 raise CorruptDataError(
                     f"a stored entry's key and value take {unpacker.tell() - start} of its {len(entry)} bytes"
                 )
             if stamps and _may_hold_timestamp(joined, start, end):
                 check_decoded(key, value)
-            out.append((key, value, self._again(key, value) if decoder.sets else entry))
+            out.append((key, value, self.again(key, value) if decoder.sets else entry))
         return out
 
-    def _read(self, entry: bytes) -> tuple[Any, Any, bool]:
+    def read(self, entry: bytes) -> tuple[Any, Any, bool]:
         """(key, value, whether it holds a set) of one stored entry."""
         decoder = _Decoder()
-        try:
+        with undecodable("msgpack"):
             unpacker = msgpack.Unpacker(ext_hook=decoder.ext_hook, max_buffer_size=max(len(entry), 1), **_OPTIONS)
             unpacker.feed(entry)
             key, value = unpacker.unpack(), unpacker.unpack()
             if unpacker.tell() != len(entry):
                 raise CorruptDataError(f"a stored entry has {len(entry) - unpacker.tell()} bytes after its value")
-        except CorruptDataError:
-            raise
-        except Exception as exc:
-            raise CorruptDataError(f"stored msgpack does not decode: {type(exc).__name__}: {exc}") from exc
         if _may_hold_timestamp(entry):  # msgpack decodes its Timestamp itself: outside the value model
             check_decoded(key, value)
         return key, value, decoder.sets
-
-    def _again(self, key: Any, value: Any) -> bytes:
-        """An entry encoded again (see read_entry); what cannot be (nested past the limits) is damaged data."""
-        try:
-            return self.encode_entry(key, value)
-        except UnsupportedValueError as exc:
-            raise CorruptDataError(f"stored entry cannot be written back: {exc}") from None
 
     def decompress(self, blob: bytes, raw_size: int) -> bytes:
         return decompress_bounded(zstd_decompress, blob, raw_size, self.max_ratio)
@@ -375,14 +287,11 @@ class MsgpackZstdCodec(Codec):
         """The whole map in one msgpack call: 40% quicker than entry by entry. Except for a value nested to msgpack's
         own limit of 1,024 levels, which the writer accepts: with the map around it, one call cannot hold it."""
         body = decompress_bounded(zstd_decompress, blob, raw_size, self.max_ratio)
-        try:
-            result = msgpack.unpackb(body, ext_hook=_Decoder().ext_hook, **_OPTIONS)
-        except msgpack.StackError:
-            return self._entries(body, again=False)[0]
-        except CorruptDataError:
-            raise
-        except Exception as exc:
-            raise CorruptDataError(f"stored msgpack does not decode: {type(exc).__name__}: {exc}") from exc
+        with undecodable("msgpack"):
+            try:
+                result = msgpack.unpackb(body, ext_hook=_Decoder().ext_hook, **_OPTIONS)
+            except msgpack.StackError:
+                return self._entries(body, again=False)[0]
         if type(result) is not dict:
             raise CorruptDataError(f"stored msgpack holds a {type(result).__name__}, not a map")
         if len(result) != _map_size(body):
@@ -412,7 +321,7 @@ class MsgpackZstdCodec(Codec):
         decoder = _Decoder()
         result: dict[Any, Any] = {}
         stored: list[memoryview] = []
-        try:
+        with undecodable("msgpack"):
             unpacker = msgpack.Unpacker(ext_hook=decoder.ext_hook, max_buffer_size=max(len(body), 1), **_OPTIONS)
             unpacker.feed(body)
             for _ in range(unpacker.read_map_header()):
@@ -425,49 +334,7 @@ class MsgpackZstdCodec(Codec):
                 result[key] = value
                 if len(result) == count:
                     raise CorruptDataError(f"stored map holds the key {label(key)} twice")
-                stored.append(memoryview(self._again(key, value)) if again and decoder.sets else view[start:end])
+                stored.append(memoryview(self.again(key, value)) if again and decoder.sets else view[start:end])
             if unpacker.tell() != len(body):
                 raise CorruptDataError(f"stored msgpack has {len(body) - unpacker.tell()} bytes after its map")
-        except CorruptDataError:
-            raise
-        except Exception as exc:
-            raise CorruptDataError(f"stored msgpack does not decode: {type(exc).__name__}: {exc}") from exc
         return result, stored
-
-
-#: Bytes asked of the zstd reader at once: it allocates what it is asked for, so that memory follows what a frame
-#: really holds rather than what its head claims.
-_READ_CHUNK = 4 << 20
-
-
-def zstd_decompress(blob: bytes, limit: int) -> bytes:
-    """Decompress a zstd frame to at most ``limit`` bytes, whatever the frame header claims."""
-    declared = zstandard.frame_content_size(blob)
-    if declared not in (-1, limit):
-        raise CorruptDataError(f"zstd frame declares {declared} bytes, the head says {limit}")
-    with zstandard.ZstdDecompressor().stream_reader(blob) as reader:
-        parts, size = [], 0
-        while size <= limit:
-            part = reader.read(min(limit + 1 - size, _READ_CHUNK))
-            if not part:
-                break
-            parts.append(part)
-            size += len(part)
-    return b"".join(parts)
-
-
-class ZstdPickleCodec(PickleCodec):
-    """Reads the lite package's pickles compressed with Python 3.14's zstd, on any Python."""
-
-    name: ClassVar[str] = "pickle5+zstd"
-    max_ratio: ClassVar[int] = ZSTD_MAX_RATIO
-
-    def compress(self, body: bytes) -> bytes:
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compress(body)
-
-    def _decompress(self, blob: bytes, limit: int) -> bytes:
-        return zstd_decompress(blob, limit)
-
-
-register(MsgpackZstdCodec.name, MsgpackZstdCodec)
-register(ZstdPickleCodec.name, ZstdPickleCodec)
