@@ -224,9 +224,9 @@ class TestShardSplit:
         length = max(1, multiple * SHARD_BYTES + delta)
         body = random.Random(length).randbytes(length)
         replica = Replica(None, settings_, IdentityCodec())  # type: ignore[arg-type]
-        segment, blob = replica._segment(RUN, body, 0, 1, 1)
+        segment, blob = replica.segment(RUN, body, 0, 1, 1)
         assert blob == body and segment.blob_size == length
-        items = replica._items([(segment, blob)])
+        items = replica.items([(segment, blob)])
         assert len(items) == segment.shards == -(-length // SHARD_BYTES)
         keys = [segment_key(settings_.table_key, segment.sid, n) for n in range(len(items))]
         assert [i["key"]["S"] for i in items] == keys
