@@ -60,7 +60,8 @@ def log_like_a_writer_that_ignores_room(head: Any, pkg: Any, size: int, rng: ran
     same_id = rng.random() < 0.5
     records = [frame_record((0 if same_id else i).to_bytes(8, "big"), [(1, entry)]) for i in range(size // 60)]
     head["alp_log"] = {"L": [{"B": r} for r in records]}
-    head["alp_ver"] = {"N": str(int(head["alp_ver"]["N"]) + len(records))}
+    stored = head.get("alp_ver", {}).get("N", "")  # (an earlier change of the case may have removed or retyped it)
+    head["alp_ver"] = {"N": str((int(stored) if stored.isdigit() else 0) + len(records))}
     head["alp_room"] = {"N": str(max(-409_600, 4_000 - sum(map(charge, records))))}
 
 
