@@ -24,13 +24,16 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from .. import PersistenceError, PersistentMap
 from ._context import CliError, Context, aws_message, library_message
 from ._parser import parser
 
 
-def main(argv: Sequence[str] | None = None, *, map_class: type[PersistentMap] = PersistentMap, prog: str) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, map_class: type[PersistentMap[Any, Any]] = PersistentMap, prog: str
+) -> int:
     """Run the tool with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     try:
         args = parser(prog, map_class).parse_args(argv)
