@@ -13,14 +13,16 @@ from tests.conftest import Calls, stored_item
 
 
 class TestHandler:
-    def test_one_read_per_container_and_one_write_per_invocation(self, aws: Any, pkg: Any, calls: Calls) -> None:
+    def test_one_read_per_container_and_one_write_per_invocation(
+        self, aws: Any, pkg: Any, calls: Calls, table_key: str
+    ) -> None:
         @pkg.PersistentMap.handler()
         def handler(event: Any, context: Any, data: Any) -> int:
             data["last"] = event
             data.increment("count")
             return int(data["count"])
 
-        pkg.PersistentMap.open({"x": 0}, table_key="another-map")  # (the table exists)
+        pkg.PersistentMap.open({"x": 0}, table_key=table_key + "-other")  # (the table exists)
         calls.clear()
         assert calls.names == []  # (decorating makes no call: importing a function's module stays free)
         assert handler("a", None) == 1
@@ -53,14 +55,14 @@ class TestHandler:
         assert pkg.PersistentMap().to_dict() == {"n": 1}
         assert (stored_item(aws, table_key) or {})["alp_ver"] == {"N": "1"}
 
-    def test_settings_are_those_of_open(self, aws: Any, pkg: Any) -> None:
-        @pkg.PersistentMap.handler(table_key="elsewhere")
+    def test_settings_are_those_of_open(self, aws: Any, pkg: Any, table_key: str) -> None:
+        @pkg.PersistentMap.handler(table_key=table_key + "-elsewhere")
         def handler(event: Any, context: Any, data: Any) -> str:
             data["k"] = "v"
             return str(data.settings.table_key)
 
-        assert handler(None, None) == "elsewhere"
-        assert pkg.PersistentMap(table_key="elsewhere").to_dict() == {"k": "v"}
+        assert handler(None, None) == table_key + "-elsewhere"
+        assert pkg.PersistentMap(table_key=table_key + "-elsewhere").to_dict() == {"k": "v"}
 
     @pytest.mark.parametrize("outer", [True, False], ids=["powertools-outside", "powertools-inside"])
     def test_stacks_with_powertools_decorators(self, aws: Any, pkg: Any, outer: bool) -> None:
@@ -143,3 +145,72 @@ class TestSnapStart:
         monkeypatch.setattr(_snapstart, "_maps", type(_snapstart._maps)())
         pkg.PersistentMap(a=1)
         assert _snapstart._hooks is False and len(_snapstart._maps) == 0
+
+
+class TestLogging:
+    def test_each_package_logs_under_its_own_name_and_is_silent_by_default(self, pkg: Any) -> None:
+        import logging
+
+        assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger(pkg.__name__).handlers)
+
+    def test_loads_commits_and_lost_attempts_are_debug_lines(
+        self, aws: Any, pkg: Any, caplog: pytest.LogCaptureFixture, table_key: str
+    ) -> None:
+        caplog.set_level("DEBUG", logger=pkg.__name__)
+        data = pkg.PersistentMap()
+        data["a"] = 1
+        other = pkg.PersistentMap()
+
+        def bump(d: dict[str, Any]) -> None:
+            if d["a"] == 1:
+                other["a"] = 2  # another writer, between this attempt's read and its write
+            d["a"] += 10
+
+        data.mutate(bump)
+        assert data["a"] == 12
+        lines = [r.getMessage() for r in caplog.records if r.name == pkg.__name__]
+        assert any(line.startswith(f"map {table_key!r}: loaded at version 0: Usage(calls=1") for line in lines)
+        assert any("committed 1 ops as version 1: Usage(" in line for line in lines)
+        assert any("computed at version 1, lost to another writer (now at 2)" in line for line in lines)
+
+    @pytest.mark.fresh_dynamodb  # (creates tables of its own)
+    @pytest.mark.parametrize("mode", ["PROVISIONED", "PAY_PER_REQUEST"])
+    def test_the_capacity_warning_comes_once_and_only_for_provisioned_tables(
+        self, aws: Any, pkg: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, mode: str
+    ) -> None:
+        from aws_lambda_persistence_lite import _capacity
+
+        for name in ("_recent", "_provisioned", "_warned"):
+            monkeypatch.setattr(_capacity, name, type(getattr(_capacity, name))())
+        data = pkg.PersistentMap.open(table_name="capacity-test", billing_mode=mode, write_capacity=1)
+        for i in range(8):  # (each write of a few KB costs several units: far over 1 per second)
+            data[i] = "x" * 3000
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        if mode == "PAY_PER_REQUEST":
+            assert warnings == []
+        else:
+            assert len(warnings) == 1 and "more than the 1 the table is provisioned with" in warnings[0]
+            assert "table 'capacity-test': this container wrote" in warnings[0]
+
+    @pytest.mark.fresh_dynamodb
+    def test_an_existing_tables_capacity_is_read_once(
+        self, aws: Any, pkg: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, calls: Calls
+    ) -> None:
+        from aws_lambda_persistence_lite import _capacity
+
+        for name in ("_recent", "_provisioned", "_warned"):
+            monkeypatch.setattr(_capacity, name, type(getattr(_capacity, name))())
+        aws.create_table(
+            TableName="made-elsewhere",
+            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+            ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 2},
+        )
+        data = pkg.PersistentMap.open(table_name="made-elsewhere")
+        data["small"] = 1
+        assert calls.count("DescribeTable") == 0  # (a small write: nothing to check)
+        for i in range(8):
+            data[i] = "x" * 3000
+        assert calls.count("DescribeTable") == 1
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "more than the 2 the table is provisioned with" in warnings[0]

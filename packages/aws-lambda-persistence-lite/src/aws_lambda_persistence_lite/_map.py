@@ -107,7 +107,12 @@ class PersistentMap(MutableMapping[K, V]):
         return persistent(lambda: cls.open(lazy=True, **options))
 
     def _setup(
-        self, settings: Settings, client: Any, data: dict[Any, Any] | None, lazy: bool = False, codec: str | None = None
+        self,
+        settings: Settings,
+        client: DynamoDBClient,
+        data: dict[Any, Any] | None,
+        lazy: bool = False,
+        codec: str | None = None,
     ) -> None:
         self.settings = settings
         self._codec = _writing_codec(codec or type(self).default_codec or lite_default())

@@ -134,7 +134,7 @@ def read(
     nothing is stored. Settings are used as given: no ``PERSISTENCE_TABLE_KEY`` replaces the map a listing named.
     StoredDataError when it cannot be read here (damaged, unsafe, or in a codec this process lacks)."""
     data = map_class.__new__(map_class)
-    data._setup(_settings(target), client, None)  # (``open`` would resolve the settings again: the environment wins)
+    data._setup(_settings(target), client or default_client(), None)  # (``open`` would resolve the settings again)
     head, legacy, _ = _state(data)
     return None if head is None and legacy is None else data
 

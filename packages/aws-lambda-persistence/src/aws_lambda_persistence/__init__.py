@@ -6,6 +6,7 @@ It reads everything the lite package and 1.0.0 wrote. Stored format: FORMAT.md i
 work on whole stored maps use the ``admin`` module, as the command line does.
 """
 
+import logging
 from typing import ClassVar, TypeVar
 
 from aws_lambda_persistence_lite import (
@@ -29,6 +30,9 @@ from aws_lambda_persistence_lite import (
 from aws_lambda_persistence_lite import PersistentMap as _LitePersistentMap
 
 __version__ = "2.0.0"
+
+# Silent unless the function configures logging (Python's advice for libraries): see _log for what is logged.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 K = TypeVar("K")
 V = TypeVar("V")
