@@ -9,6 +9,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -16,13 +18,14 @@ def python_blocks(markdown: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", markdown.read_text(), flags=re.DOTALL)
 
 
-def readme_handler() -> str:
-    """The first Python example of the README's "How to use it" section."""
+def readme_handler(written_out: bool = False) -> str:
+    """The README's handler: the first Python example of its "How to use it" section (with the decorator), or that
+    example followed by the second, which writes the same function out (and continues the first's imports)."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## How to use it") :]
-    found = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
-    assert found, "README.md: no Python example under 'How to use it'"
-    return found.group(1)
+    section = readme[readme.index("## How to use it") : readme.index("### Concurrent containers")]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert len(blocks) >= 2, "README.md: the handler, and the same written out, under 'How to use it'"
+    return blocks[0] + blocks[1] if written_out else blocks[0]
 
 
 def template_function_code() -> str:
@@ -42,8 +45,12 @@ def container(code: str, pkg: Any) -> dict[str, Any]:
 
 
 class TestReadmeHandler:
-    def test_counts_invocations_across_containers(self, aws: Any, pkg: Any, table_key: str, capsys: Any) -> None:
-        first, second = container(readme_handler(), pkg), container(readme_handler(), pkg)
+    @pytest.mark.parametrize("written_out", [False, True], ids=["decorator", "written-out"])
+    def test_counts_invocations_across_containers(
+        self, aws: Any, pkg: Any, table_key: str, capsys: Any, written_out: bool
+    ) -> None:
+        code = readme_handler(written_out)
+        first, second = container(code, pkg), container(code, pkg)
         results = [
             first["lambda_handler"]({}, None),
             first["lambda_handler"]({}, None),  # warm

@@ -6,6 +6,8 @@ msgpack + zstandard codec. Stored format: FORMAT.md beside this file. Tools that
 (describe, read, rewrite in another codec, list a table's) use the ``admin`` module, as the command line does.
 """
 
+import logging
+
 # Import cost: what a cold start pays is this package's import after boto3's (the function's map talks through a
 # boto3 client), measured by tools/bench/layer_import.py and import_time.py. boto3 already imports typing, re,
 # hashlib, datetime, decimal, uuid, logging, pickle, base64 and copy, so this package imports them plainly (the
@@ -34,6 +36,9 @@ from ._map import PersistentMap
 from ._meter import Usage
 
 __version__ = "2.0.0"
+
+# Silent unless the function configures logging (Python's advice for libraries): see _log for what is logged.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "CODECS",

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._capacity import watch_capacity
 from ._dynamodb import Conflict, TableMissing
 from ._errors import ConfigurationError, ConflictError
 from ._legacy import adopt, upgrade
@@ -47,14 +48,19 @@ class Committer:
 
     def catch_up(self) -> None:
         """Read what changed in the stored map (all of it, when nothing was read yet)."""
-        if not self.loaded:
-            self.replica.load()
+        replica, cold = self.replica, not self.loaded
+        if cold:
+            replica.load()
             self.loaded = True
-            adopt(self.replica)
+            adopt(replica)
         else:
             self.sync()
         self.stale = False
         self.synced_at = time.monotonic()
+        replica.table.log.debug(
+            "map %r: %s at version %d: %r", replica.settings.table_key, "loaded" if cold else "refreshed",
+            replica.view.seq, replica.last_load,
+        )  # fmt: skip
 
     def sync(self) -> bool:
         """Catch up with the stored map; True when it had changed."""
@@ -99,7 +105,11 @@ class Committer:
             try:
                 self.commit(ops, version if replica.legacy is None else None, usage=usage)
             except Conflict:
-                backoff(attempt, 0.02, 1.0)
+                pause = backoff(attempt, 0.02, 1.0)
+                replica.table.log.debug(
+                    "map %r: attempt %d, computed at version %d, lost to another writer (now at %d); computing "
+                    "it again after %.3f s", replica.settings.table_key, attempt + 1, version, replica.view.seq, pause,
+                )  # fmt: skip
                 continue
             self.synced_at = time.monotonic()
             return result
@@ -121,6 +131,12 @@ class Committer:
         try:
             outcomes = self._commit_ops(ops, expected, known, usage)
             self.stale = False  # (the commit folded the newest head)
+            replica = self.replica
+            replica.table.log.debug(
+                "map %r: committed %d ops as version %d: %r", replica.settings.table_key, len(ops), replica.view.seq,
+                replica.last_commit,
+            )  # fmt: skip
+            watch_capacity(replica.table, replica.last_commit)
             return outcomes
         except TableMissing:  # (a first write creates the table; this one had a head in it)
             s = self.replica.settings

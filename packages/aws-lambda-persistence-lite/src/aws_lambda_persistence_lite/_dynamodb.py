@@ -7,13 +7,14 @@ creating the table on first write. It knows items, not maps: it never parses a h
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._config import Settings
 from ._errors import ConfigurationError, MissingAWSIAMPermissions, PersistenceError
 from ._iam import permission_message
 from ._limits import BATCH_GET_MAX_BYTES, BATCH_GET_MAX_KEYS, BATCH_WRITE_MAX_ITEMS, ITEM_BUDGET
-from ._log import backoff
+from ._log import LITE, backoff
 from ._meter import Usage, item_size, write_units
 from ._table import create_table
 
@@ -73,10 +74,12 @@ def outcome_unknown(exc: Exception) -> bool:
 class Table:
     """One map's table, through one low-level boto3 client."""
 
-    def __init__(self, client: Any, settings: Settings) -> None:
+    def __init__(self, client: Any, settings: Settings, log: logging.Logger | None = None) -> None:
         self.client = client
         self.settings = settings
         self.name = settings.table_name
+        #: Where the map's work is logged: its package's logger (``_log``).
+        self.log = log or logging.getLogger(LITE)
 
     def key(self, hash_key: str) -> Item:
         return {self.settings.key_field_name: {"S": hash_key}}
@@ -234,7 +237,7 @@ class Table:
     def create(self) -> None:
         """Create the table (first write ever); its calls are not counted in a write's usage."""
         try:
-            create_table(self.client, self.settings)
+            create_table(self.client, self.settings, self.log)
         except Exception as exc:
             operation = "describe_table" if type(exc).__name__ == "WaiterError" else "create_table"
             raise self.translate(exc, operation) from exc

@@ -14,7 +14,7 @@ from ._errors import ConflictError, PersistenceError
 from ._flushing import Flusher
 from ._fold import View
 from ._head import EPOCH, FMT, GARBAGE, IDS, LOG, ROOM, TABLE, TABLE_DIGEST, VER, parse, stored_ids, table_attributes
-from ._log import backoff, logger
+from ._log import backoff
 from ._maintenance import Maintenance
 from ._meter import Usage, write_units
 from ._reading import Reader
@@ -192,7 +192,7 @@ class LargeWriter:
             state.table.batch_write(usage, deletes=keys)
             self._claim(usage, claims, add=False)
         except Exception as exc:  # best effort: the claim stays, and a later flush removes the shards
-            logger().warning("could not remove the unused shards of map %r: %s", state.settings.table_key, exc)
+            state.table.log.warning("could not remove the unused shards of map %r: %s", state.settings.table_key, exc)
 
 
 class _Large(NamedTuple):

@@ -12,22 +12,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from . import _snapstart
 from ._changes import Changes
-from ._client import default_client
+from ._client import client_for
 from ._codec import CODECS, Codec, codec_for, lite_default
 from ._config import Settings, split_arguments
 from ._contents import Contents
 from ._errors import ConfigurationError, UnsupportedFormatError
+from ._handler import LambdaHandler, P, R, persistent
 from ._meter import Usage
 from ._reuse import replica_for
 
+if TYPE_CHECKING:
+    from boto3.session import Session
+    from botocore.config import Config
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from ._handler import Handler
+
 T = TypeVar("T")
-M = TypeVar("M", bound="PersistentMap")
+K = TypeVar("K")
+V = TypeVar("V")
+M = TypeVar("M", bound="PersistentMap[Any, Any]")
 
 
-class PersistentMap(MutableMapping[Any, Any]):
+class PersistentMap(MutableMapping[K, V]):
     """A dict persisted in DynamoDB. ``PersistentMap()`` loads this function's map (one GetItem for a small map).
 
     Positional data or keyword data (``PersistentMap({'a': 1})``, ``PersistentMap(a=1)``) is merged into
@@ -44,7 +55,7 @@ class PersistentMap(MutableMapping[Any, Any]):
         if len(args) > 1:
             raise TypeError(f"PersistentMap expected at most 1 positional argument, got {len(args)}")
         config, data = split_arguments(kwargs)
-        self._setup(Settings.resolve(config), None, dict(*args, **data) if args or data else None)
+        self._setup(Settings.resolve(config), client_for(), dict(*args, **data) if args or data else None)
 
     @classmethod
     def open(
@@ -52,12 +63,26 @@ class PersistentMap(MutableMapping[Any, Any]):
         initial: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None = None,
         /,
         *,
-        client: Any = None,
+        table_name: str | None = None,
+        table_key: str | None = None,
+        key_field_name: str | None = None,
+        value_field_name: str | None = None,
+        max_age: float | None = None,
+        max_attempts: int | None = None,
+        billing_mode: str | None = None,
+        read_capacity: int | None = None,
+        write_capacity: int | None = None,
+        client: DynamoDBClient | None = None,
+        boto3_session: Session | None = None,
+        boto_config: Config | None = None,
         lazy: bool = False,
         codec: str | None = None,
-        **settings: Any,
     ) -> M:
-        """Open a map with any setting (see ``Settings``) and an optional boto3 DynamoDB client.
+        """Open a map with any setting (``Settings``; None: the default, and ``PERSISTENCE_<NAME>`` wins).
+
+        ``client``: the boto3 DynamoDB client to use; or ``boto3_session`` and ``boto_config`` (as Powertools takes
+        them) to make one (``boto_config`` overrides this library's retries and timeouts). By default every map of
+        a container shares one client.
 
         ``codec``: what a new map is written with (``CODECS`` lists them; the default is the package's own). A
         stored map keeps the codec it is stored with, whichever package opens it: the command line's ``migrate``
@@ -67,18 +92,33 @@ class PersistentMap(MutableMapping[Any, Any]):
         (``m[k] = v``, ``update()``, ``clear()``, ``increment()``) is appended unread and brings the map back with
         it: one call in all. Errors (a missing permission, a damaged map) then surface at that first use.
         """
+        settings = {k: v for k, v in locals().items() if k in Settings._fields}
         self = cls.__new__(cls)
-        initial_data = dict(initial) if initial is not None else None
-        self._setup(Settings.resolve(settings), client, initial_data, lazy=lazy, codec=codec)
+        data = dict(initial) if initial is not None else None
+        client = client if client is not None else client_for(boto3_session, boto_config)
+        self._setup(Settings.resolve(settings), client, data, lazy=lazy, codec=codec)
         return self
 
+    @classmethod
+    def handler(cls: type[M], **options: Any) -> Callable[[Handler[M, P, R]], LambdaHandler[P, R]]:
+        """Decorate a Lambda handler ``handler(event, context, data)`` to receive the map ``open(lazy=True,
+        **options)`` opens at the container's first invocation; each invocation's changes are one write (none if
+        it changes nothing), committed before it returns and discarded if it raises (see ``_handler``)."""
+        return persistent(lambda: cls.open(lazy=True, **options))
+
     def _setup(
-        self, settings: Settings, client: Any, data: dict[Any, Any] | None, lazy: bool = False, codec: str | None = None
+        self,
+        settings: Settings,
+        client: DynamoDBClient,
+        data: dict[Any, Any] | None,
+        lazy: bool = False,
+        codec: str | None = None,
     ) -> None:
         self.settings = settings
         self._codec = _writing_codec(codec or type(self).default_codec or lite_default())
-        self._replica = replica_for(self, client if client is not None else default_client(), settings, self._codec)
+        self._replica = replica_for(self, client, settings, self._codec)
         self._contents = Contents(self._replica)
+        _snapstart.track(self._contents.commits)
         self._changes = Changes(self._contents)
         # (a dropped map's state catches up at its first use, as a global's does)
         if not lazy and not self._contents.commits.loaded:
@@ -88,13 +128,13 @@ class PersistentMap(MutableMapping[Any, Any]):
 
     # -- reading ------------------------------------------------------------------------------------------
 
-    def __getitem__(self, key: Any) -> Any:
-        return self._contents.get(key)
+    def __getitem__(self, key: K) -> V:
+        return self._contents.get(key)  # type: ignore[no-any-return]
 
     def __contains__(self, key: object) -> bool:
         return key in self._contents.view()
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[K]:
         return iter(self._contents.view())
 
     def __len__(self) -> int:
@@ -116,11 +156,11 @@ class PersistentMap(MutableMapping[Any, Any]):
     def __ror__(self, other: Mapping[Any, Any]) -> dict[Any, Any]:
         return {**other, **self._contents.view()} if isinstance(other, Mapping) else NotImplemented
 
-    def __ior__(self, other: Any) -> PersistentMap:  # type: ignore[misc]
+    def __ior__(self: M, other: Any) -> M:  # type: ignore[misc]
         self.update(other)
         return self
 
-    def to_dict(self) -> dict[Any, Any]:
+    def to_dict(self) -> dict[K, V]:
         """A plain dict with the map's current contents (a shallow copy)."""
         return dict(self._contents.view())
 
@@ -153,12 +193,12 @@ class PersistentMap(MutableMapping[Any, Any]):
 
     # -- writing ------------------------------------------------------------------------------------------
 
-    def __setitem__(self, key: Any, value: Any) -> None:
+    def __setitem__(self, key: K, value: V) -> None:
         # Written even when identical to this container's copy: the copy may be stale (another container may have
         # changed the key since), and a set must leave the value it sets.
         self._changes.set(key, value)
 
-    def __delitem__(self, key: Any) -> None:
+    def __delitem__(self, key: K) -> None:
         self._changes.delete(key)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
@@ -169,7 +209,7 @@ class PersistentMap(MutableMapping[Any, Any]):
         """Remove every key with one write (also keys that other containers added meanwhile)."""
         self._changes.clear()
 
-    def increment(self, key: Any, delta: int | float = 1) -> Any:
+    def increment(self, key: K, delta: int | float = 1) -> Any:
         """Atomically add ``delta`` to the number at ``key`` (missing counts as 0); return the new value.
 
         Atomic across containers without a conflict: DynamoDB orders the additions, and each caller gets the
@@ -189,7 +229,7 @@ class PersistentMap(MutableMapping[Any, Any]):
         pop(): set only if no container has set the key meanwhile (else the value it set is returned)."""
         return self._changes.setdefault(key, default)
 
-    def popitem(self) -> tuple[Any, Any]:
+    def popitem(self) -> tuple[K, V]:
         """Remove and return the last inserted (key, value) pair, like dict.popitem(); atomic like pop()."""
         return self._changes.popitem()
 
@@ -198,7 +238,7 @@ class PersistentMap(MutableMapping[Any, Any]):
         is encoded again and compared with what is stored (the cost grows with the map)."""
         self._changes.save()
 
-    def mutate(self, function: Callable[[dict[Any, Any]], T]) -> T:
+    def mutate(self, function: Callable[[dict[K, V]], T]) -> T:
         """Run ``function(d)`` on a private copy of the map and commit what it changed, atomically.
 
         On a concurrent write, ``function`` runs again on the fresh state, so read-modify-write code such as
@@ -209,7 +249,7 @@ class PersistentMap(MutableMapping[Any, Any]):
         return self._changes.mutate(function)  # type: ignore[no-any-return]
 
     @contextmanager
-    def batch(self) -> Iterator[PersistentMap]:
+    def batch(self: M) -> Iterator[M]:
         """Group changes: inside, writes only change memory; at exit they are committed with one write.
 
         If the block raises, its changes are discarded and nothing is written. A value read inside the block is

@@ -18,7 +18,6 @@ from ._first_write import FirstWriter
 from ._flushing import Flusher
 from ._head import CODEC, FMT, HEAD_BUDGET, IDS, LOG, ROOM, TABLE, TABLE_DIGEST, VER, appended, parse, table_attributes
 from ._large_write import CodecChanged, LargeWriter
-from ._log import logger
 from ._meter import Usage, write_units
 from ._reading import Reader
 from ._records import CLEAR, Op, Segment, encode_record
@@ -96,6 +95,10 @@ class Replica(State):
                 new = self._append_confirmed(usage, head, record, rid, expected)
             except Conflict as conflict:
                 current, outcomes = reader.follow(reader.current(usage, conflict), usage, own=own)
+                self.table.log.debug(
+                    "map %r: append at version %d met version %d (room %d of %d needed)", self.settings.table_key,
+                    head.version, current.version, current.room, charge(record),
+                )  # fmt: skip
                 if rid in current.ids:  # botocore's retry of our applied append
                     return outcomes.get(rid, [])
                 if expected is not None and current.version != expected:
@@ -148,7 +151,9 @@ class Replica(State):
         try:
             Flusher(self).flush(usage, head)
         except Exception as exc:
-            logger().debug("map %r: the flush ahead failed (%s); an append will flush", self.settings.table_key, exc)
+            self.table.log.debug(
+                "map %r: the flush ahead failed (%s); an append will flush", self.settings.table_key, exc
+            )
 
     def _append_confirmed(
         self, usage: Usage, head: Head | None, record: bytes, rid: bytes, expected: int | None

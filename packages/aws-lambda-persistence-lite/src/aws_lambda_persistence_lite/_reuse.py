@@ -9,6 +9,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ._dynamodb import Table
+from ._log import package_logger
 from ._replica import Replica
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ _dropped: dict[tuple[int, str, str, str, str], Replica] = {}
 def replica_for(owner: object, client: Any, settings: Settings, codec: Codec) -> Replica:
     """The replica of map ``owner``: a dropped map's of the same client, table and key (the same stored map; the
     other settings may differ), else a new one; kept for the next map when ``owner`` is dropped in turn."""
-    table = Table(client, settings)
+    table = Table(client, settings, package_logger(type(owner)))
     stored = (
         id(client),
         settings.table_name,

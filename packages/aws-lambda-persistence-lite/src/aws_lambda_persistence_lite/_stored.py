@@ -63,7 +63,6 @@ def replace_map(client: Any, settings: Settings, codec: Codec, old: Head | None,
     transaction is put first and deleted again if the head is not replaced (a crash in between leaves it
     unreferenced). The old segments are deleted once the head no longer lists them (a reader that was reading
     them finds one missing and re-reads the head); the old head's ``alp_garbage`` claims are carried over."""
-    from ._log import logger
     from ._records import SET
 
     writer = State(Table(client, settings), settings, codec)
@@ -107,7 +106,7 @@ def replace_map(client: Any, settings: Settings, codec: Codec, old: Head | None,
                 try:
                     table.batch_write(usage, deletes=keys)
                 except Exception:  # the error that matters is the head's; the run is unreferenced either way
-                    logger().warning("map %r: %d unreferenced items were not deleted", settings.table_key, len(keys))
+                    table.log.warning("map %r: %d unreferenced items were not deleted", settings.table_key, len(keys))
                 raise
     except Conflict:
         return None
@@ -119,14 +118,12 @@ def replace_map(client: Any, settings: Settings, codec: Codec, old: Head | None,
 def _delete_segments(table: Table, usage: Usage, settings: Settings, old: Head) -> None:
     """Delete every segment of a replaced map (``old`` was folded: its manifest's segments are known), best effort:
     nothing refers to them any more."""
-    from ._log import logger
-
     segments = {s.sid: s for s in (*old.listed, *old.table)}.values()  # (a folded head: its manifest's too)
     stale = [segment_key(settings.table_key, s.sid, i) for s in segments for i in range(s.shards)]
     try:
         table.batch_write(usage, deletes=stale)
     except Exception as exc:
-        logger().warning(
+        table.log.warning(
             "map %r was replaced, but %d items of its old segments were not deleted (%s); nothing refers to "
             "them any more",
             settings.table_key,

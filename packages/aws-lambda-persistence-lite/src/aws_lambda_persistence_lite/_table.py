@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from ._capacity import created
 from ._config import Settings
-from ._log import logger
+from ._log import LITE
 
 
-def create_table(client: Any, settings: Settings) -> None:
+def create_table(client: Any, settings: Settings, log: logging.Logger | None = None) -> None:
     """Create the map's table (hash key only, as 1.0.0 did) and wait until it is ACTIVE.
 
     Another container may be creating it at the same moment: ResourceInUseException just means we wait too.
@@ -28,9 +30,12 @@ def create_table(client: Any, settings: Settings) -> None:
             "ReadCapacityUnits": settings.read_capacity,
             "WriteCapacityUnits": settings.write_capacity,
         }
-    logger().info("creating DynamoDB table %s", settings.table_name)
+    log = log or logging.getLogger(LITE)
+    log.info("creating DynamoDB table %s", settings.table_name)
     try:
         client.create_table(**arguments)
     except client.exceptions.ResourceInUseException:
-        logger().info("table %s is being created by another container; waiting for it", settings.table_name)
+        log.info("table %s is being created by another container; waiting for it", settings.table_name)
+    else:
+        created(settings)  # (its capacity is known: the capacity warning needs no DescribeTable)
     client.get_waiter("table_exists").wait(TableName=settings.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})

@@ -104,14 +104,14 @@ class MapInfo(NamedTuple):
     error: str | None = None
 
 
-def default_codec(map_class: type[PersistentMap] = PersistentMap) -> str:
+def default_codec(map_class: type[PersistentMap[Any, Any]] = PersistentMap) -> str:
     """The codec ``map_class`` writes new maps with (its ``default_codec``, else the lite package's choice for this
     interpreter): what ``rewrite`` writes when it is given none."""
     return map_class.default_codec or lite_default()
 
 
 def describe(
-    target: PersistentMap | Settings | str, *, client: Any = None, usage: Usage | None = None
+    target: PersistentMap[Any, Any] | Settings | str, *, client: Any = None, usage: Usage | None = None
 ) -> MapInfo | None:
     """The stored map ``target`` names, as its head describes it; None when nothing is stored (or no table).
 
@@ -128,18 +128,18 @@ def describe(
 
 
 def read(
-    target: Settings | str, *, client: Any = None, map_class: type[PersistentMap] = PersistentMap
-) -> PersistentMap | None:
+    target: Settings | str, *, client: Any = None, map_class: type[PersistentMap[Any, Any]] = PersistentMap
+) -> PersistentMap[Any, Any] | None:
     """The stored map ``target`` names, read whole with the codec it is stored with, as a ``map_class``; None when
     nothing is stored. Settings are used as given: no ``PERSISTENCE_TABLE_KEY`` replaces the map a listing named.
     StoredDataError when it cannot be read here (damaged, unsafe, or in a codec this process lacks)."""
     data = map_class.__new__(map_class)
-    data._setup(_settings(target), client, None)  # (``open`` would resolve the settings again: the environment wins)
+    data._setup(_settings(target), client or default_client(), None)  # (``open`` would resolve the settings again)
     head, legacy, _ = _state(data)
     return None if head is None and legacy is None else data
 
 
-def rewrite(data: PersistentMap, codec: str | None = None, *, dry_run: bool = False) -> MapInfo | None:
+def rewrite(data: PersistentMap[Any, Any], codec: str | None = None, *, dry_run: bool = False) -> MapInfo | None:
     """Replace the stored map ``data`` read by one holding the same entries written with ``codec`` (default: that
     of ``data``'s class), in the current format, if it is still at the head ``data`` read: this is how a map moves
     to another codec (appends keep the stored one), or how a 1.0.0 item is upgraded. Returns the new map's
@@ -226,7 +226,7 @@ def _settings(target: Settings | str) -> Settings:
     return target if isinstance(target, Settings) else Settings.resolve({"table_key": target})
 
 
-def _state(data: PersistentMap) -> tuple[Head | None, dict[str, Any] | None, Any]:
+def _state(data: PersistentMap[Any, Any]) -> tuple[Head | None, dict[str, Any] | None, Any]:
     """What ``data`` last read (reading it first if it has not): its head, or its 1.0.0 item, and its client."""
     len(data)
     replica = data._replica

@@ -6,7 +6,8 @@ It reads everything the lite package and 1.0.0 wrote. Stored format: FORMAT.md i
 work on whole stored maps use the ``admin`` module, as the command line does.
 """
 
-from typing import ClassVar
+import logging
+from typing import ClassVar, TypeVar
 
 from aws_lambda_persistence_lite import (
     CODECS,
@@ -30,8 +31,14 @@ from aws_lambda_persistence_lite import PersistentMap as _LitePersistentMap
 
 __version__ = "2.0.0"
 
+# Silent unless the function configures logging (Python's advice for libraries): see _log for what is logged.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-class PersistentMap(_LitePersistentMap):
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class PersistentMap(_LitePersistentMap[K, V]):
     __doc__ = _LitePersistentMap.__doc__
     default_codec: ClassVar[str | None] = "msgpack+zstd"
 

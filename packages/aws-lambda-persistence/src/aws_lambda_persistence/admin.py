@@ -15,13 +15,13 @@ from . import PersistentMap, Settings
 __all__ = ["MapInfo", "SegmentInfo", "default_codec", "describe", "list_maps", "read", "rewrite", "watch"]
 
 
-def default_codec(map_class: type[PersistentMap] = PersistentMap) -> str:
+def default_codec(map_class: type[PersistentMap[Any, Any]] = PersistentMap) -> str:
     """The codec ``map_class`` writes new maps with: msgpack+zstd for this package's."""
     return _lite.default_codec(map_class)
 
 
 def read(
-    target: Settings | str, *, client: Any = None, map_class: type[PersistentMap] = PersistentMap
-) -> PersistentMap | None:
+    target: Settings | str, *, client: Any = None, map_class: type[PersistentMap[Any, Any]] = PersistentMap
+) -> PersistentMap[Any, Any] | None:
     """``aws_lambda_persistence_lite.admin.read``, as this package's ``PersistentMap``."""
-    return cast("PersistentMap | None", _lite.read(target, client=client, map_class=map_class))
+    return cast("PersistentMap[Any, Any] | None", _lite.read(target, client=client, map_class=map_class))

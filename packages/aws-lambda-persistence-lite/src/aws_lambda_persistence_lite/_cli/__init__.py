@@ -24,13 +24,16 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from .. import PersistenceError, PersistentMap
 from ._context import CliError, Context, aws_message, library_message
 from ._parser import parser
 
 
-def main(argv: Sequence[str] | None = None, *, map_class: type[PersistentMap] = PersistentMap, prog: str) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, map_class: type[PersistentMap[Any, Any]] = PersistentMap, prog: str
+) -> int:
     """Run the tool with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     try:
         args = parser(prog, map_class).parse_args(argv)
@@ -65,15 +68,22 @@ def _library_log(ctx: Context) -> Iterator[None]:
         def emit(self, record: logging.LogRecord) -> None:
             ctx.note(f"{ctx.prog}: {record.levelname.lower()}: {record.getMessage()}")
 
-    logger = logging.getLogger("aws_lambda_persistence")
-    handler, level = Handler(logging.INFO), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    handler = Handler(logging.INFO)
+    # The logger of the maps' package, and the lite package's (admin's whole-map writes)
+    loggers = {
+        logging.getLogger(ctx.map_class.__module__.partition(".")[0]),
+        logging.getLogger(__name__.partition(".")[0]),
+    }
+    levels = {logger: logger.level for logger in loggers}
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+        for logger, level in levels.items():
+            logger.removeHandler(handler)
+            logger.setLevel(level)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ import functools
 import os
 import sys
 from collections.abc import Iterator
-from typing import TextIO
+from typing import Any, TextIO
 
 from .. import MissingAWSIAMPermissions, PersistenceError, PersistentMap, Settings, admin
 from ._output import Progress, first_line
@@ -26,7 +26,7 @@ class CliError(Exception):
 
 @dataclasses.dataclass
 class Context:
-    map_class: type[PersistentMap]
+    map_class: type[PersistentMap[Any, Any]]
     args: argparse.Namespace
     prog: str
     out: TextIO
@@ -56,7 +56,7 @@ class Context:
         """The codec this package writes new maps with (and migrate rewrites maps with)."""
         return admin.default_codec(self.map_class)
 
-    def open(self, key: str, *, existing: bool = False) -> PersistentMap:
+    def open(self, key: str, *, existing: bool = False) -> PersistentMap[Any, Any]:
         """The map under ``key``; with ``existing``, an error if nothing is stored there (an empty map is not a
         typo), else a new map when nothing is."""
         settings = self.settings(key)
@@ -68,7 +68,7 @@ class Context:
             raise CliError(no_map(self, settings))
         return self.map_class.open(lazy=True, **settings._asdict())  # (nothing to read: the first write says so)
 
-    def read(self, settings: Settings) -> PersistentMap | None:
+    def read(self, settings: Settings) -> PersistentMap[Any, Any] | None:
         """The stored map ``settings`` names, read with the codec it is stored with (None: nothing is stored)."""
         return admin.read(settings, map_class=self.map_class)
 

@@ -50,7 +50,7 @@ def run_delete(ctx: Context) -> int:
     return 0
 
 
-def _existing_entry(ctx: Context) -> tuple[PersistentMap, Any]:
+def _existing_entry(ctx: Context) -> tuple[PersistentMap[Any, Any], Any]:
     """The map and the entry name the command names, which must exist."""
     data = ctx.open(ctx.args.key, existing=True)
     name = _name(ctx)

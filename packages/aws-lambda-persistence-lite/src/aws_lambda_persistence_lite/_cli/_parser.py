@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from .. import PersistentMap, admin
 from ._context import Context
@@ -14,7 +15,7 @@ from ._inspect import run_info, run_list, run_policy
 from ._migrate import run_migrate
 
 
-def parser(prog: str, map_class: type[PersistentMap]) -> argparse.ArgumentParser:
+def parser(prog: str, map_class: type[PersistentMap[Any, Any]]) -> argparse.ArgumentParser:
     codec = admin.default_codec(map_class)
     package = map_class.__module__.split(".")[0]
     version = getattr(sys.modules.get(package), "__version__", "2")
