@@ -218,3 +218,32 @@ class TestLogging:
         assert calls.count("DescribeTable") == 1
         warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
         assert len(warnings) == 1 and "more than the 2 the table is provisioned with" in warnings[0]
+
+
+class TestPublicNames:
+    def test_classes_report_the_module_users_import_them_from(self, lite: Any) -> None:
+        for name in lite.__all__:
+            value = getattr(lite, name)
+            if isinstance(value, type):
+                assert value.__module__ == "aws_lambda_persistence_lite", name
+        assert repr(lite.PersistentMap) == "<class 'aws_lambda_persistence_lite.PersistentMap'>"
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            ("ConfigurationError", ("bad setting",), {}),
+            ("StoredDataError", ("damaged",), {"table": "t", "key": "k"}),
+            ("UnsupportedValueError", ("no",), {"path": "['a']", "type_name": "object"}),
+            ("MissingAWSIAMPermissions", ("denied",), {"action": "dynamodb:GetItem"}),
+        ],
+        ids=lambda e: e[0],
+    )
+    def test_errors_pickle_with_their_details(self, pkg: Any, error: tuple[str, tuple[str], dict[str, str]]) -> None:
+        """Errors cross process boundaries (multiprocessing, a test runner's workers) with what they name."""
+        import pickle
+
+        name, args, details = error
+        original = getattr(pkg, name)(*args, **details)
+        copy = pickle.loads(pickle.dumps(original))
+        assert type(copy) is type(original) and str(copy) == str(original)
+        assert all(getattr(copy, k) == v for k, v in details.items())

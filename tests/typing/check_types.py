@@ -35,6 +35,7 @@ def handler_decorator() -> None:
         return data["n"]
 
     assert_type(handler({}, None), int)
+    PersistentMap.handler(table_name=3)  # type: ignore[arg-type]  # (the settings of open(), checked)
 
 
 def errors_and_settings() -> None:

@@ -60,3 +60,8 @@ __all__ = [
     "__version__",
     "policy",
 ]
+
+# Tracebacks, repr and pickle name a class by its module: the public one, where users import it from.
+for _name in __all__:
+    if isinstance(globals()[_name], type):
+        globals()[_name].__module__ = __name__

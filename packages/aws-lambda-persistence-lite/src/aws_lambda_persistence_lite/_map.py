@@ -29,8 +29,27 @@ if TYPE_CHECKING:
     from boto3.session import Session
     from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
+    from typing_extensions import TypedDict, Unpack
 
     from ._handler import Handler
+
+    class OpenOptions(TypedDict, total=False):
+        """``open()``'s keyword parameters but ``lazy`` (for type checkers: what ``handler()`` passes on)."""
+
+        table_name: str | None
+        table_key: str | None
+        key_field_name: str | None
+        value_field_name: str | None
+        max_age: float | None
+        max_attempts: int | None
+        billing_mode: str | None
+        read_capacity: int | None
+        write_capacity: int | None
+        client: DynamoDBClient | None
+        boto3_session: Session | None
+        boto_config: Config | None
+        codec: str | None
+
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -100,7 +119,7 @@ class PersistentMap(MutableMapping[K, V]):
         return self
 
     @classmethod
-    def handler(cls: type[M], **options: Any) -> Callable[[Handler[M, P, R]], LambdaHandler[P, R]]:
+    def handler(cls: type[M], **options: Unpack[OpenOptions]) -> Callable[[Handler[M, P, R]], LambdaHandler[P, R]]:
         """Decorate a Lambda handler ``handler(event, context, data)`` to receive the map ``open(lazy=True,
         **options)`` opens at the container's first invocation; each invocation's changes are one write (none if
         it changes nothing), committed before it returns and discarded if it raises (see ``_handler``)."""

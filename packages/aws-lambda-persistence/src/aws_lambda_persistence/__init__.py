@@ -9,25 +9,56 @@ work on whole stored maps use the ``admin`` module, as the command line does.
 import logging
 from typing import ClassVar, TypeVar
 
+import aws_lambda_persistence_lite as _lite
 from aws_lambda_persistence_lite import (
-    CODECS,
-    FORMAT_VERSION,
-    RESERVED_WORDS,
-    ConfigurationError,
-    ConflictError,
-    CorruptDataError,
-    MissingAWSIAMPermissions,
-    MixOfConfigAndMapArgsPassed,
-    PersistenceError,
-    Settings,
-    StoredDataError,
-    UnsafeDataError,
-    UnsupportedFormatError,
-    UnsupportedValueError,
-    Usage,
-    policy,
+    CODECS as CODECS,
+)
+from aws_lambda_persistence_lite import (
+    FORMAT_VERSION as FORMAT_VERSION,
+)
+from aws_lambda_persistence_lite import (
+    RESERVED_WORDS as RESERVED_WORDS,
+)
+from aws_lambda_persistence_lite import (
+    ConfigurationError as ConfigurationError,
+)
+from aws_lambda_persistence_lite import (
+    ConflictError as ConflictError,
+)
+from aws_lambda_persistence_lite import (
+    CorruptDataError as CorruptDataError,
+)
+from aws_lambda_persistence_lite import (
+    MissingAWSIAMPermissions as MissingAWSIAMPermissions,
+)
+from aws_lambda_persistence_lite import (
+    MixOfConfigAndMapArgsPassed as MixOfConfigAndMapArgsPassed,
+)
+from aws_lambda_persistence_lite import (
+    PersistenceError as PersistenceError,
 )
 from aws_lambda_persistence_lite import PersistentMap as _LitePersistentMap
+from aws_lambda_persistence_lite import (
+    Settings as Settings,
+)
+from aws_lambda_persistence_lite import (
+    StoredDataError as StoredDataError,
+)
+from aws_lambda_persistence_lite import (
+    UnsafeDataError as UnsafeDataError,
+)
+from aws_lambda_persistence_lite import (
+    UnsupportedFormatError as UnsupportedFormatError,
+)
+from aws_lambda_persistence_lite import (
+    UnsupportedValueError as UnsupportedValueError,
+)
+from aws_lambda_persistence_lite import (
+    Usage as Usage,
+)
+from aws_lambda_persistence_lite import (
+    policy as policy,
+)
 
 __version__ = "2.0.0"
 
@@ -43,23 +74,4 @@ class PersistentMap(_LitePersistentMap[K, V]):
     default_codec: ClassVar[str | None] = "msgpack+zstd"
 
 
-__all__ = [
-    "CODECS",
-    "FORMAT_VERSION",
-    "RESERVED_WORDS",
-    "ConfigurationError",
-    "ConflictError",
-    "CorruptDataError",
-    "MissingAWSIAMPermissions",
-    "MixOfConfigAndMapArgsPassed",
-    "PersistenceError",
-    "PersistentMap",
-    "Settings",
-    "StoredDataError",
-    "UnsafeDataError",
-    "UnsupportedFormatError",
-    "UnsupportedValueError",
-    "Usage",
-    "__version__",
-    "policy",
-]
+__all__ = _lite.__all__  # (the same names: PersistentMap and __version__ are this package's own)
