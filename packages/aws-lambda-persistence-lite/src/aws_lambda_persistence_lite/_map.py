@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from typing_extensions import TypedDict, Unpack
 
     from ._handler import Handler
+    from ._replica import Replica
 
     class OpenOptions(TypedDict, total=False):
         """``open()``'s keyword parameters but ``lazy`` (for type checkers: what ``handler()`` passes on)."""
@@ -69,12 +70,18 @@ class PersistentMap(MutableMapping[K, V]):
     #: The codec a new map is written with when ``open()`` names none: msgpack+zstd in the full package; None, the
     #: lite package's choice for this interpreter (pickle5+zstd on Python 3.14+, else pickle5+zlib).
     default_codec: ClassVar[str | None] = None
+    #: Where and how the map is stored (``open()``'s settings, the environment applied).
+    settings: Settings
+    _codec: Codec
+    _replica: Replica
+    _contents: Contents
+    _changes: Changes
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if len(args) > 1:
             raise TypeError(f"PersistentMap expected at most 1 positional argument, got {len(args)}")
         config, data = split_arguments(kwargs)
-        self._setup(Settings.resolve(config), client_for(), dict(*args, **data) if args or data else None)
+        attach(self, Settings.resolve(config), client_for(), dict(*args, **data) if args or data else None)
 
     @classmethod
     def open(
@@ -97,25 +104,17 @@ class PersistentMap(MutableMapping[K, V]):
         lazy: bool = False,
         codec: str | None = None,
     ) -> M:
-        """Open a map with any setting (``Settings``; None: the default, and ``PERSISTENCE_<NAME>`` wins).
-
-        ``client``: the boto3 DynamoDB client to use; or ``boto3_session`` and ``boto_config`` (as Powertools takes
-        them) to make one (``boto_config`` overrides this library's retries and timeouts). By default every map of
-        a container shares one client.
-
-        ``codec``: what a new map is written with (``CODECS`` lists them; the default is the package's own). A
-        stored map keeps the codec it is stored with, whichever package opens it: the command line's ``migrate``
-        rewrites it in another.
-
-        ``lazy=True``: make no DynamoDB call until the map is used. The first read loads it; a first blind change
-        (``m[k] = v``, ``update()``, ``clear()``, ``increment()``) is appended unread and brings the map back with
-        it: one call in all. Errors (a missing permission, a damaged map) then surface at that first use.
+        """Open a map with any setting (``Settings``; None: the default; ``PERSISTENCE_<NAME>`` wins), through
+        ``client``, or one made from ``boto3_session`` and ``boto_config`` (which overrides this library's retries and
+        timeouts). ``codec``: what a new map is written with (``CODECS``; a stored map keeps its own). ``lazy=True``:
+        no DynamoDB call until the map is used; a first blind change is then appended unread (one call in all), and
+        errors (a missing permission, a damaged map) surface at that first use.
         """
         settings = {k: v for k, v in locals().items() if k in Settings._fields}
         self = cls.__new__(cls)
         data = dict(initial) if initial is not None else None
         client = client if client is not None else client_for(boto3_session, boto_config)
-        self._setup(Settings.resolve(settings), client, data, lazy=lazy, codec=codec)
+        attach(self, Settings.resolve(settings), client, data, lazy=lazy, codec=codec)
         return self
 
     @classmethod
@@ -124,26 +123,6 @@ class PersistentMap(MutableMapping[K, V]):
         **options)`` opens at the container's first invocation; each invocation's changes are one write (none if
         it changes nothing), committed before it returns and discarded if it raises (see ``_handler``)."""
         return persistent(lambda: cls.open(lazy=True, **options))
-
-    def _setup(
-        self,
-        settings: Settings,
-        client: DynamoDBClient,
-        data: dict[Any, Any] | None,
-        lazy: bool = False,
-        codec: str | None = None,
-    ) -> None:
-        self.settings = settings
-        self._codec = _writing_codec(codec or type(self).default_codec or lite_default())
-        self._replica = replica_for(self, client, settings, self._codec)
-        self._contents = Contents(self._replica)
-        _snapstart.track(self._contents.commits)
-        self._changes = Changes(self._contents)
-        # (a dropped map's state catches up at its first use, as a global's does)
-        if not lazy and not self._contents.commits.loaded:
-            self.refresh()
-        if data:
-            self.update(data)
 
     # -- reading ------------------------------------------------------------------------------------------
 
@@ -271,15 +250,36 @@ class PersistentMap(MutableMapping[K, V]):
     def batch(self: M) -> Iterator[M]:
         """Group changes: inside, writes only change memory; at exit they are committed with one write.
 
-        If the block raises, its changes are discarded and nothing is written. A value read inside the block is
-        the block's own copy: editing it in place (``data['l'].append(x)``) is one of its changes. Values returned
-        inside the block
-        (by ``increment()``, ``mutate()``, ``pop()``) come from this container's copy; when another container
-        committed meanwhile, blind changes land as they are and changes that read the map are computed again on
-        the fresh state, so read the map after the block for what was committed.
-        """
+        If the block raises, its changes are discarded and nothing is written. A value read inside the block is the
+        block's own copy: editing it in place (``data['l'].append(x)``) is one of its changes. Values returned inside
+        the block (by ``increment()``, ``mutate()``, ``pop()``) come from this container's copy; when another
+        container committed meanwhile, blind changes land as they are and changes that read the map are computed
+        again on the fresh state, so read the map after the block for what was committed."""
         with self._contents.block():
             yield self
+
+
+def attach(
+    self: PersistentMap[Any, Any],
+    settings: Settings,
+    client: DynamoDBClient,
+    data: dict[Any, Any] | None,
+    *,
+    lazy: bool = False,
+    codec: str | None = None,
+) -> None:
+    """Give a new map its state: a dropped map's of the same stored map, or a new one, loaded unless ``lazy``
+    (a dropped map's state catches up at its first use, as a global's does); then merge ``data`` into it."""
+    self.settings = settings
+    self._codec = _writing_codec(codec or type(self).default_codec or lite_default())
+    self._replica = replica_for(self, client, settings, self._codec)
+    self._contents = Contents(self._replica)
+    _snapstart.track(self._contents.commits)
+    self._changes = Changes(self._contents)
+    if not lazy and not self._contents.commits.loaded:
+        self.refresh()
+    if data:
+        self.update(data)
 
 
 def _writing_codec(name: str) -> Codec:

@@ -45,7 +45,7 @@ from ._head import (
     parse,
     segment_shards,
 )
-from ._map import PersistentMap
+from ._map import PersistentMap, attach
 from ._meter import Usage, item_size
 from ._records import MANIFEST, PARTITION, RUN, Segment
 from ._stored import is_segment_key, replace_map, stored_item
@@ -134,7 +134,7 @@ def read(
     nothing is stored. Settings are used as given: no ``PERSISTENCE_TABLE_KEY`` replaces the map a listing named.
     StoredDataError when it cannot be read here (damaged, unsafe, or in a codec this process lacks)."""
     data = map_class.__new__(map_class)
-    data._setup(_settings(target), client or default_client(), None)  # (``open`` would resolve the settings again)
+    attach(data, _settings(target), client or default_client(), None)  # (``open`` would resolve the settings again)
     head, legacy, _ = _state(data)
     return None if head is None and legacy is None else data
 
