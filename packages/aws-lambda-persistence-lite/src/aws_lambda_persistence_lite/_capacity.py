@@ -44,10 +44,14 @@ def watch_capacity(table: Table, usage: Usage) -> None:
         rate = sum(units for _, units in window)
         if table.name in _warned or (table.name not in _provisioned and rate <= DESCRIBE_ABOVE):
             return
-        if table.name not in _provisioned:
-            _provisioned[table.name] = _write_capacity(table)
+        known = table.name in _provisioned
+    if not known:  # (the call outside the lock: other threads' commits do not wait for it)
+        capacity = _write_capacity(table)
+        with _lock:
+            _provisioned.setdefault(table.name, capacity)
+    with _lock:
         capacity = _provisioned[table.name]
-        if capacity is None or rate <= capacity:
+        if capacity is None or rate <= capacity or table.name in _warned:
             return
         _warned.add(table.name)
     table.log.warning(
