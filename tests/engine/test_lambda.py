@@ -220,13 +220,42 @@ class TestLogging:
         assert len(warnings) == 1 and "more than the 2 the table is provisioned with" in warnings[0]
 
 
+# What a process that imported one package sees of every public class (run apart: this one imported both).
+_NAMES_SEEN = """
+import importlib, pickle, sys, traceback
+package = importlib.import_module(sys.argv[1])
+admin = importlib.import_module(sys.argv[1] + ".admin")
+for module in (package, admin):
+    for name in module.__all__:
+        value = getattr(module, name)
+        if isinstance(value, type):
+            assert value.__module__ == module.__name__, (name, value.__module__)
+            assert repr(value) == f"<class '{module.__name__}.{name}'>", repr(value)
+            assert pickle.loads(pickle.dumps(value)) is value, name
+try:
+    package.PersistentMap.open(table_name="")
+except package.ConfigurationError:
+    print(traceback.format_exc().splitlines()[-1])
+"""
+
+
 class TestPublicNames:
-    def test_classes_report_the_module_users_import_them_from(self, lite: Any) -> None:
+    @pytest.mark.parametrize("package", ["aws_lambda_persistence_lite", "aws_lambda_persistence"])
+    def test_classes_report_the_package_the_user_imported(self, package: str) -> None:
+        """Tracebacks, repr and pickles name ``package`` (not a private module, nor the other package)."""
+        import subprocess
+        import sys
+
+        run = subprocess.run([sys.executable, "-c", _NAMES_SEEN, package], capture_output=True, text=True, check=False)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.startswith(f"{package}.ConfigurationError: "), run.stdout
+
+    def test_either_package_catches_the_other_package_errors(self, lite: Any, core: Any) -> None:
+        """One class object under two names: no boundary can let an error past an ``except`` for either."""
         for name in lite.__all__:
-            value = getattr(lite, name)
-            if isinstance(value, type):
-                assert value.__module__ == "aws_lambda_persistence_lite", name
-        assert repr(lite.PersistentMap) == "<class 'aws_lambda_persistence_lite.PersistentMap'>"
+            assert getattr(lite, name) is getattr(core, name) or name in ("PersistentMap", "__version__"), name
+        with pytest.raises(lite.ConfigurationError):
+            core.PersistentMap.open(table_name="")
 
     @pytest.mark.parametrize(
         "error",

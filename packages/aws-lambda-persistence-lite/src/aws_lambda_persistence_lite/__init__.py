@@ -34,6 +34,7 @@ from ._head import FORMAT as FORMAT_VERSION
 from ._iam import policy
 from ._map import PersistentMap
 from ._meter import Usage
+from ._public import claim
 
 __version__ = "2.0.0"
 
@@ -61,7 +62,4 @@ __all__ = [
     "policy",
 ]
 
-# Tracebacks, repr and pickle name a class by its module: the public one, where users import it from.
-for _name in __all__:
-    if isinstance(globals()[_name], type):
-        globals()[_name].__module__ = __name__
+claim(__name__, __all__, globals())  # tracebacks, repr and pickles name the public module (see _public)

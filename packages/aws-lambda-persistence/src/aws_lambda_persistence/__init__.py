@@ -59,6 +59,7 @@ from aws_lambda_persistence_lite import (
 from aws_lambda_persistence_lite import (
     policy as policy,
 )
+from aws_lambda_persistence_lite._public import claim
 
 __version__ = "2.0.0"
 
@@ -75,3 +76,7 @@ class PersistentMap(_LitePersistentMap[K, V]):
 
 
 __all__ = _lite.__all__  # (the same names: PersistentMap and __version__ are this package's own)
+
+# The lite package's classes are this package's (the same objects, so an ``except`` written against either catches
+# them): a process that imported this package names them after it in tracebacks, repr and pickles (see _public).
+claim(__name__, __all__, globals())

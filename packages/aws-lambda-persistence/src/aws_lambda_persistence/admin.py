@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from aws_lambda_persistence_lite import admin as _lite
+from aws_lambda_persistence_lite._public import claim
 from aws_lambda_persistence_lite.admin import MapInfo, SegmentInfo, describe, list_maps, rewrite, watch
 
 from . import PersistentMap, Settings
@@ -25,3 +26,6 @@ def read(
 ) -> PersistentMap[Any, Any] | None:
     """``aws_lambda_persistence_lite.admin.read``, as this package's ``PersistentMap``."""
     return cast("PersistentMap[Any, Any] | None", _lite.read(target, client=client, map_class=map_class))
+
+
+claim(__name__, __all__, globals())  # MapInfo and SegmentInfo, named after this module (see _public)
