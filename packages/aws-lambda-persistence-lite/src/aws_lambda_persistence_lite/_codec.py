@@ -106,7 +106,7 @@ _WHERE: dict[str, tuple[tuple[str, str], ...]] = {
     "pickle5+zlib": (("aws_lambda_persistence_lite._pickle", "PickleCodec"),),
     "pickle5+zstd": (
         ("aws_lambda_persistence_lite._pickle", "StdlibZstdPickleCodec"),  # Python 3.14+: the standard library's zstd
-        ("aws_lambda_persistence._zstd", "ZstdPickleCodec"),  # any Python, with the full package's zstandard
+        ("aws_lambda_persistence._zstd_pickle", "ZstdPickleCodec"),  # any Python, with the full package's zstandard
     ),
     "msgpack+zstd": (("aws_lambda_persistence._msgpack", "MsgpackZstdCodec"),),
 }
