@@ -38,6 +38,9 @@ from ._map import PersistentMap
 from ._meter import Usage
 from ._public import claim
 
+# The one place the version is written: both packages' metadata (hatchling reads this line), the full package's
+# exact pin on this one, tools/release.py and the layers take it from here. A literal, so that it also holds where
+# this directory is pasted next to a handler, without install metadata.
 __version__ = "2.0.0"
 
 # Silent unless the function configures logging (Python's advice for libraries): see _log for what is logged.
