@@ -36,6 +36,7 @@ COMMANDS = {
     "test-more": [["test-slow"], ["test-dynamodb-local"], ["test-shared-table"], ["lite:test"]],
     "lint": [["lint:check"]],
     "bench": [["bench:all"]],
+    "layers": [["layers:build"]],
 }
 
 
