@@ -100,6 +100,28 @@ COMMANDS = {
     "python3 tools/dev.py bench": "run: python tools/bench/run_all.py --help",
     "python3 tools/dev.py layers": "test: tests/layers/test_layer_build.py::test_manifest_lists_every_layer",
     "python3 tools/figures.py": "test: tests/docs/test_figures.py::test_readmes_show_their_sources_figures",
+    "python3 tools/dev.py local": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
+    "export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
+    "export AWS_ACCESS_KEY_ID=testing": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
+    "export AWS_SECRET_ACCESS_KEY=testing": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
+    "export AWS_REGION=us-east-1": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
+    "export AWS_DEFAULT_REGION=us-east-1": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
+    "export AWS_LAMBDA_FUNCTION_NAME=my-function": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
+    ".bootstrap/bin/hatch run demo:python -c 'import handler; print(handler.lambda_handler(dict(), None))'": (
+        "test: tests/docs/test_readme_shell.py::test_the_readme_handler_runs_unchanged_in_the_second_shell"
+    ),
+    ".bootstrap/bin/hatch run demo:aws-lambda-persistence show my-function --pretty": (
+        "test: tests/docs/test_readme_shell.py::test_the_readme_handler_runs_unchanged_in_the_second_shell"
+    ),
+    "python3 tools/dev.py demo --endpoint http://127.0.0.1:PORT": (
+        "test: tests/docs/test_readme_shell.py::test_the_demo_runs_against_that_server_with_no_credentials"
+    ),
+    "pip install ./packages/aws-lambda-persistence-lite ./packages/aws-lambda-persistence": (
+        "test: tests/docs/test_readme_shell.py::test_the_install_from_a_clone"
+    ),
+    "pip install ./packages/aws-lambda-persistence-lite": "test: tests/docs/test_readme_shell.py::test_the_install_from_a_clone",
+    "python3 -m venv .venv && .venv/bin/pip install ./packages/aws-lambda-persistence-lite "
+    "./packages/aws-lambda-persistence": "test: tests/docs/test_readme_shell.py::test_the_install_from_a_clone",
     "pip install aws-lambda-persistence": "manual: installs the release from PyPI",
     "pip install aws-lambda-persistence-lite": "manual: installs the release from PyPI",
     "aws lambda update-function-configuration --layers ARN": "manual: needs an AWS account and a function",
@@ -181,6 +203,9 @@ def what_it_runs(command: str) -> list[str]:
             return [f"tools/dev.py has no command {words[2]}"]
         return [problem for scripts in dev.COMMANDS[words[2]] if (problem := hatch_script(scripts[0]))]
     if words[0].endswith("hatch") and words[1] == "run" and words[2] != "...":
+        program = words[2].rpartition(":")[2]  # (a program of the environment: python or the packages' commands)
+        if program in ("python", "aws-lambda-persistence", "aws-lambda-persistence-lite"):
+            return []
         return [problem] if (problem := hatch_script(words[2])) else []
     if words[0].startswith("python") and words[1].endswith(".py") and not (ROOT / words[1]).is_file():
         return [f"no file {words[1]}"]
