@@ -91,6 +91,9 @@ PROGRAMS = {"python", "python3", "hatch", ".bootstrap/bin/hatch", "pip", "aws", 
 #: OTHER instead (its --help, a harmless variant); "test: PATH::NAME": that test runs it or what it runs; "ci: PATH:
 #: TEXT": that workflow runs TEXT; "manual: WHY": not runnable here. Every command must be listed: a command
 #: added to a document fails test_every_documented_command_says_how_it_is_verified until it is.
+#: (the README's try-out, run word for word)
+SHELL = "test: tests/docs/test_readme_shell.py::"
+
 COMMANDS = {
     # README.md: Quick start, Install, Performance, Development
     "python3 tools/dev.py demo": "test: tests/docs/test_demo.py::test_demo_counts_across_cold_and_warm_invocations",
@@ -100,28 +103,28 @@ COMMANDS = {
     "python3 tools/dev.py bench": "run: python tools/bench/run_all.py --help",
     "python3 tools/dev.py layers": "test: tests/layers/test_layer_build.py::test_manifest_lists_every_layer",
     "python3 tools/figures.py": "test: tests/docs/test_figures.py::test_readmes_show_their_sources_figures",
-    "python3 tools/dev.py local": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
-    "export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
-    "export AWS_ACCESS_KEY_ID=testing": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
-    "export AWS_SECRET_ACCESS_KEY=testing": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
-    "export AWS_REGION=us-east-1": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
-    "export AWS_DEFAULT_REGION=us-east-1": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
-    "export AWS_LAMBDA_FUNCTION_NAME=my-function": "test: tests/docs/test_readme_shell.py::test_the_printed_lines_are_the_readme_lines",
+    "python3 tools/dev.py local": SHELL + "test_the_printed_lines_are_the_readme_lines",
+    "export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT": SHELL + "test_the_printed_lines_are_the_readme_lines",
+    "export AWS_ACCESS_KEY_ID=testing": SHELL + "test_the_printed_lines_are_the_readme_lines",
+    "export AWS_SECRET_ACCESS_KEY=testing": SHELL + "test_the_printed_lines_are_the_readme_lines",
+    "export AWS_REGION=us-east-1": SHELL + "test_the_printed_lines_are_the_readme_lines",
+    "export AWS_DEFAULT_REGION=us-east-1": SHELL + "test_the_printed_lines_are_the_readme_lines",
+    "export AWS_LAMBDA_FUNCTION_NAME=my-function": SHELL + "test_the_printed_lines_are_the_readme_lines",
     ".bootstrap/bin/hatch run demo:python -c 'import handler; print(handler.lambda_handler(dict(), None))'": (
-        "test: tests/docs/test_readme_shell.py::test_the_readme_handler_runs_unchanged_in_the_second_shell"
+        SHELL + "test_the_readme_handler_runs_unchanged_in_the_second_shell"
     ),
     ".bootstrap/bin/hatch run demo:aws-lambda-persistence show my-function --pretty": (
-        "test: tests/docs/test_readme_shell.py::test_the_readme_handler_runs_unchanged_in_the_second_shell"
+        SHELL + "test_the_readme_handler_runs_unchanged_in_the_second_shell"
     ),
     "python3 tools/dev.py demo --endpoint http://127.0.0.1:PORT": (
-        "test: tests/docs/test_readme_shell.py::test_the_demo_runs_against_that_server_with_no_credentials"
+        SHELL + "test_the_demo_runs_against_that_server_with_no_credentials"
     ),
     "pip install ./packages/aws-lambda-persistence-lite ./packages/aws-lambda-persistence": (
-        "test: tests/docs/test_readme_shell.py::test_the_install_from_a_clone"
+        SHELL + "test_the_install_from_a_clone"
     ),
-    "pip install ./packages/aws-lambda-persistence-lite": "test: tests/docs/test_readme_shell.py::test_the_install_from_a_clone",
+    "pip install ./packages/aws-lambda-persistence-lite": SHELL + "test_the_install_from_a_clone",
     "python3 -m venv .venv && .venv/bin/pip install ./packages/aws-lambda-persistence-lite "
-    "./packages/aws-lambda-persistence": "test: tests/docs/test_readme_shell.py::test_the_install_from_a_clone",
+    "./packages/aws-lambda-persistence": SHELL + "test_the_install_from_a_clone",
     "pip install aws-lambda-persistence": "manual: installs the release from PyPI",
     "pip install aws-lambda-persistence-lite": "manual: installs the release from PyPI",
     "aws lambda update-function-configuration --layers ARN": "manual: needs an AWS account and a function",

@@ -72,13 +72,15 @@ def shell() -> Iterator[dict[str, str]]:
         yield env
     finally:
         os.killpg(process.pid, signal.SIGINT)  # (Ctrl-C)
-        out, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=60)
         assert process.returncode == 0 and "Traceback" not in err, err
 
 
 def run(command: str, env: dict[str, str], cwd: Path = ROOT) -> str:
     """A documented command through a shell, as pasted; its output."""
-    done = subprocess.run(command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
