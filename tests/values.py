@@ -125,7 +125,7 @@ hashables = st.recursive(
 def _has_nan(key: Any) -> bool:
     if type(key) in (tuple, frozenset):
         return any(_has_nan(k) for k in key)
-    return key != key  # noqa: PLR0124 (NaN: float, complex, Decimal)
+    return bool(key != key)  # noqa: PLR0124 (NaN: float, complex, Decimal)
 
 
 #: What may be a map key: hashables without a NaN anywhere (a NaN equals nothing: it cannot be found again).
@@ -156,9 +156,11 @@ def _tz(tz: dt.tzinfo | None) -> Any:
     if tz is None:
         return None
     if type(tz) is dt.timezone:
+        # (timezone's pickling helper, not in typeshed: it tells an explicit name from the one made up)
         offset, *name = tz.__getinitargs__()  # type: ignore[attr-defined]
         return ("timezone", canonical(offset), name)
-    return (type(tz).__name__, tz.key)  # type: ignore[attr-defined]
+    assert isinstance(tz, zoneinfo.ZoneInfo), tz  # the only other tzinfo the codecs store
+    return (type(tz).__name__, tz.key)
 
 
 def canonical(x: Any, *, bytearray_as_bytes: bool = False, any_nan: bool = False) -> Any:

@@ -18,7 +18,7 @@ if "--lite" in sys.argv or os.environ.get("DEMO_LITE") == "1":
 else:
     from aws_lambda_persistence import PersistentMap
 
-data: PersistentMap  # declared, not assigned: absent from globals() until the first invocation of a container
+data: PersistentMap[str, Any]  # declared, not assigned: absent from globals() until the first invocation of a container
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:

@@ -125,8 +125,10 @@ class TestRewrite:
         data = lite.PersistentMap.open(table_key=table_key)
         data.update({"blob": random.Random(2).randbytes(500 * KB), "t": (1, b"\x00"), "n": 1})
         old = {key for key in all_keys(aws) if key.startswith(table_key + "#")}
-        new = admin.rewrite(admin.read(table_key), "msgpack+zstd")
-        assert (new.codec, new.version, new.epoch) == ("msgpack+zstd", 2, 1)
+        read = admin.read(table_key)
+        assert read is not None
+        new = admin.rewrite(read, "msgpack+zstd")
+        assert new is not None and (new.codec, new.version, new.epoch) == ("msgpack+zstd", 2, 1)
         assert admin.describe(table_key) == new
         assert list(core.PersistentMap.open(table_key=table_key).items()) == list(data.to_dict().items())
         assert not old & all_keys(aws)

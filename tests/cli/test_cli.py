@@ -188,7 +188,7 @@ class TestShowGetSetDelete:
 class TestExportImport:
     def test_round_trip_is_identical(self, cli: Cli, pkg: Any, tmp_path: Path, calls: Any) -> None:
         """export -> import (into another key, and over a changed map) gives the same map, types and order."""
-        values = {**dict(VALUES), ("tuple", "key"): 1, None: "none key", "$dollar": "s"}
+        values: dict[Any, Any] = {**dict(VALUES), ("tuple", "key"): 1, None: "none key", "$dollar": "s"}
         opened(pkg, "src").update(values)
         path = tmp_path / "map.json"
         result = cli("export", "src", str(path))

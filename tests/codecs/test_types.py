@@ -44,6 +44,10 @@ class UserClass:
     pass
 
 
+#: tzinfo itself: Python makes one (typeshed alone declares the class abstract); no codec stores it.
+BARE_TZINFO = dt.tzinfo()  # type: ignore[abstract]
+
+
 class TestUnsupportedValues:
     @pytest.mark.parametrize(
         ("value", "path", "type_name"),
@@ -51,7 +55,7 @@ class TestUnsupportedValues:
             (UserClass(), "['k']", "UserClass"),
             ({"a": [1, {"b": object()}]}, "['k']['a'][1]['b']", "object"),
             ([1, 2, lambda: 0], "['k'][2]", "function"),
-            ({"x": dt.datetime(2020, 1, 1, tzinfo=dt.tzinfo())}, "['k']['x']", "tzinfo"),
+            ({"x": dt.datetime(2020, 1, 1, tzinfo=BARE_TZINFO)}, "['k']['x']", "tzinfo"),
             (__import__("collections").OrderedDict(a=1), "['k']", "OrderedDict"),
         ],
         ids=["class instance", "deeply nested", "function in list", "custom tzinfo", "dict subclass"],

@@ -23,7 +23,7 @@ def readme_handler(written_out: bool = False) -> str:
     example followed by the second, which writes the same function out (and continues the first's imports)."""
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## How to use it") : readme.index("### Concurrent containers")]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
     assert len(blocks) >= 2, "README.md: the handler, and the same written out, under 'How to use it'"
     return blocks[0] + blocks[1] if written_out else blocks[0]
 

@@ -82,7 +82,7 @@ def race_conditional_puts(endpoint: str, rounds: int = 100, writers: int = 4) ->
             start = threading.Barrier(writers)
 
             def put(writer: int, version: int = version, wins: list[int] = wins, start: Any = start) -> None:
-                condition = {"ConditionExpression": "attribute_not_exists(k)"}
+                condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(k)"}
                 if version:
                     condition = {
                         "ConditionExpression": "v = :v",
@@ -91,7 +91,7 @@ def race_conditional_puts(endpoint: str, rounds: int = 100, writers: int = 4) ->
                 item = {"k": {"S": "item"}, "v": {"N": f"{version + 1}"}}
                 start.wait()
                 try:
-                    clients[writer].put_item(TableName=table, Item=item, **condition)  # type: ignore[arg-type]
+                    clients[writer].put_item(TableName=table, Item=item, **condition)
                     wins.append(writer)
                 except clients[writer].exceptions.ConditionalCheckFailedException:
                     pass

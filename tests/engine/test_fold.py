@@ -52,7 +52,7 @@ changes = st.lists(st.lists(op, min_size=1, max_size=4), max_size=25)
 
 
 def part(key: Any, depth: int) -> int:
-    return zlib.crc32(key.encode()) % (2**depth)
+    return zlib.crc32(key.encode()) % (1 << depth)
 
 
 class TestFold:
@@ -78,7 +78,11 @@ class TestFold:
             for seq, ops in enumerate(history[:mark], 1):
                 writer.apply(seq, record(*ops))
             entries = [Entry(*writer.positions[k], writer.raw[k]) for k in writer.values if part(k, depth) == p]
-            reader.take_partition(reader.read_partition(entries, lambda k, p=p: part(k, depth) == p))
+
+            def belongs(k: Any, p: int = p) -> bool:
+                return part(k, depth) == p
+
+            reader.take_partition(reader.read_partition(entries, belongs))
         for seq, ops in enumerate(history, 1):
             reader.apply(seq, record(*ops), floor=lambda k: marks[part(k, depth)])
         reader.order()

@@ -105,7 +105,7 @@ def restore_hooks(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[], None]]:
 
     hooks: list[Callable[[], None]] = []
     module = types.ModuleType("snapshot_restore_py")
-    module.register_after_restore = hooks.append  # type: ignore[attr-defined]
+    monkeypatch.setattr(module, "register_after_restore", hooks.append, raising=False)
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", module)
     monkeypatch.setattr(_snapstart, "_hooks", None)
     monkeypatch.setattr(_snapstart, "_maps", type(_snapstart._maps)())

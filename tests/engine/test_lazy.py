@@ -104,7 +104,7 @@ class TestLazyOpen:
         lazy(lite).increment("a")
         expected = {"a": 6, "when": (1, 2), "b": {1, 2}}
         assert core.PersistentMap().to_dict() == expected == lite.PersistentMap().to_dict()
-        assert stored_item(aws, table_key)["alp_codec"]["S"] == lite.PersistentMap()._replica.codec.name
+        assert (stored_item(aws, table_key) or {})["alp_codec"]["S"] == lite.PersistentMap()._replica.codec.name
 
     def test_changes_that_read_load_first(self, aws: Any, pkg: Any, table_key: str, calls: Calls) -> None:
         pkg.PersistentMap(a=1, b=2)
@@ -147,5 +147,5 @@ class TestLazyOpen:
         patch(aws, table_key, alp_dig={"B": b"0" * 16})
         with pytest.raises(pkg.CorruptDataError, match=table_key):
             lazy(pkg)["new"] = 1
-        assert stored_item(aws, table_key)["alp_dig"] == {"B": b"0" * 16}
+        assert (stored_item(aws, table_key) or {})["alp_dig"] == {"B": b"0" * 16}
         refused(pkg, table_key, pkg.CorruptDataError, "integrity")

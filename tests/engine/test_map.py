@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ class TestDictAPI:
         """Every dict method works, and each change is what a cold load sees."""
         data = pkg.PersistentMap()
         model: dict[Any, Any] = {}
-        steps = [
+        steps: list[Callable[[Any], Any]] = [
             lambda m: m.__setitem__("a", 1),
             lambda m: m.update({"b": 2}, c=3),
             lambda m: m.setdefault("d", [4]),
@@ -296,17 +297,17 @@ class TestWrites:
 
 def nested_list(depth: int) -> list[Any]:
     """``[[...[1]...]]``: ``depth`` lists, built iteratively."""
-    value: Any = 1
-    for _ in range(depth):
+    value: list[Any] = [1]
+    for _ in range(depth - 1):
         value = [value]
-    return value  # type: ignore[no-any-return]
+    return value
 
 
-def innermost(value: Any) -> list[Any]:
+def innermost(value: list[Any]) -> list[Any]:
     """The innermost list of ``nested_list`` (walked iteratively: == and repr recurse)."""
     while type(value[0]) is list:
         value = value[0]
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 class TestCallerMistakes:
@@ -341,12 +342,13 @@ class TestCallerMistakes:
         anything is written, by every kind of change; a NaN as a value is fine."""
         data = pkg.PersistentMap(n=float("nan"))
         calls.clear()
-        for change in (
+        changes: list[Callable[[], Any]] = [
             lambda: data.__setitem__(key, 1),
             lambda: data.update({key: 1}),
             lambda: data.increment(key),
             lambda: data.mutate(lambda d: d.__setitem__(key, 1)),
-        ):
+        ]
+        for change in changes:
             with pytest.raises(pkg.UnsupportedValueError, match="a NaN equals nothing"):
                 change()
         assert calls.names == [] and list(data) == ["n"] and list(pkg.PersistentMap()) == ["n"]

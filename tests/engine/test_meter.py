@@ -24,13 +24,13 @@ def test_the_library_and_the_meter_agree(aws: Any, table_key: str) -> None:
     """A write and a cold load: the calls, bytes read and read units the library reports are the meter's."""
     meter = CallMeter()
     client = metered(meter, aws)
-    data = PersistentMap.open(client=client, table_key=table_key)
+    data = PersistentMap[str, Any].open(client=client, table_key=table_key)
     data.update({f"k{i}": "x" * 300 for i in range(40)})
     mark = meter.mark()
     data["one"] = 1
     assert len(meter.calls[mark:]) == data.last_commit.calls
     mark = meter.mark()
-    fresh = PersistentMap.open(client=client, table_key=table_key)
+    fresh = PersistentMap[str, Any].open(client=client, table_key=table_key)
     assert fresh["one"] == 1
     reads = meter.calls[mark:]
     assert len(reads) == fresh.last_load.calls
@@ -42,13 +42,13 @@ def test_the_library_and_the_meter_agree(aws: Any, table_key: str) -> None:
 def test_transactions_are_billed_by_the_rules(aws: Any, table_key: str) -> None:
     """With a sizer, each item of a TransactWriteItems costs 2 units per KB of the larger of its size before and
     after it (what DynamoDB bills; DynamoDB Local reports otherwise)."""
-    PersistentMap.open(client=aws, table_key=table_key)["x"] = 1  # the table exists
+    PersistentMap[str, int].open(client=aws, table_key=table_key)["x"] = 1  # the table exists
     key = {"key": {"S": f"{table_key}-a"}}
     aws.put_item(TableName=TABLE, Item={**key, "v": {"B": bytes(1_500)}})
     aws.put_item(TableName=TABLE, Item={"key": {"S": f"{table_key}-c"}, "v": {"B": b"1"}})
     meter = CallMeter(sizer=aws)
     client = metered(meter, aws)
-    new = {"key": {"S": f"{table_key}-b"}, "v": {"B": bytes(3_000)}}
+    new: dict[str, dict[str, Any]] = {"key": {"S": f"{table_key}-b"}, "v": {"B": bytes(3_000)}}
     client.transact_write_items(
         TransactItems=[
             {"Put": {"TableName": TABLE, "Item": new}},
@@ -71,7 +71,7 @@ def test_transactions_are_billed_by_the_rules(aws: Any, table_key: str) -> None:
 
 def test_counting_only(aws: Any, table_key: str) -> None:
     """sizes=False: operations and error codes, nothing sized, no ConsumedCapacity asked for."""
-    PersistentMap.open(client=aws, table_key=table_key)["x"] = 1
+    PersistentMap[str, int].open(client=aws, table_key=table_key)["x"] = 1
     meter = CallMeter(sizes=False)
     client = metered(meter, aws)
     client.get_item(TableName=TABLE, Key={"key": {"S": table_key}})
@@ -105,7 +105,7 @@ def test_read_units_by_the_rules() -> None:
 def test_a_read_that_finds_nothing_is_billed(aws: Any, table_key: str) -> None:
     """DynamoDB bills a GetItem that finds nothing as a read of one unit (half when eventually consistent), as
     the library counts it; ``consumed=False`` sends requests as the caller made them (no ConsumedCapacity)."""
-    PersistentMap.open(client=aws, table_key=table_key)["x"] = 1
+    PersistentMap[str, int].open(client=aws, table_key=table_key)["x"] = 1
     meter = CallMeter(consumed=False)
     client = metered(meter, aws)
     missing = {"key": {"S": f"{table_key}-missing"}}

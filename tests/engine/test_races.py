@@ -61,8 +61,8 @@ def sets(data: Any, prefix: str, count: int) -> dict[str, str]:
 
 def record_size(data: Any, key: str, value: Any) -> int:
     """What appending a set of ``key`` takes from the head's ``alp_room`` (the record and its overhead)."""
-    from aws_lambda_persistence_lite._flushing import RECORD_OVERHEAD
     from aws_lambda_persistence_lite._records import SET, Op, encode_record
+    from aws_lambda_persistence_lite._room import RECORD_OVERHEAD
 
     return len(encode_record(bytes(8), [Op(SET, data._codec.encode_entry(key, value))])) + RECORD_OVERHEAD
 

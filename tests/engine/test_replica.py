@@ -176,7 +176,7 @@ class TestAppends:
                 response["Attributes"]["alp_log"]["L"][0] = {"S": "not a record"}
             return response
 
-        a.table.call = damaging  # type: ignore[method-assign]
+        a.table.call = damaging  # type: ignore[method-assign]  # (a fault, in this replica's table alone)
         with pytest.raises(CorruptDataError, match=r"alp_log\[0\]"):
             a.commit([setop("c", 3)])
         assert (a.head, a.view.values) == before
@@ -217,7 +217,7 @@ class TestAppends:
 
         a, b = replica(aws), replica(aws)
         transact = a.table.transact
-        failed = []
+        failed: list[bool] = []
 
         def refused(*args: Any, **kwargs: Any) -> bool:
             if not failed:
@@ -225,7 +225,7 @@ class TestAppends:
                 raise ClientError({"Error": {"Code": "ThrottlingException"}}, "TransactWriteItems")
             return transact(*args, **kwargs)
 
-        a.table.transact = refused  # type: ignore[method-assign]
+        a.table.transact = refused  # type: ignore[method-assign]  # (a fault, in this replica's table alone)
         values = [(a if i % 2 else b).commit([tiny(1)])[0] for i in range(200)]
         assert failed and values == list(range(1, 201))
         assert replica(aws).view.values == {"n": 200}

@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -29,7 +29,8 @@ COMMIT_WCU_MAX = 1_000
 def json_like(size: int, seed: int = 0) -> dict[str, Any]:
     """Compressible, JSON-shaped data of about ``size`` bytes (as JSON). Cached: tests only read it."""
     rng = random.Random(seed)
-    records, total = {}, 0
+    records: dict[str, Any] = {}
+    total = 0
     while total < size:
         record = {
             "id": rng.randrange(10**9),
@@ -55,7 +56,7 @@ def chunks(data: dict[str, Any], count: int) -> list[dict[str, Any]]:
 
 
 SIZES = [100 * KB, 400 * KB, 1 * MB, 3 * MB]
-SHAPES = {"json": json_like, "random": incompressible}
+SHAPES: dict[str, Callable[[int], dict[str, Any]]] = {"json": json_like, "random": incompressible}
 
 
 def segment_keys(client: Any, table_key: str) -> set[str]:
@@ -239,7 +240,7 @@ def listed(client: Any, table_key: str) -> list[Any]:
 def live_keys(pkg: Any, table_key: str) -> set[str]:
     """Shard keys a cold reader's head refers to: its manifest and every segment (the map's whole storage, besides
     shards ``alp_garbage`` lists for a later flush to delete)."""
-    from aws_lambda_persistence_lite._reading import segment_key
+    from aws_lambda_persistence_lite._state import segment_key
 
     head = pkg.PersistentMap()._replica.head
     segments = {s.sid: s for s in (*head.listed, *head.table)}.values()

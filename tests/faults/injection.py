@@ -274,9 +274,9 @@ class Faults(Plan):
             from botocore.exceptions import ConnectionClosedError
 
             raise ConnectionClosedError(endpoint_url=request.url)
-        from botocore.awsrequest import AWSResponse
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-        headers = {"Content-Type": "application/x-amz-json-1.0"}
+        headers = HTTPHeaders.from_dict({"Content-Type": "application/x-amz-json-1.0"})
         return AWSResponse(request.url, fault.status, headers, _Raw(fault.body()))
 
     def _needs_retry(self, attempts: int, **_: Any) -> int | None:

@@ -46,8 +46,7 @@ class FaultProxy(Plan):
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_port}"
 
     def __enter__(self) -> FaultProxy:
         self._thread.start()

@@ -123,7 +123,7 @@ def perform(data: Any, write: Write) -> Any:
 
 def states(writes: tuple[Write, ...]) -> list[dict[str, Any]]:
     """The map after each prefix of ``writes`` (``[0]``: nothing written)."""
-    out = [{}]
+    out: list[dict[str, Any]] = [{}]
     for write in writes:
         out.append(model(out[-1], write)[0])
     return out

@@ -28,6 +28,8 @@ import pytest
 READ_CPU_SECONDS = 2.0
 READ_MEMORY_MB = 256
 READING = frozenset({"decode", "load", "items"})
+#: One case for :func:`run_case`, its action first.
+Case = tuple[Any, ...]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -97,7 +99,7 @@ def nested(kinds: str, depth: int, leaf: Any = 1) -> Any:
     return value
 
 
-def run_case(case: tuple[Any, ...]) -> Any:
+def run_case(case: Case) -> Any:
     """What a child runs. ("decode", codec, body): compress ``body`` and decode it; ("load", body): the 1.0.0
     reader; ("items", package, items): a cold load of map 'm' of ``package`` from stored ``items``; ("encode",
     codec, key spec, value spec): encode an entry; ("round-trip", codec, key spec, value spec): encode, decode, and
@@ -188,7 +190,7 @@ def warm_up(cases: list[tuple[Any, ...]]) -> None:
 
 
 def outcomes(
-    cases: list[tuple[Any, ...]],
+    cases: list[Case],
     *,
     seconds: int = 60,
     memory_mb: int = 1024,

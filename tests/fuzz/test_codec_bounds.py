@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.isolated import outcomes
+from tests.fuzz.isolated import Case, outcomes
 
 HAS_CORE = importlib.util.find_spec("aws_lambda_persistence") is not None
 needs_core = pytest.mark.skipif(not HAS_CORE, reason="the full package is not installed")
@@ -85,7 +85,7 @@ class TestExtensionNesting:
             ("ts", 200): 200,
             ("tl", 2 * EXT_LIMIT + 1): EXT_LIMIT + 1,
         }
-        cases = [("round-trip", "msgpack", "k", ("nested", kinds, depth, leaf)) for kinds, depth in shapes]
+        cases: list[Case] = [("round-trip", "msgpack", "k", ("nested", kinds, depth, leaf)) for kinds, depth in shapes]
         cases += [("round-trip", "msgpack", ("nested", "t", depth), 1) for depth in (EXT_LIMIT, EXT_LIMIT + 1)]
         results = [outcome for _, outcome in outcomes(cases)]
         for (shape, levels), outcome in zip(shapes.items(), results, strict=False):
@@ -125,7 +125,7 @@ class TestExtensionNesting:
         that a read stays within the bound; below 4 levels a reader holds two copies). The writer refuses such
         values too: 20 MiB in 6 tuples (4 x 20 + 2 x 2 x 20 = 160 MiB held) is written, in 7 (200 MiB) refused."""
         big = nested_extensions([1] * 100, leaf=b"\xc6" + (20 << 20).to_bytes(4, "big") + bytes(20 << 20))
-        cases: list[tuple[Any, ...]] = [("decode", "msgpack", msgpack_entry(b"\xa1k", big))]
+        cases: list[Case] = [("decode", "msgpack", msgpack_entry(b"\xa1k", big))]
         cases += [("round-trip", "msgpack", "k", ("nested", "t", depth, b"x" * (20 << 20))) for depth in (6, 7)]
         (_, decoded), (_, six), (_, seven) = outcomes(cases, memory_mb=2048)
         assert refused(decoded, "CorruptDataError", "extension values holding"), decoded
@@ -150,7 +150,7 @@ class TestExtensionNesting:
 def test_any_nesting_is_written_and_read_back_or_refused(codec: str, shapes: list[tuple[str, int]]) -> None:
     """Any mix of containers at any depth, as a value and as a key: the writer refuses it (UnsupportedValueError
     naming the depth) or it reads back; never a crash."""
-    cases = [("round-trip", codec, "k", ("nested", kinds, depth)) for kinds, depth in shapes]
+    cases: list[Case] = [("round-trip", codec, "k", ("nested", kinds, depth)) for kinds, depth in shapes]
     cases += [
         ("round-trip", codec, ("nested", kinds.replace("l", "t").replace("d", "s"), depth), 1)
         for kinds, depth in shapes
@@ -167,7 +167,7 @@ def test_costliest_bodies_at_2_mb_stay_within_the_bound() -> None:
     stored). The costliest shapes tools/bench/decoding.py knows, at 2 MB: outcomes() fails the test beyond."""
     n = 1 << 20  # 2-byte opcode pairs
     memo = b"\x80\x05\x8c\x01k]\x94(" + b"N\x94" * n + b"e\x86."
-    cases: list[tuple[Any, ...]] = [
+    cases: list[Case] = [
         ("decode", "pickle", memo),
         ("decode", "pickle", b"\x80\x05\x8c\x01k]\x94(" + b"h\x00" * n + b"e\x86."),  # a list holding itself
         ("decode", "pickle", b"\x80\x05\x8c\x01k" + b"]" * n + b"a" * (n - 1) + b"\x86."),
@@ -206,7 +206,9 @@ class TestDeepTuples:
     def test_refused_before_hashing(self, where: str) -> None:
         """A million levels in a megabyte of pickle (a few KB compressed): SIGSEGV while hashing, before. Now
         refused before loading; the limit itself loads."""
-        cases = [("decode", "pickle", deep_tuple_entry(depth, where)) for depth in (LIMIT, LIMIT + 1, 1_000_000)]
+        cases: list[Case] = [
+            ("decode", "pickle", deep_tuple_entry(depth, where)) for depth in (LIMIT, LIMIT + 1, 1_000_000)
+        ]
         cases.append(("load", deep_tuple_entry(1_000_000, where)))
         results = outcomes(cases)
         assert results[0][1] == "returned dict", results[0]
@@ -223,7 +225,9 @@ class TestDeepTuples:
     def test_lite_writer_never_writes_what_its_reader_refuses(self) -> None:
         """The pickler follows tuples as deep as the recursion limit allows (1,000 on Python 3.10-3.11, 10,000 on
         3.13): anything deeper than the readers' limit is refused by the writer too, naming the limit."""
-        cases = [("round-trip", "pickle", "k", ("nested", "t", depth)) for depth in (LIMIT - 10, LIMIT, 5000)]
+        cases: list[Case] = [
+            ("round-trip", "pickle", "k", ("nested", "t", depth)) for depth in (LIMIT - 10, LIMIT, 5000)
+        ]
         cases.append(("round-trip", "pickle", ("nested", "t", 5000), 1))
         for _, outcome in outcomes(cases):
             assert outcome == "returned str same" or refused(outcome, "UnsupportedValueError", "levels deep"), outcome

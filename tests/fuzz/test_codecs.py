@@ -8,6 +8,7 @@ import datetime as dt
 import enum
 import importlib.util
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -105,6 +106,12 @@ class OtherTz(dt.tzinfo):
     def utcoffset(self, _: Any) -> dt.timedelta:
         return dt.timedelta(hours=1)
 
+    def dst(self, _: Any) -> dt.timedelta:
+        return dt.timedelta(0)
+
+    def tzname(self, _: Any) -> str:
+        return "other"
+
 
 class Color(enum.IntEnum):
     RED = 1
@@ -131,7 +138,7 @@ UNSUPPORTED = [
 
 def plant(container: Any, bad: Any, where: int) -> Any:
     """``container`` with ``bad`` hidden in it (as a value, so hashability does not matter)."""
-    choices = [
+    choices: list[Callable[[], Any]] = [
         lambda: bad,
         lambda: [container, bad],
         lambda: (bad, container),
@@ -216,13 +223,15 @@ class TestShardSplit:
         from aws_lambda_persistence_lite._dynamodb import Table
         from aws_lambda_persistence_lite._limits import DYNAMODB_ITEM_LIMIT, ITEM_BUDGET
         from aws_lambda_persistence_lite._meter import Usage, item_size
-        from aws_lambda_persistence_lite._reading import segment_key
         from aws_lambda_persistence_lite._records import RUN, SHARD_BYTES
         from aws_lambda_persistence_lite._replica import Replica
+        from aws_lambda_persistence_lite._state import segment_key
 
         settings_ = Settings.resolve({"table_key": "k" * key_length})
         length = max(1, multiple * SHARD_BYTES + delta)
         body = random.Random(length).randbytes(length)
+        # (IdentityCodec stands in for a Codec: splitting and joining shards only compress and decompress; the
+        # splitting replica has no table, the joining one a stand-in client)
         replica = Replica(None, settings_, IdentityCodec())  # type: ignore[arg-type]
         segment, blob = replica.segment(RUN, body, 0, 1, 1)
         assert blob == body and segment.blob_size == length
@@ -238,8 +247,8 @@ class TestShardSplit:
 
 def record_size(pkg: Any, value_size: int) -> int:
     """What a one-key set of {'b': random bytes} adds to the head: its record and the per-record overhead."""
-    from aws_lambda_persistence_lite._flushing import RECORD_OVERHEAD
     from aws_lambda_persistence_lite._records import SET, Op, encode_record
+    from aws_lambda_persistence_lite._room import RECORD_OVERHEAD
 
     codec = package_codec(pkg)
     entry = codec.encode_entry("b", random.Random(7).randbytes(value_size))
@@ -266,10 +275,10 @@ class TestSizeLimitsThroughMoto:
 
     @pytest.mark.parametrize("first", [True, False], ids=["first-write", "on-a-stored-map"])
     def test_log_limit(self, aws: Any, pkg: Any, table_key: str, calls: Calls, first: bool) -> None:
-        from aws_lambda_persistence_lite._flushing import LARGE_RECORD
         from aws_lambda_persistence_lite._head import HEAD_BUDGET
         from aws_lambda_persistence_lite._meter import item_size
         from aws_lambda_persistence_lite._records import PARTITION, RUN, decode_table
+        from aws_lambda_persistence_lite._room import LARGE_RECORD
 
         edge = last_fitting(lambda n: record_size(pkg, n), LARGE_RECORD, 1, 4_000)
         for size in (edge - 1, edge, edge + 1, edge + 2):

@@ -10,7 +10,9 @@ import random
 import struct
 import tracemalloc
 import zlib
+from collections.abc import Callable, Sequence
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -530,17 +532,12 @@ def _with_manifest(data: Any) -> None:
     segment (FORMAT.md, "Manifest")."""
     from aws_lambda_persistence_lite import _maintenance, _room
 
-    caps = _room.TABLE_MAX, _maintenance.PARTITION_MAX
-    _room.TABLE_MAX = 60
-    _maintenance.PARTITION_MAX = 1_500
-    try:
+    # (TABLE_MAX as _room reads it: imported there from _head)
+    with mock.patch.object(_room, "TABLE_MAX", 60), mock.patch.object(_maintenance, "PARTITION_MAX", 1_500):
         _many_sets(data)
-    finally:
-        _room.TABLE_MAX = caps[0]
-        _maintenance.PARTITION_MAX = caps[1]
 
 
-SHAPES = {
+SHAPES: dict[str, Callable[[Any], Any]] = {
     "small": lambda data: data.update(a=1, text="x" * 50, when=(1, 2.5, None)),  # one head item, records in its log
     "inline": lambda data: _many_sets(data, compressible=True),
     "flushed": _many_sets,
@@ -616,9 +613,9 @@ class Hostile:
         return frame_record(self.ids.to_bytes(8, "big"), list(ops))
 
     def segment(self, kind: int, body: bytes, a: int, b: int, c: int, *, raw_size: int | None = None) -> Any:
-        from aws_lambda_persistence_lite._reading import segment_key
         from aws_lambda_persistence_lite._records import SHARD_BYTES, Segment
         from aws_lambda_persistence_lite._records import segment_digest as shard_digest
+        from aws_lambda_persistence_lite._state import segment_key
 
         blob = self.codec.compress(body)
         sid = f"{len(self.segments) + 1:016x}"
@@ -643,7 +640,7 @@ class Hostile:
 
         return self.segment(RUN, encode_run(records, lo), level, lo, hi)
 
-    def head(self, version: int, log: list[bytes] = (), epoch: int = 1) -> Items:  # type: ignore[assignment]
+    def head(self, version: int, log: Sequence[bytes] = (), epoch: int = 1) -> Items:
         from aws_lambda_persistence_lite._head import build
 
         item = build(self.settings, self.codec.name, version=version, epoch=epoch, log=list(log), table=self.segments)
@@ -817,8 +814,8 @@ class TestFuzzedStoredItems:
     def test_mutated_segment_bodies(self, pkg: Any, data: Any, shape: str) -> None:
         """A partition or run body (in shard items, or inline in the head) changed at random, then compressed,
         sized and digested correctly."""
-        from aws_lambda_persistence_lite._reading import segment_key
         from aws_lambda_persistence_lite._records import segment_digest as shard_digest
+        from aws_lambda_persistence_lite._state import segment_key
 
         codec = package_codec(pkg)
         items = written(pkg, shape)
@@ -1029,8 +1026,8 @@ class TestHostileWriter:
         """The head is read again (a structural commit may have replaced the segment); the same head twice means
         damage: CorruptDataError naming table and key, after at most a few reads. Also for a shard of a segment
         that only the manifest lists, and for the manifest's own shard."""
-        from aws_lambda_persistence_lite._reading import segment_key
         from aws_lambda_persistence_lite._records import MANIFEST
+        from aws_lambda_persistence_lite._state import segment_key
 
         items = written(pkg, shape.split(maxsplit=1)[0])
         manifests = [s for s in table_of(items) if s.kind == MANIFEST]

@@ -52,7 +52,7 @@ def log_like_a_writer_that_ignores_room(head: Any, pkg: Any, size: int, rng: ran
     (all under one id, or each its own), with the version and room such a log implies: what a writer that
     ignored alp_room would leave. The reader replays every record (a log longer than the version is refused at
     once, which would not test the replay)."""
-    from aws_lambda_persistence_lite._flushing import charge
+    from aws_lambda_persistence_lite._room import charge
 
     from tests.fuzz.framing import frame_record
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import build
 import pytest
 import verify
 
@@ -17,7 +18,8 @@ EXTENSION = r"python/lib/python3\.(\d+)/site-packages/(\w+)/(\w+)\.cpython-3(\d+
 
 
 def manifest(out: Path) -> dict[str, Any]:
-    return json.loads((out / "manifest.json").read_text())  # type: ignore[no-any-return]
+    written: dict[str, Any] = json.loads((out / "manifest.json").read_text())
+    return written
 
 
 def test_manifest_lists_every_layer(built: Path, builder: ModuleType) -> None:
@@ -131,7 +133,7 @@ def test_import_smoke_in_clean_interpreters(built: Path) -> None:
 def test_smoke_fails_loudly_without_the_msgpack_extension(built: Path, tmp_path: Path) -> None:
     """A layer whose _cmsgpack does not load must fail, not run msgpack's pure-Python fallback."""
     host = {"x86_64": "x86_64", "aarch64": "arm64"}.get(verify.HOST_MACHINE)
-    python = next((p for p in manifest(built)["pythons"] if verify.find_python(p)), None)
+    python = next((p for p in manifest(built)["pythons"] if build.find_python(p)), None)
     if host is None or python is None:
         pytest.skip("no runnable interpreter for this machine's layer")
     layer = next(x for x in manifest(built)["layers"] if x["architectures"] == [host])
@@ -140,7 +142,7 @@ def test_smoke_fails_loudly_without_the_msgpack_extension(built: Path, tmp_path:
     site = tmp_path / "python" / "lib" / f"python{python}" / "site-packages"
     for so in (site / "msgpack").glob("_cmsgpack*.so"):
         so.unlink()
-    ok, detail = verify.smoke(verify.find_python(python) or "", verify.CORE_SMOKE, site)
+    ok, detail = verify.smoke(build.find_python(python) or "", verify.CORE_SMOKE, site)
     assert not ok
     assert "_cmsgpack" in detail
 

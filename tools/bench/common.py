@@ -24,9 +24,28 @@ LITE_SOURCE = str(ROOT / "packages" / "aws-lambda-persistence-lite" / "src")
 if LITE_SOURCE not in sys.path:
     sys.path.append(LITE_SOURCE)
 
-from aws_lambda_persistence_lite._meter import CallMeter, item_size  # noqa: E402, F401  (needs LITE_SOURCE)
+from aws_lambda_persistence_lite._meter import CallMeter, item_size  # noqa: E402  (needs LITE_SOURCE)
 
 from tools import servers as local_servers  # noqa: E402  (needs ROOT on sys.path)
+
+#: What the benchmarks import from here: the library's meter too, since only this module puts it on the path.
+__all__ = [
+    "ROOT",
+    "LITE_SOURCE",
+    "PACKAGES",
+    "FAKE_AWS",
+    "CallMeter",
+    "item_size",
+    "log",
+    "clean_env",
+    "use_endpoint",
+    "servers",
+    "median",
+    "table",
+    "ms",
+    "size",
+    "units",
+]
 
 #: The two distributions, by import name, with the short label used in the tables.
 PACKAGES = {"core": "aws_lambda_persistence", "lite": "aws_lambda_persistence_lite"}

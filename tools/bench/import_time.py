@@ -68,9 +68,9 @@ def profile_import(module: str, after: str = "", extra_env: dict[str, str] | Non
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "[us]" in line:
             continue
-        _, cumulative, name = line[len("import time:") :].split("|")
-        depth = (len(name) - len(name.lstrip()) - 1) // 2
-        rows.append((depth, name.strip(), int(cumulative)))
+        _, microseconds, label = line[len("import time:") :].split("|")
+        depth = (len(label) - len(label.lstrip()) - 1) // 2
+        rows.append((depth, label.strip(), int(microseconds)))
     result = ImportProfile()
     stack: list[str] = []
     for depth, name, cumulative in reversed(rows):

@@ -387,7 +387,8 @@ class Impl:
         )
         if proc.returncode:
             raise RuntimeError(f"{self.label}: worker {spec['scenario']} exited with code {proc.returncode}")
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return result
 
 
 STARTED = time.monotonic()
@@ -414,10 +415,10 @@ def ensure_venv() -> str:
     subprocess.run([base, "-m", "venv", "--clear", str(VENV)], check=True)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     pinned = f"boto3=={importlib.metadata.version('boto3')}"
-    quiet = {"stdout": sys.stderr}  # stdout carries only the results
-    if subprocess.run([*pip, "aws-lambda-persistence==1.0.0", pinned], check=False, **quiet).returncode:
+    quiet = sys.stderr  # (pip's output: stdout carries only the results)
+    if subprocess.run([*pip, "aws-lambda-persistence==1.0.0", pinned], check=False, stdout=quiet).returncode:
         progress(f"{pinned} not installable, installing the newest boto3 instead")
-        subprocess.run([*pip, "aws-lambda-persistence==1.0.0", "boto3"], check=True, **quiet)
+        subprocess.run([*pip, "aws-lambda-persistence==1.0.0", "boto3"], check=True, stdout=quiet)
     subprocess.run([python, "-c", check], check=True, capture_output=True)
     return str(python)
 
@@ -455,8 +456,8 @@ def import_profile(impl: Impl) -> tuple[float, float, bool]:
     rows = []
     for line in proc.stderr.splitlines():
         if line.startswith("import time:") and "[us]" not in line:
-            _, cumulative, name = line[len("import time:") :].split("|")
-            rows.append(((len(name) - len(name.lstrip()) - 1) // 2, name.strip(), int(cumulative)))
+            _, microseconds, label = line[len("import time:") :].split("|")
+            rows.append(((len(label) - len(label.lstrip()) - 1) // 2, label.strip(), int(microseconds)))
     total = boto_inside = boto3_after = 0
     stack: list[str] = []
     for depth, name, cumulative in reversed(rows):  # parents before children

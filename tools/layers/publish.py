@@ -54,7 +54,8 @@ def latest_version(client: Any, name: str) -> dict[str, Any] | None:
     if not versions:
         return None
     newest = max(versions, key=lambda v: v["Version"])
-    return client.get_layer_version(LayerName=name, VersionNumber=newest["Version"])  # type: ignore[no-any-return]
+    version: dict[str, Any] = client.get_layer_version(LayerName=name, VersionNumber=newest["Version"])
+    return version
 
 
 def make_public(client: Any, name: str, version: int) -> None:

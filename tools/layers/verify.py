@@ -128,9 +128,9 @@ def check_entries(layer: dict[str, Any], zf: zipfile.ZipFile, pythons: list[str]
             or not stat.S_ISREG(mode)
         ):
             problems.append(f"{where}: {name} has a timestamp, mode {oct(mode)} or extra field that varies")
-        if PYC.search(name):
+        if compiled := PYC.search(name):
             site_version = SITE.match(name)
-            tag = PYC.search(name)["tag"]  # type: ignore[index]
+            tag = compiled["tag"]
             if site_version and site_version["version"].replace(".", "") != tag:
                 problems.append(f"{where}: {name} is compiled for cpython-{tag}, not python{site_version['version']}")
             elif tag not in {p.replace(".", "") for p in PYTHONS}:
