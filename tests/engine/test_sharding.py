@@ -451,6 +451,7 @@ def _container(package: str, endpoint: str, table_key: str, role: str, stop: Any
 class TestTearFreeReads:
     @pytest.mark.slow
     @pytest.mark.parametrize("server", ["moto_server", "dynamodb_local"])
+    @pytest.mark.parametrize("pkg", ["lite"], indirect=True)  # (the engine's reads, as in test_concurrency.py)
     def test_readers_never_see_a_mix(
         self, request: pytest.FixtureRequest, pkg: Any, table_key: str, server: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
