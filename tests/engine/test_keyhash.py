@@ -33,7 +33,6 @@ from aws_lambda_persistence_lite._values import MAX_NESTING
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PACKAGES
 from tests.values import keys as hashables
 from tests.values import tzinfos
 
@@ -491,18 +490,3 @@ def test_unsupported_keys_are_refused(key: Any, type_name: str, path: str, text:
     assert caught.value.type_name == type_name
     assert caught.value.path == path
     assert text in str(caught.value) and "Keys may be None, bool, int" in str(caught.value)
-
-
-@pytest.mark.parametrize("package", PACKAGES)
-def test_import_after_boto3_loads_nothing_boto3_did_not(package: str) -> None:
-    """Lambda cold starts: every function imports boto3 (its client is what the map talks through), so the
-    package may use whatever boto3 loads (typing, hashlib, datetime, decimal, uuid...) at no cost; beyond its own
-    modules it loads only its codec's libraries, and zoneinfo only once a value holds a ZoneInfo."""
-    module = {"core": "aws_lambda_persistence", "lite": "aws_lambda_persistence_lite"}[package]
-    script = (
-        f"import sys, boto3; before = set(sys.modules); import {module}; "
-        "print(sorted({m.split('.')[0] for m in set(sys.modules) - before}))"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    allowed = {"aws_lambda_persistence_lite", module} | ({"msgpack", "zstandard"} if package == "core" else set())
-    assert set(eval(done.stdout)) <= allowed, done.stdout

@@ -1,7 +1,9 @@
-"""Lambda-native use: the handler decorator and SnapStart restores."""
+"""Lambda-native use: what a cold start imports, the handler decorator and SnapStart restores."""
 
 from __future__ import annotations
 
+import pickle
+import subprocess
 import sys
 import types
 from collections.abc import Callable
@@ -9,11 +11,82 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import HAS_CORE, Calls, stored_item
+from tests.conftest import HAS_CORE, TABLE, Calls, stored_item
 
 # (Not yet in the ALP_TEST_BACKEND passes: with a shared table, a first use also makes a DescribeTable, which
 # test_one_read_per_container_and_one_write_per_invocation does not expect; the rest passes on every local backend.)
 pytestmark = pytest.mark.moto_only
+
+
+#: The lite package's modules that only some paths need, imported where they are first used: a map's first write
+#: (and creating its table), a large write, a flush and the maintenance it does, 1.0.0 items, ``batch()`` blocks and
+#: the handler decorator. A cold start that loads a small map and appends to it loads none of them.
+RARE_PROTOCOLS = (
+    "_first_write",
+    "_table",
+    "_large_write",
+    "_flushing",
+    "_maintenance",
+    "_legacy",
+    "_batching",
+    "_handler",
+)
+#: Nor does importing either package load the pickle codec (loaded by the first map stored in it, as the lite
+#: package's maps are) or the tools over whole stored maps (``admin``, the command line).
+NOT_AT_IMPORT = (*RARE_PROTOCOLS, "_pickle", "_pickle_bounds", "_stored", "admin", "_cli")
+
+
+def new_modules(script: str, before: str = "import sys, boto3", stdin: bytes = b"") -> list[str]:
+    """The modules ``script`` loads in a fresh interpreter after ``before``."""
+    code = f"{before}\nstarted = set(sys.modules)\n{script}\nprint(sorted(set(sys.modules) - started))"
+    done = subprocess.run([sys.executable, "-c", code], input=stdin, capture_output=True, check=True)
+    return eval(done.stdout.decode())  # type: ignore[no-any-return]
+
+
+class TestColdStart:
+    """Every cold start pays for the import, on the billed clock (tools/bench/import_time.py)."""
+
+    def test_import_after_boto3_loads_nothing_boto3_did_not(self, pkg: Any) -> None:
+        """Every function imports boto3 (its client is what the map talks through), so the package may use whatever
+        boto3 loads (typing, hashlib, datetime, decimal, uuid...) at no cost; beyond its own modules it loads only
+        its codec's libraries, and zoneinfo only once a value holds a ZoneInfo."""
+        loaded = new_modules(f"import {pkg.__name__}")
+        allowed = {"aws_lambda_persistence_lite", pkg.__name__}
+        if pkg.__name__ == "aws_lambda_persistence":
+            allowed |= {"msgpack", "zstandard"}
+        assert {m.split(".")[0] for m in loaded} <= allowed, loaded
+
+    def test_import_loads_no_rare_protocol(self, pkg: Any) -> None:
+        loaded = new_modules(f"import {pkg.__name__}")
+        assert not {f"aws_lambda_persistence_lite.{m}" for m in NOT_AT_IMPORT} & set(loaded), loaded
+
+    def test_loading_a_small_map_and_appending_loads_no_rare_protocol(self, aws: Any, pkg: Any, table_key: str) -> None:
+        """A cold start of a function whose small map exists: ``PersistentMap()``, a read and a write (an append)
+        load none of RARE_PROTOCOLS; the full package's, not the pickle codec either."""
+        pkg.PersistentMap.open({"greeting": "hello", "n": 1})
+        table = aws.describe_table(TableName=TABLE)["Table"]
+        stored = (table["KeySchema"], table["AttributeDefinitions"], aws.scan(TableName=TABLE)["Items"])
+        before = f"""import pickle, sys, boto3
+from moto import mock_aws
+schema, attributes, items = pickle.load(sys.stdin.buffer)
+mock_aws().start()
+client = boto3.client("dynamodb")
+client.create_table(
+    TableName={TABLE!r}, KeySchema=schema, AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST"
+)
+for item in items:
+    client.put_item(TableName={TABLE!r}, Item=item)"""
+        script = f"""import {pkg.__name__} as pkg
+data = pkg.PersistentMap()
+assert data["greeting"] == "hello" and data.version == 1, data
+data["n"] += 1
+assert data.version == 2 and data.last_commit.calls == 1, data.last_commit"""
+        loaded = new_modules(script, before, pickle.dumps(stored))
+        rare = {f"aws_lambda_persistence_lite.{m}" for m in RARE_PROTOCOLS}
+        if pkg.__name__ == "aws_lambda_persistence":
+            rare |= {"aws_lambda_persistence_lite._pickle", "aws_lambda_persistence._zstd_pickle"}
+        assert not rare & set(loaded), loaded
+        assert pkg.PersistentMap().to_dict() == {"greeting": "hello", "n": 1}  # (the child's DynamoDB was its own)
 
 
 class TestHandler:

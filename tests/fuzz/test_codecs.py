@@ -37,7 +37,7 @@ def make_codec(name: str) -> Any:
 
         return codec_for(lite_default())
     from aws_lambda_persistence._msgpack import MsgpackZstdCodec
-    from aws_lambda_persistence._zstd import ZstdPickleCodec
+    from aws_lambda_persistence._zstd_pickle import ZstdPickleCodec
 
     return MsgpackZstdCodec() if name == "core-msgpack" else ZstdPickleCodec()
 

@@ -282,7 +282,7 @@ class TestDecoder:
     @pytest.mark.parametrize("depth", [40, 200])
     def test_exponential_sharing_is_refused_by_every_reader(self, core: Any, depth: int) -> None:
         """2**depth leaves in a few hundred bytes: refused in linear time, before any tree walk expands it."""
-        from aws_lambda_persistence._zstd import ZstdPickleCodec
+        from aws_lambda_persistence._zstd_pickle import ZstdPickleCodec
         from aws_lambda_persistence_lite._pickle import PickleCodec, loads_restricted
 
         value: list[Any] = ["leaf"]
@@ -472,7 +472,7 @@ class TestHostilePickles:
 
     @pytest.mark.parametrize("opcode", OPCODES)
     def test_refused_by_the_full_package(self, core: Any, opcode: str) -> None:
-        from aws_lambda_persistence._zstd import ZstdPickleCodec
+        from aws_lambda_persistence._zstd_pickle import ZstdPickleCodec
 
         body = hostile_pickle("tests.fuzz.test_hostile", "tripwire", opcode)
         with pytest.raises(core.UnsafeDataError):

@@ -163,3 +163,19 @@ def test_verifier_rejects_foreign_machine_code(built: Path, tmp_path: Path) -> N
     with zipfile.ZipFile(bad) as zf:
         problems = verify.check_entries(arm, zf, manifest(built)["pythons"])
     assert any("ELF machine 62" in p for p in problems), problems
+
+
+def test_committed_sizes_are_those_of_a_fresh_build(built: Path) -> None:
+    """layers/sizes.json, from which tools/figures.py writes the READMEs' layer figures, shows what this source
+    builds to: the READMEs' tables rendered from either are the same (sizes to 10 kB, file counts exactly)."""
+    from tools import figures
+
+    fresh, committed = figures.summarize(manifest(built)), json.loads(figures.SIZES.read_text())
+    if fresh["precompiled"] != committed["precompiled"]:
+        pytest.skip(f"bytecode for {fresh['precompiled']} here, for {committed['precompiled']} in layers/sizes.json")
+    for name in ("layers", "layer-sizes"):
+        render = figures.RENDERERS[name]
+        assert render(figures.Results(""), fresh) == render(figures.Results(""), committed), (
+            "layers/sizes.json is stale: python3 tools/dev.py layers, then "
+            "python3 tools/figures.py --layers build/layers/manifest.json"
+        )

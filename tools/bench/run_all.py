@@ -35,13 +35,18 @@ BENCHMARKS = [
 ]  # fmt: skip
 #: The benchmarks that run against DynamoDB Local too (and take --no-local).
 USE_DYNAMODB_LOCAL = {"storage.py", "increments.py", "versus_1_0_0.py", "writes.py"}
-#: Arguments other than the defaults: issue 10's figures (1,000 sets on maps of 20 KB to 64 MB; about 25 minutes).
-ARGUMENTS = {"writes.py": ["--sizes", "20K,1M,16M,64M", "--sets", "1000"]}
-#: Section titles other than the script's name.
+#: Arguments other than the defaults, for the figures the READMEs show (tools/figures.py copies them from here):
+#: issue 10's 1,000 sets on maps of 20 KB to 64 MB and three rounds of increments (about 30 minutes); decoding
+#: at 2 MB, the size up to which FORMAT.md bounds a read, and at 8 MB.
+ARGUMENTS = {
+    "writes.py": ["--sizes", "20K,1M,16M,64M", "--sets", "1000", "--increment-runs", "3"],
+    "decoding.py": ["--sizes", "2,8"],
+}
+#: Section titles other than the script's name (the arguments are added).
 TITLES = {
-    "versus_1_0_0.py": "versus 1.0.0 (`versus_1_0_0.py`)",
-    "decoding.py": "Reading costs, honest and hostile (`decoding.py`)",
-    "writes.py": "Writes, refreshes and increments (`writes.py --sizes 20K,1M,16M,64M --sets 1000`)",
+    "versus_1_0_0.py": "versus 1.0.0",
+    "decoding.py": "Reading costs, honest and hostile",
+    "writes.py": "Writes, refreshes and increments",
 }
 VERSIONS = [
     "aws-lambda-persistence",
@@ -117,7 +122,8 @@ def main() -> None:
             [sys.executable, str(HERE / name), *extra], cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True
         )
         durations.append(f"{name} {time.perf_counter() - began:.0f} s")
-        sections.append(f"## {TITLES.get(name, name)}\n\n{proc.stdout.strip()}\n")
+        title = f"{TITLES[name]} (`{shlex.join([name, *ARGUMENTS.get(name, [])])}`)" if name in TITLES else name
+        sections.append(f"## {title}\n\n{proc.stdout.strip()}\n")
 
     if library_source() != source:
         header.append("- **Warning: the library's source changed during the run**: " + library_source())

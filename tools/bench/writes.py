@@ -29,7 +29,7 @@ Per map size (JSON-like maps from storage.py; sizes are of ``json.dumps(map)``, 
    call, next to P processes doing plain ``UpdateItem ADD`` on one item, in the same run.
 
     python tools/bench/writes.py [--quick] [--sizes 20K,1M,16M,64M] [--sets 1000] [--sets-per-size 16M=20]
-                                 [--processes 8] [--increments 100] [--parts maps,increments]
+                                 [--processes 8] [--increments 100] [--increment-runs 1] [--parts maps,increments]
 
 ``--quick`` (20 KB and 1 MB, 100 sets) takes about 3 minutes; the format 2 baseline in RESULTS.md used
 ``--sizes 20K,1M,16M --sets 200 --sets-per-size 16M=20`` (5-10 minutes; the full run took hours on format 2).
@@ -728,8 +728,10 @@ def report_reads(maps: list[MapRun], refreshes: int) -> None:
         print("No TransactWriteItems calls were made.\n")
 
 
-def report_increments(increments: list[IncrementRun]) -> None:
-    p, k = increments[0].processes, increments[0].count
+def report_increments(rounds: list[list[IncrementRun]]) -> None:
+    """One table per round; the READMEs show the median and range of each mode's share of plain ADD over them
+    (tools/figures.py), since one round on a shared host varies from the next."""
+    p, k = rounds[0][0].processes, rounds[0][0].count
     print(f"### Increments under contention: {p} processes x {k} on one map\n")
     print(
         f"Each process (a fresh interpreter with its own client) waits at a barrier, then increments `n` {k} times: "
@@ -743,9 +745,8 @@ def report_increments(increments: list[IncrementRun]) -> None:
         "getting faster for minutes, so a baseline measured apart from a run drifts; it is warmed up by discarded "
         "plain ADD and warm runs first).\n"
     )
-    rows = []
 
-    def neighbour(index: int, step: int) -> float | None:
+    def neighbour(increments: list[IncrementRun], index: int, step: int) -> float | None:
         """The rate of the nearest plain ADD run of the same package before (step -1) or after (step 1)."""
         index += step
         while 0 <= index < len(increments) and increments[index].package == increments[index - step].package:
@@ -754,27 +755,31 @@ def report_increments(increments: list[IncrementRun]) -> None:
             index += step
         return None
 
-    for i, run in enumerate(increments):
-        around = [rate for rate in (neighbour(i, -1), neighbour(i, 1)) if rate is not None]
-        baseline = statistics.mean(around) if around else None
-        failures = sum(n for code, n in run.errors.items() if code.startswith(("ConditionalCheck", "Transaction")))
-        rows.append(
-            [
-                run.package,
-                {"add": "plain ADD", "warm": "warm", "fresh": "fresh", "lazy": "fresh, lazy"}[run.mode],
-                f"{run.final} of {run.total}" + ("" if run.final == run.total else " **lost**"),
-                f"{run.distinct}" + ("" if run.distinct == run.total else " **duplicates**"),
-                run.conflict_errors,
-                failures,
-                ops_per(dict(run.ops), run.total),
-                ms(run.wall),
-                f"{run.rate:,.0f}",
-                "—" if run.mode == "add" or baseline is None else f"{run.rate / baseline:.0%}",
-            ]
-        )
-    headers = ["package", "mode", "final", "distinct", "ConflictError", "conditional failures"]
-    print(table([*headers, "calls per increment", "wall time", "increments/s", "vs plain ADD"], rows, left=2))
-    print()
+    for number, increments in enumerate(rounds, 1):
+        if len(rounds) > 1:
+            print(f"Run {number} of {len(rounds)}:\n")
+        rows = []
+        for i, run in enumerate(increments):
+            around = [rate for rate in (neighbour(increments, i, -1), neighbour(increments, i, 1)) if rate is not None]
+            baseline = statistics.mean(around) if around else None
+            failures = sum(n for code, n in run.errors.items() if code.startswith(("ConditionalCheck", "Transaction")))
+            rows.append(
+                [
+                    run.package,
+                    {"add": "plain ADD", "warm": "warm", "fresh": "fresh", "lazy": "fresh, lazy"}[run.mode],
+                    f"{run.final} of {run.total}" + ("" if run.final == run.total else " **lost**"),
+                    f"{run.distinct}" + ("" if run.distinct == run.total else " **duplicates**"),
+                    run.conflict_errors,
+                    failures,
+                    ops_per(dict(run.ops), run.total),
+                    ms(run.wall),
+                    f"{run.rate:,.0f}",
+                    "—" if run.mode == "add" or baseline is None else f"{run.rate / baseline:.0%}",
+                ]
+            )
+        headers = ["package", "mode", "final", "distinct", "ConflictError", "conditional failures"]
+        print(table([*headers, "calls per increment", "wall time", "increments/s", "vs plain ADD"], rows, left=2))
+        print()
 
 
 # -- main --------------------------------------------------------------------------------------------------------
@@ -809,6 +814,7 @@ def main() -> None:
     parser.add_argument("--packages", default="core,lite", help="core, lite or both (default: core,lite)")
     parser.add_argument("--processes", type=int, default=8, help="concurrent processes incrementing (default: 8)")
     parser.add_argument("--increments", type=int, default=100, help="increments per process (default: 100)")
+    parser.add_argument("--increment-runs", type=int, default=1, help="rounds of every increments mode (default: 1)")
     parser.add_argument("--parts", default="maps,increments", help="maps (writes, refreshes), increments")
     parser.add_argument("--no-1-0-0", action="store_true", help="skip 1.0.0 (which needs PyPI once for its venv)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the keys and values set (default: 7)")
@@ -836,7 +842,7 @@ def main() -> None:
     maps: list[MapRun] = []
     floors: dict[int, list[Sample]] = {}
     old: tuple[str, dict[int, Any]] | None = None
-    increments: list[IncrementRun] = []
+    rounds: list[list[IncrementRun]] = []
     with contextlib.ExitStack() as stack:
         try:
             endpoint = stack.enter_context(dynamodb_local())
@@ -864,10 +870,12 @@ def main() -> None:
             progress(f"increments: warming DynamoDB Local up, {args.processes} x {args.increments} ADD and warm")
             for mode in ("add", "warm", "add"):
                 increments_run(labels[0], mode, endpoint, args.processes, args.increments)
-            for label in labels:
-                for mode in ("add", "warm", "add", "fresh", "add", "lazy", "add"):
-                    progress(f"increments: {label}, {mode}, {args.processes} x {args.increments}")
-                    increments.append(increments_run(label, mode, endpoint, args.processes, args.increments))
+            for number in range(args.increment_runs):
+                rounds.append([])
+                for label in labels:
+                    for mode in ("add", "warm", "add", "fresh", "add", "lazy", "add"):
+                        progress(f"increments {number + 1}/{args.increment_runs}: {label}, {mode}")
+                        rounds[-1].append(increments_run(label, mode, endpoint, args.processes, args.increments))
 
     command = shlex.join(["python", "tools/bench/writes.py", *sys.argv[1:]])
     versions = ", ".join(
@@ -886,8 +894,8 @@ def main() -> None:
     if maps:
         report_writes(maps, floors, old, args.batch_keys)
         report_reads(maps, args.refreshes)
-    if increments:
-        report_increments(increments)
+    if rounds:
+        report_increments(rounds)
 
 
 if __name__ == "__main__":

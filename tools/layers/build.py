@@ -109,6 +109,7 @@ class Staged:
     """The files of one zip, by archive path: (content, mode)."""
 
     files: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    unstripped: int = 0  # bytes the shared objects had before stripping (the layers' READMEs show the saving)
 
     def add(self, name: str, data: bytes, mode: int) -> None:
         if name in self.files and self.files[name][0] != data:
@@ -438,7 +439,11 @@ def stage_core(arch: Arch, own: dict[str, Path], native: dict[str, list[Path]], 
         prefix = f"python/lib/python{python}/site-packages/"
         for wheel in [*own.values(), *native[python]]:
             for name, data in wheel_members(wheel):
-                staged.add(prefix + name, stripper.strip(arch, data) if name.endswith(".so") else data, file_mode(name))
+                kept = data
+                if name.endswith(".so"):
+                    staged.unstripped += len(data)
+                    kept = stripper.strip(arch, data)
+                staged.add(prefix + name, kept, file_mode(name))
     for python, interpreter in local_pythons().items():
         precompile(staged, f"python/lib/python{python}/site-packages/", python, interpreter)
     return staged
@@ -493,6 +498,8 @@ def build(
             "size": path.stat().st_size,
             "unzipped_size": sum(len(data) for data, _ in files.values()),
             "files": len(files),
+            "unstripped_size": sum(len(d) for n, (d, _) in files.items() if not n.endswith(".so"))
+            + staged[spec.file].unstripped,
             "architectures": list(spec.architectures),
             "runtimes": list(spec.runtimes),
             "description": spec.description,

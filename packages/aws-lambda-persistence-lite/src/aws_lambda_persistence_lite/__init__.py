@@ -14,8 +14,10 @@ import logging
 # shims that avoided them, a typing-free NamedTuple, _blake2 and matching classes by name, saved nothing after
 # boto3: 5.0 ms without them against 4.4 ms with them, within the noise). Deferred where it measurably pays:
 # zoneinfo (1.4 ms after boto3; ``_model``), each codec's module and libraries (msgpack and zstandard, 1.5 ms; the
-# first map loads its codec, ``_codec``) and boto3 itself (``_client``: the command line's --help and ``policy()``
-# never pay for it).
+# first map loads its codec, ``_codec``), the engine's protocols that only some paths need (a first or large write,
+# a flush, 1.0.0 items, batch() blocks, the handler decorator: imported where first used, ``_replica``; with the
+# pickle codec they took the import after boto3 from 6.4 to 4.4 ms, tests/engine/test_lambda.py keeps them out) and
+# boto3 itself (``_client``: the command line's --help and ``policy()`` never pay for it).
 from ._codec import CODECS
 from ._config import RESERVED_WORDS, Settings
 from ._errors import (
@@ -36,6 +38,9 @@ from ._map import PersistentMap
 from ._meter import Usage
 from ._public import claim
 
+# The one place the version is written: both packages' metadata (hatchling reads this line), the full package's
+# exact pin on this one, tools/release.py and the layers take it from here. A literal, so that it also holds where
+# this directory is pasted next to a handler, without install metadata.
 __version__ = "2.0.0"
 
 # Silent unless the function configures logging (Python's advice for libraries): see _log for what is logged.

@@ -11,16 +11,23 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from ._errors import ConfigurationError
+
 if TYPE_CHECKING:
     from boto3.session import Session
     from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_clients: dict[tuple[str | None, str | None], DynamoDBClient] = {}
+_clients: dict[tuple[str | None, ...], DynamoDBClient] = {}
 _lock = threading.Lock()
 
 #: botocore attempts per call, including the first; standard mode backs off exponentially with jitter.
 MAX_ATTEMPTS = 5
+
+NO_REGION = (
+    "no AWS region is configured: set AWS_REGION or AWS_DEFAULT_REGION (Lambda sets both), or `region` in the "
+    "profile of your AWS config file"
+)
 
 
 def client_for(session: Session | None = None, config: Config | None = None) -> DynamoDBClient:
@@ -29,10 +36,23 @@ def client_for(session: Session | None = None, config: Config | None = None) -> 
     ``config``."""
     if session is None and config is None:
         return default_client()
+    return _new_client(session, _config() if config is None else _config().merge(config))
+
+
+def _new_client(session: Session | None, config: Config) -> DynamoDBClient:
+    """A client of ``session`` (default: a new one) in the region boto3 would choose, else ``AWS_REGION``.
+
+    botocore reads the region from the config, the session, ``AWS_DEFAULT_REGION`` or the profile, but not from
+    ``AWS_REGION`` (checked up to botocore 1.44), the one variable many shells and other SDKs set: Lambda sets both,
+    a laptop often only one. Without any, botocore's NoRegionError would surface at the first call; this says what
+    to set instead, when the map is opened."""
     import boto3
 
-    merged = _config() if config is None else _config().merge(config)
-    client: DynamoDBClient = (session or boto3.session.Session()).client("dynamodb", config=merged)
+    session = session or boto3.session.Session()
+    region = getattr(config, "region_name", None) or session.region_name or os.environ.get("AWS_REGION")
+    if not region:
+        raise ConfigurationError(NO_REGION)
+    client: DynamoDBClient = session.client("dynamodb", region_name=region, config=config)
     return client
 
 
@@ -49,16 +69,14 @@ def _config() -> Config:
 
 def default_client() -> DynamoDBClient:
     """A low-level DynamoDB client for the current region and endpoint, shared by every map."""
-    # Endpoint and region come from the environment (AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION): botocore reads
-    # them itself; they are part of the cache key so that tests and tools that change them get a new client.
-    key = (
-        os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"),
-        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+    # botocore reads the endpoint from AWS_ENDPOINT_URL_DYNAMODB itself; what chooses the client is part of the cache
+    # key, so that tests and tools that change the environment get a new one.
+    key = tuple(
+        os.environ.get(name)
+        for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE")
     )
     with _lock:
         client: DynamoDBClient | None = _clients.get(key)
         if client is None:
-            import boto3
-
-            client = _clients[key] = boto3.session.Session().client("dynamodb", config=_config())
+            client = _clients[key] = _new_client(None, _config())
         return client

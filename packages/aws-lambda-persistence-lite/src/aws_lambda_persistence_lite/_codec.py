@@ -106,12 +106,12 @@ _WHERE: dict[str, tuple[tuple[str, str], ...]] = {
     "pickle5+zlib": (("aws_lambda_persistence_lite._pickle", "PickleCodec"),),
     "pickle5+zstd": (
         ("aws_lambda_persistence_lite._pickle", "StdlibZstdPickleCodec"),  # Python 3.14+: the standard library's zstd
-        ("aws_lambda_persistence._zstd", "ZstdPickleCodec"),  # any Python, with the full package's zstandard
+        ("aws_lambda_persistence._zstd_pickle", "ZstdPickleCodec"),  # any Python, with the full package's zstandard
     ),
     "msgpack+zstd": (("aws_lambda_persistence._msgpack", "MsgpackZstdCodec"),),
 }
 _FIX: dict[str, str] = {
-    "pickle5+zstd": "run on Python 3.14+ or install the full package: pip install aws-lambda-persistence",
+    "pickle5+zstd": "it needs Python 3.14+ or the full package; install it: pip install aws-lambda-persistence",
     "msgpack+zstd": "this map was written by the full package; install it: pip install aws-lambda-persistence",
 }
 #: The names ``PersistentMap.open(codec=...)`` accepts.
@@ -121,14 +121,20 @@ CODECS = tuple(_WHERE)
 @functools.cache
 def _class_for(name: str) -> type[Codec]:
     """The class of codec ``name`` in this process (UnsupportedFormatError with the fix when none can be had)."""
+    broken: ImportError | None = None
     for module, attribute in _WHERE.get(name, ()):
         try:
             found: type[Codec] = getattr(importlib.import_module(module), attribute)
-        except ImportError:  # (the full package, or msgpack or zstandard, is not installed)
+        except ImportError as exc:  # (the full package, or msgpack or zstandard, is not installed)
+            if exc.name and not f"{module}.".startswith(f"{exc.name}."):  # its package is there, not what it imports
+                broken = exc
             continue
         if found.usable():
             return found
     fix = _FIX.get(name, "it was written by a newer version of aws-lambda-persistence; upgrade it")
+    if broken is not None:  # installed, yet it does not import: "install it" would send the user round in circles
+        reason = f"{type(broken).__name__}: {broken}"
+        fix = f"{fix.partition(';')[0]}, and the full package is installed but does not import ({reason}); reinstall it"
     raise UnsupportedFormatError(fix)
 
 

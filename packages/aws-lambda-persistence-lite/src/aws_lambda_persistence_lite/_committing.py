@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from ._capacity import watch_capacity
 from ._dynamodb import Conflict, TableMissing
 from ._errors import ConfigurationError, ConflictError
-from ._legacy import adopt, upgrade
 from ._log import backoff
 from ._meter import Usage
 from ._records import Op
@@ -52,7 +51,7 @@ class Committer:
         if cold:
             replica.load()
             self.loaded = True
-            adopt(replica)
+            self._adopt()
         else:
             self.sync()
         self.stale = False
@@ -66,8 +65,17 @@ class Committer:
         """Catch up with the stored map; True when it had changed."""
         changed = self.replica.refresh()
         if changed:
-            adopt(self.replica)
+            self._adopt()
         return changed
+
+    def _adopt(self) -> None:
+        """Take a 1.0.0 item the replica read (``replica.legacy``) as the map (``_legacy``)."""
+        if self.replica.legacy is not None:
+            # Only 1.0.0 items need _legacy (and the pickle allow-list it reads them through): imported here, on
+            # first use, so that importing the package does not load them (tools/bench/import_time.py).
+            from ._legacy import adopt
+
+            adopt(self.replica)
 
     def writable(self) -> None:
         """Refuse a change made from inside a plan: the function given to ``mutate()`` runs once per attempt, so a
@@ -164,6 +172,8 @@ class Committer:
         if replica.legacy is not None:
             # The first write over a 1.0.0 item stores every key with this change (FORMAT.md, "First write"); if
             # another container upgraded the item first, this change is made on what that one stored.
+            from ._legacy import upgrade  # (imported at first use: see _adopt)
+
             try:
                 return upgrade(replica, ops, known, usage)
             except Conflict:

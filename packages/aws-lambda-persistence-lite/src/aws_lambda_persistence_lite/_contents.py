@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ._batching import Batch, replay
 from ._committing import Committer, Plan
 from ._records import SET, Op
 
 if TYPE_CHECKING:
+    from ._batching import Batch
     from ._replica import Replica
 
 
@@ -96,6 +96,8 @@ class Contents:
                 return
             if not self.commits.loaded or self.commits.stale:
                 self.refresh()
+            from ._batching import Batch, replay  # (imported by the first block, not by every import)
+
             batch = self.batch = Batch(dict(self.replica.view.values))
             try:
                 yield

@@ -16,7 +16,6 @@ from ._iam import permission_message
 from ._limits import BATCH_GET_MAX_BYTES, BATCH_GET_MAX_KEYS, BATCH_WRITE_MAX_ITEMS, ITEM_BUDGET
 from ._log import LITE, backoff
 from ._meter import Usage, item_size, write_units
-from ._table import create_table
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -236,6 +235,8 @@ class Table:
 
     def create(self) -> None:
         """Create the table (first write ever); its calls are not counted in a write's usage."""
+        from ._table import create_table  # (once per table ever: imported here, not on every cold start)
+
         try:
             create_table(self.client, self.settings, self.log)
         except Exception as exc:

@@ -283,6 +283,3 @@ def _garbage(entry: str) -> tuple[str, list[int], float] | None:
         index = int(parts[3])
         return (parts[0], [index], time.time()) if index < shards and stamp == 0 else None
     return parts[0], list(range(shards)), time.time() - stamp
-
-
-#: (The head's room is ``_room``'s: the command line's ``_stored`` imports these three from here.)

@@ -21,7 +21,6 @@ from ._codec import CODECS, Codec, codec_for, lite_default
 from ._config import Settings, split_arguments
 from ._contents import Contents
 from ._errors import ConfigurationError, UnsupportedFormatError
-from ._handler import LambdaHandler, P, R, persistent
 from ._meter import Usage
 from ._reuse import replica_for
 
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from typing_extensions import TypedDict, Unpack
 
-    from ._handler import Handler
+    from ._handler import Handler, LambdaHandler, P, R
     from ._replica import Replica
 
     class OpenOptions(TypedDict, total=False):
@@ -122,6 +121,8 @@ class PersistentMap(MutableMapping[K, V]):
         """Decorate a Lambda handler ``handler(event, context, data)`` to receive the map ``open(lazy=True,
         **options)`` opens at the container's first invocation; each invocation's changes are one write (none if
         it changes nothing), committed before it returns and discarded if it raises (see ``_handler``)."""
+        from ._handler import persistent  # (imported by the functions that decorate a handler, not by every import)
+
         return persistent(lambda: cls.open(lazy=True, **options))
 
     # -- reading ------------------------------------------------------------------------------------------
@@ -164,14 +165,12 @@ class PersistentMap(MutableMapping[K, V]):
 
     @property
     def codec(self) -> str:
-        """The codec this map's entries are written in: the stored map's, once read (else the one it was opened
-        with)."""
+        """The codec of this map's entries: the stored map's, once read (else the one it was opened with)."""
         return self._replica.codec.name
 
     @property
     def version(self) -> int:
-        """The sequence number of the newest change this container has folded (0: nothing stored yet, or a
-        1.0.0 item)."""
+        """The sequence number of the newest change this container folded (0: nothing stored yet, or a 1.0.0 item)."""
         return self._replica.view.seq
 
     @property

@@ -4,7 +4,10 @@ the commit loop that chooses between an append, the map's first write (``_first_
 
 :class:`Replica` is the whole engine of one map in one container: its :class:`~._state.State`, which it reads
 (``_reading``) and changes through these protocols. It knows codec-encoded entries, never Python types, except
-through the codec's ``decode_entry`` / ``encode_entry``.
+through the codec's ``decode_entry`` / ``encode_entry``. A cold start that loads a map and appends to it needs
+only ``_reading`` of them: the others (a first write, a large write, a flush every hundred or so appends) are
+imported where they are first used, so that importing the package does not open their files (the import is on
+every cold start's clock: tools/bench/import_time.py).
 """
 
 from __future__ import annotations
@@ -14,10 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._dynamodb import Conflict, TableMissing, outcome_unknown
 from ._errors import ConflictError, PersistenceError
-from ._first_write import FirstWriter
-from ._flushing import Flusher
 from ._head import CODEC, FMT, HEAD_BUDGET, IDS, LOG, ROOM, TABLE, TABLE_DIGEST, VER, appended, parse, table_attributes
-from ._large_write import CodecChanged, LargeWriter
 from ._meter import Usage, write_units
 from ._reading import Reader
 from ._records import CLEAR, Op, Segment, encode_record
@@ -78,6 +78,8 @@ class Replica(State):
         for _ in range(max(ROOM_ATTEMPTS, self.settings.max_attempts)):
             head = self.head
             if head is None:
+                from ._first_write import FirstWriter  # (imported at first use: see the module docstring)
+
                 done = FirstWriter(self).write(usage, record, rid, own, large=large, first_only=first_only)
                 if done is not None:
                     return done.get(rid, [])
@@ -86,6 +88,8 @@ class Replica(State):
                 raise Conflict()
             codec = self.codec
             if large:
+                from ._large_write import CodecChanged, LargeWriter  # (imported at first use: see the module docstring)
+
                 try:
                     return LargeWriter(self).write(usage, rid, record, own)
                 except CodecChanged:  # (nothing written) the change again, in the map's new codec
@@ -106,6 +110,8 @@ class Replica(State):
                 if self.codec is not codec:  # the map was rewritten in another codec: the change, in that one
                     ops, record, large = _recoded_record(rid, ops, codec, self.codec)
                 elif current.room < charge(record):
+                    from ._flushing import Flusher  # (imported at first use: see the module docstring)
+
                     Flusher(self).flush(usage, current)
                 continue
             result = reader.follow(new, usage, own=own)[1].get(rid, [])
@@ -148,6 +154,8 @@ class Replica(State):
         head = self.head
         if head is None or head.version - before <= 1 or not head.room < FLUSH_AHEAD <= head.room + charged:
             return
+        from ._flushing import Flusher  # (imported at first use: see the module docstring)
+
         try:
             Flusher(self).flush(usage, head)
         except Exception as exc:

@@ -61,7 +61,7 @@ from aws_lambda_persistence_lite import (
 )
 from aws_lambda_persistence_lite._public import claim
 
-__version__ = "2.0.0"
+__version__ = _lite.__version__  # the same release: this package pins the lite one exactly
 
 # Silent unless the function configures logging (Python's advice for libraries): see _log for what is logged.
 logging.getLogger(__name__).addHandler(logging.NullHandler())

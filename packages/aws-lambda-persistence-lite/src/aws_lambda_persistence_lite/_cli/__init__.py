@@ -39,11 +39,17 @@ def main(
         args = parser(prog, map_class).parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed by argparse
         return exc.code if isinstance(exc.code, int) else 2
-    ctx = Context(map_class, args, prog, sys.stdout, sys.stderr)
+    ctx = Context(map_class, args, prog, sys.stdout, sys.stderr, sys.argv[1:] if argv is None else argv)
+    with _environment(args), _library_log(ctx):  # (errors are described where the calls went)
+        return _run(ctx)
+
+
+def _run(ctx: Context) -> int:
+    """Run the command; an error becomes one line on stderr and its exit code."""
+    prog = ctx.prog
     try:
-        with _environment(args), _library_log(ctx):
-            code: int = args.run(ctx)
-            return code
+        code: int = ctx.args.run(ctx)
+        return code
     except CliError as exc:
         ctx.note(f"{prog}: error: {exc}")
         return exc.code

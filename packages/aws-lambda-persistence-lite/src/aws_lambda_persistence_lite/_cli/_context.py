@@ -8,12 +8,17 @@ import contextlib
 import dataclasses
 import functools
 import os
+import shlex
+import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
-from .. import MissingAWSIAMPermissions, PersistenceError, PersistentMap, Settings, admin
+from .. import ConfigurationError, MissingAWSIAMPermissions, PersistenceError, PersistentMap, Settings, admin
 from ._output import Progress, first_line
+
+#: The full package's command: it reads every codec, the lite one only those the lite package can.
+FULL_COMMAND = "aws-lambda-persistence"
 
 
 class CliError(Exception):
@@ -31,6 +36,8 @@ class Context:
     prog: str
     out: TextIO
     err: TextIO
+    #: The command's arguments, to suggest running them with another command.
+    argv: Sequence[str] = ()
     #: A progress line is drawn and not yet ended by a newline.
     line_open: bool = False
 
@@ -90,8 +97,8 @@ class Context:
         self.line_open = False
 
     @contextlib.contextmanager
-    def transfer(self, label: str, unit: str | None = "items") -> Iterator[Progress]:
-        """A progress line; one counting ``items`` is fed by what DynamoDB returns or receives meanwhile
+    def transfer(self, label: str, unit: str | None = "item") -> Iterator[Progress]:
+        """A progress line; one counting items is fed by what DynamoDB returns or receives meanwhile
         (``admin.watch``), others (maps, bytes of a file) by the command."""
         progress = Progress(self, label, getattr(self.args, "progress", None), unit)
 
@@ -99,7 +106,7 @@ class Context:
             progress.update(items, nbytes, total=progress.items + items + more if more else None)
 
         try:
-            with admin.watch(seen) if unit == "items" else contextlib.nullcontext():
+            with admin.watch(seen) if unit == "item" else contextlib.nullcontext():
                 yield progress
         finally:
             progress.done()
@@ -120,7 +127,15 @@ def library_message(exc: PersistenceError, ctx: Context) -> str:
             f"DynamoDB denied {exc.action}: grant it to these credentials "
             f"(`{ctx.prog} policy {key}` prints the least-privilege policy of a map)"
         )
-    return first_line(str(exc), type(exc).__name__)
+    message = first_line(str(exc), type(exc).__name__)
+    if isinstance(exc, ConfigurationError) and "AWS_REGION" in message:  # (the client's: no region anywhere)
+        return f"{message}; or pass --region"
+    install = f"; install it: pip install {FULL_COMMAND}"  # (a codec of the full package: _codec._FIX)
+    full = shutil.which(FULL_COMMAND) if ctx.prog != FULL_COMMAND and message.endswith(install) else None
+    if full:  # installed for another Python than this command's: no need to install it again
+        instead = f"{full} {shlex.join(ctx.argv)}"
+        return f"{message.removesuffix(install)}; the full package's command is installed: {instead}"
+    return message
 
 
 def aws_message(exc: Exception, ctx: Context) -> str:
@@ -128,21 +143,34 @@ def aws_message(exc: Exception, ctx: Context) -> str:
     kind = type(exc).__name__
     response = getattr(exc, "response", None)
     code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
-    table = getattr(ctx.args, "table", None) or os.environ.get("PERSISTENCE_TABLE_NAME") or "AWSLambdaPersistence"
     first = (str(exc).splitlines() or [kind])[0]
     if code == "ResourceNotFoundException":
-        return (
-            f"table {table!r} does not exist in this region/endpoint; check --table, --region and --endpoint-url "
-            "(or PERSISTENCE_TABLE_NAME, AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB)"
-        )
+        return f"table {_table(ctx)} does not exist {_where()}; check --table, --region and --endpoint-url"
     if code in ("AccessDeniedException", "UnrecognizedClientException"):
         return f"{first}; grant the permission (list and migrate need dynamodb:Scan) or use other credentials"
     if code in ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"):
         return f"{first}; DynamoDB throttled the requests: try again later or raise the table's capacity"
     if kind == "NoCredentialsError":
         return "no AWS credentials found; configure them (aws configure, AWS_PROFILE or AWS_ACCESS_KEY_ID)"
-    if kind == "NoRegionError":
-        return "no AWS region configured; pass --region or set AWS_REGION"
     if kind in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"):
         return f"{first}; check --endpoint-url (AWS_ENDPOINT_URL_DYNAMODB) and the network"
     return f"{first} ({kind})"
+
+
+def _table(ctx: Context) -> str:
+    """The table a command used and where its name came from: PERSISTENCE_TABLE_NAME wins over --table, as in
+    functions, so naming the option's table would send the user to the wrong one."""
+    option, variable = getattr(ctx.args, "table", None), os.environ.get("PERSISTENCE_TABLE_NAME")
+    if variable:
+        overrides = f", which overrides --table {option!r}" if option and option != variable else ""
+        return f"{variable!r} (from PERSISTENCE_TABLE_NAME{overrides})"
+    if option:
+        return f"{option!r} (from --table)"
+    return f"{Settings.resolve({'table_key': '*'}).table_name!r} (the default)"
+
+
+def _where() -> str:
+    """The endpoint or region the command's calls went to (as --endpoint-url and --region left the environment)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+    return f"at endpoint {endpoint}" if endpoint else f"in region {region}" if region else "in this region"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import urllib.parse
 from typing import Any
 
 from .. import FORMAT_VERSION, Settings, StoredDataError, Usage, admin, policy
@@ -103,19 +105,29 @@ def run_info(ctx: Context) -> int:
             load_items=usage.items,
             load_read_units=usage.capacity_units,
             load_reported_units=usage.reported_units,
+            load_reported_by=_reporter(),
         )
         ctx.out.write(json.dumps(facts, indent=2) + "\n")
         return 0
     lines = [("table", info.table), ("key", info.key), *_head_lines(info)]
     decoded = info.decoded_bytes
     lines += [("decoded", "-" if decoded is None else human(decoded)), ("entries", str(entries))]
-    cost = f"{count(usage.calls, 'call')}, {count(usage.items, 'item')}, {usage.capacity_units:g} read units"
-    reported = "" if usage.reported_units is None else f" (DynamoDB reported {usage.reported_units:g})"
+    cost = f"{count(usage.calls, 'call')}, {count(usage.items, 'item')}, {count(usage.capacity_units, 'read unit')}"
+    reported = "" if usage.reported_units is None else f" ({_reporter()} reported {usage.reported_units:g})"
     lines.append(("last load", cost + reported))
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
         ctx.out.write(f"{label + ':':<{width + 1}} {value}\n")
     return 0
+
+
+def _reporter() -> str:
+    """Who returned the ConsumedCapacity figure shown beside the library's: DynamoDB, or the endpoint by its URL.
+    moto answers every GetItem with a fixed 0.5 whatever the item's size, which is no figure of DynamoDB's; DynamoDB
+    Local computes its figures as DynamoDB does, so it is named, not left out."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+    host = (urllib.parse.urlsplit(endpoint).hostname or "") if endpoint else "dynamodb.amazonaws.com"
+    return "DynamoDB" if host.endswith((".amazonaws.com", ".amazonaws.com.cn", ".api.aws")) else str(endpoint)
 
 
 def _facts(info: MapInfo) -> dict[str, Any]:

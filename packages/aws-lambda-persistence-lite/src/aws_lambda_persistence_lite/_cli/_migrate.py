@@ -10,7 +10,7 @@ from .. import FORMAT_VERSION, PersistenceError, Settings, admin
 from ..admin import MapInfo
 from ._context import CliError, Context, library_message
 from ._inspect import stored_maps
-from ._output import entries
+from ._output import count, entries
 
 
 def run_migrate(ctx: Context) -> int:
@@ -20,20 +20,23 @@ def run_migrate(ctx: Context) -> int:
     if ctx.args.dry_run:
         return _dry_run(ctx, s, found)
     if not found:
-        ctx.note(f"0 maps to rewrite with codec {codec} in table {s.table_name!r}")
+        ctx.note(f"no maps to rewrite with codec {codec} in table {s.table_name!r}")
         return 0
     legacy = sum(info.format == 1 for info in found)
     foreign = sorted({info.codec for info in found if info.format != 1})
-    kinds = [f"{legacy} 1.0.0 item(s)"] if legacy else []
+    kinds = [count(legacy, "1.0.0 item")] if legacy else []
     kinds += [f"{len(found) - legacy} of codec {', '.join(foreign)}"] if foreign else []
     ctx.confirm(
-        f"Rewrite {len(found)} map(s) of table {s.table_name!r} in format {FORMAT_VERSION} with codec {codec} "
+        f"Rewrite {count(len(found), 'map')} of table {s.table_name!r} in format {FORMAT_VERSION} with codec {codec} "
         f"({'; '.join(kinds)})? Functions still running 1.0.0, or a package that cannot read {codec}, cannot "
         "read them afterwards."
     )
     failed, _ = _each(ctx, s, found, dry_run=False)
     if failed:
-        raise CliError(f"{failed} of {len(found)} map(s) were not migrated (see above); fix them and run migrate again")
+        was, them = ("was", "it") if failed == 1 else ("were", "them")
+        raise CliError(
+            f"{failed} of {count(len(found), 'map')} {was} not migrated (see above); fix {them} and run migrate again"
+        )
     return 0
 
 
@@ -46,9 +49,12 @@ def _dry_run(ctx: Context, s: Settings, found: list[MapInfo]) -> int:
     """List the maps migrate would rewrite: each is read and re-encoded as migrate would, so that a map listed is
     one migrate can rewrite (the others are named on stderr, and the exit code is 1 as migrate's would be)."""
     refused, listed = _each(ctx, s, found, dry_run=True)
-    ctx.note(f"{listed} map(s) to rewrite with codec {ctx.codec_name} in table {s.table_name!r}")
+    ctx.note(f"{count(listed, 'map')} to rewrite with codec {ctx.codec_name} in table {s.table_name!r}")
     if refused:
-        raise CliError(f"{refused} of {len(found)} map(s) cannot be migrated (see above); fix them, then run migrate")
+        them = "it" if refused == 1 else "them"
+        raise CliError(
+            f"{refused} of {count(len(found), 'map')} cannot be migrated (see above); fix {them}, then run migrate"
+        )
     return 0
 
 
@@ -56,7 +62,7 @@ def _each(ctx: Context, s: Settings, found: list[MapInfo], *, dry_run: bool) -> 
     """Rewrite (or, ``dry_run``, check) each map, saying what became of it: how many failed, and how many a dry run
     found to rewrite (listed on stdout)."""
     failed = listed = 0
-    with ctx.transfer("reading" if dry_run else "migrating", unit="maps") as progress:
+    with ctx.transfer("reading" if dry_run else "migrating", unit="map") as progress:
         progress.total = len(found)
         for info in found:
             try:

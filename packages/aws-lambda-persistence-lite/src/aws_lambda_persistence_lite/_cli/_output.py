@@ -47,8 +47,10 @@ class Progress:
     def _draw(self) -> None:
         line = f"{self.label}: {human(self.bytes)}"
         if self.unit is not None:
-            count = f"{self.items}/{self.total}" if self.total is not None else str(self.items)
-            line = f"{self.label}: {count} {self.unit}, {human(self.bytes)}"
+            done = (
+                count(self.items, self.unit) if self.total is None else f"{self.items}/{count(self.total, self.unit)}"
+            )
+            line = f"{self.label}: {done}, {human(self.bytes)}"
         self.stream.write(("\r" if self.ctx.line_open else "") + line.ljust(self.width))
         self.stream.flush()
         self.ctx.line_open = True
@@ -70,12 +72,14 @@ def human(size: float) -> str:
     raise AssertionError  # pragma: no cover
 
 
-def count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+def count(number: float, noun: str, plural: str = "") -> str:
+    """``number`` and ``noun`` in the right number: "1 map", "2 maps", "0.5 read units", "3 entries"."""
+    shown = f"{number:g}" if isinstance(number, float) else str(number)
+    return f"{shown} {noun if number == 1 else plural or noun + 's'}"
 
 
 def entries(number: int) -> str:
-    return f"{number} entry" if number == 1 else f"{number} entries"
+    return count(number, "entry", "entries")
 
 
 def first_line(text: str, default: str) -> str:

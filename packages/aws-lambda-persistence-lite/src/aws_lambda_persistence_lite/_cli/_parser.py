@@ -28,7 +28,9 @@ def parser(prog: str, map_class: type[PersistentMap[Any, Any]]) -> argparse.Argu
     group.add_argument(
         "--endpoint-url", default=argparse.SUPPRESS, help="DynamoDB endpoint (sets AWS_ENDPOINT_URL_DYNAMODB)"
     )
-    group.add_argument("--region", default=argparse.SUPPRESS, help="AWS region (sets AWS_REGION)")
+    group.add_argument(
+        "--region", default=argparse.SUPPRESS, help="AWS region (sets AWS_REGION and AWS_DEFAULT_REGION)"
+    )
     group.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
