@@ -24,6 +24,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests import totals
 from tests.faults.injection import Faults, quick_retries
 from tools import servers
 
@@ -51,6 +52,10 @@ if SHARED_TABLE and TEST_BACKEND == "moto":
 #: The table the library uses by default in tests (the default table name, or this session's shared table).
 TABLE = f"alp-test-{uuid.uuid4().hex[:12]}" if SHARED_TABLE else "AWSLambdaPersistence"
 _REAL_AWS_ENV = {k: v for k, v in os.environ.items() if k.startswith("AWS_")} if TEST_BACKEND == "aws" else {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    totals.pytest_configure(config)  # the session's totals for tools/dev.py (tests/totals.py)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -110,6 +110,12 @@ def race_conditional_puts(endpoint: str, rounds: int = 100, writers: int = 4) ->
 
 @pytest.mark.slow
 class TestConcurrentContainers:
+    @pytest.fixture
+    def pkg(self, lite: Any) -> Any:
+        """The lite package alone: what is raced is the engine's commit protocol, which both packages share (the
+        full one only sets another default codec); TestConflicts, and test_races.py's threads, run both."""
+        return lite
+
     def test_server_lets_one_conditional_write_win(self, endpoint: str) -> None:
         """The premise of the tests below. moto's own threaded server fails it (1 round in 15 to 20 had two
         winners: it checks, then writes, with no lock between), so tools/servers.py serialises its requests."""
