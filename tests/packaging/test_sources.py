@@ -27,6 +27,7 @@ VERSION_RECORDS = {
     "packages/aws-lambda-persistence-lite/src/aws_lambda_persistence_lite/__init__.py",  # the source itself
     "tools/bench/RESULTS.md",  # benchmark runs, each naming the versions it measured
     "layers/README.md",  # sizes measured on a build, named after its zips
+    "layers/sizes.json",  # the figures of the last layer build (tools/figures.py), named after its zips
     "tests/layers/test_layer_publish.py",  # a sample manifest for the publisher
 }
 
