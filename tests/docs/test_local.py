@@ -28,6 +28,11 @@ def start(server: str, port: int) -> tuple[subprocess.Popen[str], dict[str, str]
     """The server command, and the variables its ``export`` lines set (read up to the last of them)."""
     command = [sys.executable, str(ROOT / "tools" / "servers.py"), server, "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return process, read_exports(process)
+
+
+def read_exports(process: subprocess.Popen[str]) -> dict[str, str]:
+    """The variables a running server's ``export`` lines set, read up to the line after the last of them."""
     assert process.stdout is not None
     exported: dict[str, str] = {}
     for line in process.stdout:
@@ -35,7 +40,7 @@ def start(server: str, port: int) -> tuple[subprocess.Popen[str], dict[str, str]
             name, _, value = line.removeprefix("export ").strip().partition("=")
             exported[name] = value
         elif exported:  # (the blank line after them)
-            return process, exported
+            return exported
     raise AssertionError(f"no environment printed; stderr: {process.stderr.read() if process.stderr else ''}")
 
 
